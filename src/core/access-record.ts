@@ -1,0 +1,110 @@
+/**
+ * Access records (情報提供等記録, 番号法 §23) and their hash chain.
+ *
+ * Every record links to the one before it in its chain: hash = SHA-256(domain ‖ prev_hash ‖ canonical fields).
+ * Each replica writes its own chain (chain id), and each committed batch is sealed by an Ed25519 signature
+ * over (chain id, last sequence number, chain head). Changing, deleting, inserting or reordering records breaks
+ * a link or a seal; rewriting all later hashes too still breaks the next seal, which needs the signing key.
+ *
+ * The sequence number is deliberately outside the hash: order is protected by the links, and keeping the
+ * number out lets verification tell a renumbered reordering from an altered record.
+ */
+import { createHash, sign, verify, type KeyObject } from 'node:crypto';
+
+/** Mirrors linkage.v1.Outcome. */
+export const Outcome = {
+  ISSUED: 1,
+  PROVIDED: 2,
+  DENIED: 3,
+  NOT_FOUND: 4,
+  FAILED: 5,
+  RECORDS_READ: 6,
+} as const;
+export type Outcome = (typeof Outcome)[keyof typeof Outcome];
+
+export interface AccessRecordDraft {
+  readonly recordId: string;
+  /** Subject key: neither the personal number nor any agency's code (see subject-key.ts). */
+  readonly subject: string;
+  /** Milliseconds since the epoch. */
+  readonly requestedAt: number;
+  readonly providedAt: number | null;
+  readonly requester: string;
+  readonly provider: string;
+  readonly procedure: string;
+  readonly legalBasisRow: string;
+  readonly item: string;
+  readonly outcome: Outcome;
+  readonly nonDisclosable: boolean;
+}
+
+export interface ChainedRecord extends AccessRecordDraft {
+  readonly chainId: string;
+  readonly seq: number;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export interface Seal {
+  readonly chainId: string;
+  /** The sequence number of the last record the seal covers. */
+  readonly lastSeq: number;
+  readonly headHash: string;
+  /** Base64 Ed25519 signature. */
+  readonly signature: string;
+  readonly keyId: string;
+  readonly sealedAt: number;
+}
+
+export function genesisHash(chainId: string): string {
+  return createHash('sha256').update('linkgw-chain-genesis-v1\n').update(chainId).digest('hex');
+}
+
+export function recordHash(prevHash: string, r: AccessRecordDraft & { chainId: string }): string {
+  const canonical = JSON.stringify([
+    r.chainId,
+    r.recordId,
+    r.subject,
+    r.requestedAt,
+    r.providedAt,
+    r.requester,
+    r.provider,
+    r.procedure,
+    r.legalBasisRow,
+    r.item,
+    r.outcome,
+    r.nonDisclosable,
+  ]);
+  return createHash('sha256').update('linkgw-record-v1\n').update(prevHash).update('\n').update(canonical).digest('hex');
+}
+
+/** Links drafts onto a chain whose head is (`lastSeq`, `headHash`). */
+export function chain(chainId: string, lastSeq: number, headHash: string, drafts: readonly AccessRecordDraft[]): ChainedRecord[] {
+  const out: ChainedRecord[] = [];
+  let prev = headHash;
+  let seq = lastSeq;
+  for (const d of drafts) {
+    const r = { ...d, chainId, seq: ++seq, prevHash: prev, hash: '' };
+    r.hash = recordHash(prev, r);
+    prev = r.hash;
+    out.push(r);
+  }
+  return out;
+}
+
+function sealMessage(chainId: string, lastSeq: number, headHash: string): Buffer {
+  return Buffer.from(`linkgw-seal-v1\n${chainId}\n${lastSeq}\n${headHash}`, 'utf8');
+}
+
+export function makeSeal(chainId: string, lastSeq: number, headHash: string, key: KeyObject, keyId: string, now: number): Seal {
+  const signature = sign(null, sealMessage(chainId, lastSeq, headHash), key).toString('base64');
+  return { chainId, lastSeq, headHash, signature, keyId, sealedAt: now };
+}
+
+export function sealIsValid(s: Seal, publicKey: KeyObject): boolean {
+  try {
+    return verify(null, sealMessage(s.chainId, s.lastSeq, s.headHash), publicKey, Buffer.from(s.signature, 'base64'));
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Crockford base32 without padding, upper case on output; decoding accepts lower case and the usual
+ * look-alikes (O→0, I/L→1) and rejects anything non-canonical (trailing bits that are not zero).
+ */
+
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const DECODE = new Int8Array(128).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) {
+  DECODE[ALPHABET.charCodeAt(i)] = i;
+  DECODE[ALPHABET.toLowerCase().charCodeAt(i)] = i;
+}
+for (const [c, v] of [['O', 0], ['o', 0], ['I', 1], ['i', 1], ['L', 1], ['l', 1]] as const) DECODE[c.charCodeAt(0)] = v;
+
+export function base32Encode(bytes: Uint8Array): string {
+  let out = '';
+  let buffer = 0;
+  let bits = 0;
+  for (const b of bytes) {
+    buffer = (buffer << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += ALPHABET[(buffer >>> bits) & 31];
+    }
+    buffer &= (1 << bits) - 1;
+  }
+  if (bits > 0) out += ALPHABET[(buffer << (5 - bits)) & 31];
+  return out;
+}
+
+/** Length in characters of `n` bytes encoded. */
+export function base32Length(n: number): number {
+  return Math.ceil((n * 8) / 5);
+}
+
+/** Decodes exactly `n` bytes, or returns null when the text is not a canonical encoding of `n` bytes. */
+export function base32Decode(s: string, n: number): Uint8Array | null {
+  if (s.length !== base32Length(n)) return null;
+  const out = new Uint8Array(n);
+  let buffer = 0;
+  let bits = 0;
+  let j = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const v = c < 128 ? DECODE[c]! : -1;
+    if (v < 0) return null;
+    buffer = ((buffer << 5) | v) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      if (j < n) out[j++] = (buffer >>> bits) & 0xff;
+    }
+  }
+  if ((buffer & ((1 << bits) - 1)) !== 0) return null;
+  return out;
+}

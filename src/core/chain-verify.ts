@@ -1,0 +1,79 @@
+/**
+ * Verification of one chain of access records against its seals. Reports the first problem, naming the record
+ * where it shows and what kind of tampering explains it.
+ */
+import { genesisHash, recordHash, sealIsValid, type ChainedRecord, type Seal } from './access-record.js';
+import type { KeyObject } from 'node:crypto';
+
+export type ProblemKind = 'changed' | 'deleted' | 'inserted' | 'reordered' | 'bad-seal' | 'unsealed';
+
+export interface ChainProblem {
+  readonly chainId: string;
+  readonly kind: ProblemKind;
+  /** Sequence number and record id where the problem shows (the record after a gap, for deletions). */
+  readonly seq: number | null;
+  readonly recordId: string | null;
+  readonly detail: string;
+}
+
+export interface ChainReport {
+  readonly chainId: string;
+  readonly records: number;
+  readonly seals: number;
+  readonly problem: ChainProblem | null;
+}
+
+/**
+ * `rows` in ascending seq order as stored, `seals` in ascending lastSeq order; `keys` maps key ids to Ed25519
+ * public keys.
+ */
+export function verifyChain(chainId: string, rows: readonly ChainedRecord[], seals: readonly Seal[], keys: ReadonlyMap<string, KeyObject>): ChainReport {
+  const report = (problem: ChainProblem | null): ChainReport => ({ chainId, records: rows.length, seals: seals.length, problem });
+  const at = (kind: ProblemKind, r: ChainedRecord | undefined, detail: string) =>
+    report({ chainId, kind, seq: r?.seq ?? null, recordId: r?.recordId ?? null, detail });
+
+  const laterHashes = new Map<string, number>();
+  rows.forEach((r, i) => laterHashes.set(r.hash, i));
+
+  let prevHash = genesisHash(chainId);
+  let prev: ChainedRecord | undefined;
+  let expectedSeq = 1;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    if (r.chainId !== chainId) return at('inserted', r, 'record of another chain');
+    if (r.prevHash !== prevHash) {
+      if (prev && prev.prevHash === r.prevHash) return at('inserted', prev, 'this record was put between two linked records');
+      const j = laterHashes.get(r.prevHash);
+      if (j !== undefined && j > i) return at('reordered', r, 'this record links to a record stored after it');
+      if (r.seq !== expectedSeq) return at('deleted', r, `records ${expectedSeq}..${r.seq - 1} are missing before this one`);
+      if (prev) return at('changed', prev, 'this record was rewritten with a new hash');
+      return at('deleted', r, 'records are missing before this one');
+    }
+    if (recordHash(r.prevHash, r) !== r.hash) return at('changed', r, 'the stored fields do not match the record hash');
+    if (r.seq !== expectedSeq) {
+      if (r.seq > expectedSeq) return at('deleted', r, `sequence numbers ${expectedSeq}..${r.seq - 1} are missing`);
+      return at('reordered', r, 'sequence numbers are out of order');
+    }
+    prevHash = r.hash;
+    prev = r;
+    expectedSeq++;
+  }
+
+  const bySeq = new Map<number, ChainedRecord>();
+  for (const r of rows) bySeq.set(r.seq, r);
+  let lastSealed = 0;
+  for (const s of seals) {
+    const key = keys.get(s.keyId);
+    if (s.chainId !== chainId || !key || !sealIsValid(s, key)) return at('bad-seal', bySeq.get(s.lastSeq), `the seal over record ${s.lastSeq} has a bad signature`);
+    const r = bySeq.get(s.lastSeq);
+    if (!r) return report({ chainId, kind: 'deleted', seq: s.lastSeq, recordId: null, detail: `sealed record ${s.lastSeq} is missing` });
+    if (r.hash !== s.headHash) {
+      const first = rows.find((x) => x.seq > lastSealed);
+      return at('changed', first, `records ${lastSealed + 1}..${s.lastSeq} were rewritten: the chain head does not match its seal`);
+    }
+    lastSealed = Math.max(lastSealed, s.lastSeq);
+  }
+  const tail = rows.find((r) => r.seq > lastSealed);
+  if (tail) return at('unsealed', tail, 'records after the last seal: added outside the gateway');
+  return report(null);
+}

@@ -1,0 +1,147 @@
+/**
+ * The composition root: builds every module from settings, starts the gRPC server and the ops listener, and
+ * stops them in order. Tests start gateways through this too, on port 0.
+ */
+import { ServerCredentials } from '@grpc/grpc-js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { withProviderAddresses } from './core/agency-registry.js';
+import { SubjectKeys } from './core/subject-key.js';
+import { loadPolicy, Policy } from './config/policy.js';
+import type { Settings } from './config/settings.js';
+import { InlineEngine, type MappingEngine } from './engine/mapping-engine.js';
+import { startGatewayServer } from './grpc/gateway-server.js';
+import type { HandlerEnv } from './grpc/handlers.js';
+import { channelCredentials, serverCredentials } from './grpc/tls.js';
+import { loadOrCreateKeyring, type Keyring } from './keys/keyring-file.js';
+import type { Logger } from './log/logger.js';
+import { GatewayMetrics } from './metrics/metrics.js';
+import { startOpsServer, type OpsServer } from './metrics/http-server.js';
+import { ensureDevPki, pkiFiles } from './pki/dev-pki.js';
+import { ProviderClients } from './providers/provider-client.js';
+import { startSimulatedProviders, type SimulatedProviders, type SimulationOptions } from './providers/simulated-provider.js';
+import { openRecordStore } from './records/open-store.js';
+import type { RecordStore } from './records/record-store.js';
+import { RecordWriter } from './records/record-writer.js';
+import { GatewayService } from './service/gateway-service.js';
+import { RecordsService } from './service/records-service.js';
+
+export interface GatewayOptions {
+  readonly log: Logger;
+  /** Passed to the simulated providers (tests capture requests or add delay). */
+  readonly simulation?: Omit<SimulationOptions, 'caCert'>;
+  /** Use this store instead of opening one from settings (tests). */
+  readonly store?: RecordStore;
+  /** Start the HTTP ops listener (default true). */
+  readonly ops?: boolean;
+  /** Use this engine instead of building one from settings. */
+  readonly engine?: (keyring: Keyring) => Promise<MappingEngine> | MappingEngine;
+}
+
+export interface RunningGateway {
+  readonly address: string;
+  readonly port: number;
+  readonly opsAddress: string | undefined;
+  readonly keyring: Keyring;
+  readonly policy: Policy;
+  readonly store: RecordStore;
+  readonly writer: RecordWriter;
+  readonly metrics: GatewayMetrics;
+  readonly simulated: SimulatedProviders | undefined;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startGateway(s: Settings, o: GatewayOptions): Promise<RunningGateway> {
+  const log = o.log;
+  mkdirSync(s.dataDir, { recursive: true, mode: 0o700 });
+  const { keyring, created } = loadOrCreateKeyring(join(s.dataDir, 'keyring.json'));
+  if (created) log.info('created a new keyring', { file: join(s.dataDir, 'keyring.json') });
+
+  // The registry as written names the agencies the dev PKI issues certificates for.
+  const initial = loadPolicy({ agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile });
+  const pkiDir = join(s.dataDir, 'pki');
+  const usingDevPki = s.tls.ca === pkiFiles(pkiDir).caCert;
+  if (usingDevPki && !s.insecurePlaintext) {
+    const cns = new Map([...initial.registry.agencies.values()].map((a) => [a.id, a.certificateCommonName]));
+    const issued = await ensureDevPki(pkiDir, cns);
+    if (issued.length) log.info('issued development certificates', { dir: pkiDir, agencies: issued });
+  }
+
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c();
+  };
+  try {
+    let simulated: SimulatedProviders | undefined;
+    if (s.simulate) {
+      const f = pkiFiles(pkiDir);
+      const agencies = [...initial.registry.agencies.values()]
+        .filter((a) => a.roles.has('provider'))
+        .map((a) => ({ id: a.id, cert: f.agencyCert(a.id), key: f.agencyKey(a.id), listen: '127.0.0.1:0' }));
+      simulated = await startSimulatedProviders(agencies, { caCert: f.caCert, ...o.simulation });
+      const sim = simulated;
+      cleanups.push(() => sim.close());
+      log.info('simulated providing agencies started', { addresses: Object.fromEntries(simulated.addresses) });
+    }
+    const addresses = simulated?.addresses;
+    const policy = new Policy(
+      { agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile, ...(addresses ? { adjustRegistry: (r) => withProviderAddresses(r, addresses) } : {}) },
+      log,
+    );
+    cleanups.push(() => policy.close());
+
+    const metrics = new GatewayMetrics(() => new Set(policy.current.registry.agencies.keys()));
+    const store = o.store ?? (await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }));
+    if (!o.store) cleanups.push(() => store.close());
+    const writer = new RecordWriter({ store, sealKey: keyring.sealPrivateKey, sealKeyId: keyring.sealKeyId, log, observer: metrics });
+    cleanups.push(() => writer.close());
+    const engine = o.engine ? await o.engine(keyring) : new InlineEngine(keyring);
+    cleanups.push(() => engine.close());
+    const providers = new ProviderClients(
+      channelCredentials({ ca: s.tls.ca, cert: s.tls.cert, key: s.tls.key }),
+    );
+    cleanups.push(() => providers.close());
+    const subjects = new SubjectKeys(keyring.subjectSecret);
+    const gateway = new GatewayService({ engine, subjects, writer, policy: () => policy.current, providers, providerTimeoutMs: s.providerTimeoutMs, observer: metrics });
+    const records = new RecordsService({ engine, subjects, writer, store });
+    const env: HandlerEnv = { registry: () => policy.current.registry, insecure: s.insecurePlaintext, log, observer: metrics };
+    if (s.insecurePlaintext) log.warn('PLAINTEXT MODE: no TLS, and callers name their own agency. Never use this outside a development machine.');
+    const creds = s.insecurePlaintext ? ServerCredentials.createInsecure() : serverCredentials(s.tls);
+    const server = await startGatewayServer(s.listen, creds, env, gateway, records);
+    let draining = false;
+    cleanups.push(() => {
+      draining = true;
+    });
+    let ops: OpsServer | undefined;
+    if (o.ops !== false) {
+      ops = await startOpsServer(s.metricsListen, metrics.registry, () => !draining);
+      const ops_ = ops;
+      cleanups.push(() => ops_.close());
+    }
+    const host = s.listen.slice(0, s.listen.lastIndexOf(':'));
+    const address = `${host}:${server.port}`;
+    log.info('gateway serving', { address, ops: ops?.address, records: store.kind, engine: engine.kind, chain: writer.chainId, tls: !s.insecurePlaintext });
+    let stopped: Promise<void> | undefined;
+    return {
+      address,
+      port: server.port,
+      opsAddress: ops?.address,
+      keyring,
+      policy,
+      store,
+      writer,
+      metrics,
+      simulated,
+      stop: (graceMs = 5000) =>
+        (stopped ??= (async () => {
+          draining = true;
+          await server.shutdown(graceMs);
+          await cleanup();
+          log.info('gateway stopped');
+        })()),
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}

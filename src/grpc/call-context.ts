@@ -1,0 +1,30 @@
+/**
+ * What a handler knows about the call it serves, independent of grpc-js: who is calling (from the certificate),
+ * until when, whether the caller gave up, and the caller's request id.
+ */
+import type { AgencyEntry } from '../core/agency-registry.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../log/logger.js';
+
+export interface CallContext {
+  readonly agency: AgencyEntry;
+  readonly method: string;
+  /** Milliseconds since the epoch; Infinity when the caller set no deadline. */
+  readonly deadline: number;
+  /** Aborted when the client cancels or the deadline passes. */
+  readonly signal: AbortSignal;
+  /** The caller's `x-request-id`, when it is a sane token. */
+  readonly requestId: string | undefined;
+  readonly log: Logger;
+}
+
+/** Throws the right status when the call is already over, so no more work is spent on it. */
+export function throwIfDone(ctx: Pick<CallContext, 'deadline' | 'signal'>): void {
+  if (ctx.signal.aborted) throw new GatewayError('CANCELLED', 'the call was cancelled');
+  if (Date.now() >= ctx.deadline) throw new GatewayError('DEADLINE_EXCEEDED', 'the deadline passed');
+}
+
+/** Milliseconds left, at most `cap`. */
+export function remaining(ctx: Pick<CallContext, 'deadline'>, cap: number): number {
+  return Math.max(0, Math.min(cap, ctx.deadline - Date.now()));
+}

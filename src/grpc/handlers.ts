@@ -1,0 +1,227 @@
+/**
+ * Adapters from plain async handlers to grpc-js call handlers. Each one identifies the caller from its
+ * certificate, builds the CallContext, turns a malformed request into INVALID_ARGUMENT, maps every error to a
+ * deliberate status (status.ts), and reports each finished call to the observer (metrics, logs).
+ */
+import {
+  status,
+  type handleBidiStreamingCall,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  type Metadata,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+} from '@grpc/grpc-js';
+import type { AgencyEntry, AgencyRegistry } from '../core/agency-registry.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../log/logger.js';
+import type { CallContext } from './call-context.js';
+import { identify } from './identity.js';
+import { Malformed } from './service-definition.js';
+import { statusName, toServiceError } from './status.js';
+
+export interface CallObserver {
+  /** One call ended with `code`; `agency` is undefined when the caller was not identified. */
+  callEnded(method: string, agency: string | undefined, code: number, seconds: number): void;
+}
+
+export interface HandlerEnv {
+  registry(): AgencyRegistry;
+  readonly insecure: boolean;
+  readonly log: Logger;
+  readonly observer?: CallObserver;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function requestIdOf(md: Metadata): string | undefined {
+  const v = md.get('x-request-id')[0];
+  return typeof v === 'string' && REQUEST_ID.test(v) ? v : undefined;
+}
+
+function deadlineOf(call: { getDeadline(): Date | number }): number {
+  const d = call.getDeadline();
+  return d instanceof Date ? d.getTime() : d;
+}
+
+interface AnyServerCall {
+  readonly metadata: Metadata;
+  readonly cancelled: boolean;
+  getDeadline(): Date | number;
+  getAuthContext(): ReturnType<ServerUnaryCall<unknown, unknown>['getAuthContext']>;
+  on(event: 'cancelled', l: () => void): unknown;
+  removeListener(event: 'cancelled', l: () => void): unknown;
+}
+
+function begin(env: HandlerEnv, method: string, call: AnyServerCall): { ctx: CallContext; done: () => void } {
+  const agency: AgencyEntry = identify(call, env.registry(), env.insecure);
+  const deadline = deadlineOf(call);
+  const ac = new AbortController();
+  const onCancel = () => ac.abort(new GatewayError('CANCELLED', 'the call was cancelled'));
+  call.on('cancelled', onCancel);
+  let timer: NodeJS.Timeout | undefined;
+  if (Number.isFinite(deadline)) {
+    timer = setTimeout(() => ac.abort(new GatewayError('DEADLINE_EXCEEDED', 'the deadline passed')), Math.max(0, deadline - Date.now()));
+    timer.unref();
+  }
+  const requestId = requestIdOf(call.metadata);
+  const ctx: CallContext = {
+    agency,
+    method,
+    deadline,
+    signal: ac.signal,
+    requestId,
+    log: env.log.child({ method, agency: agency.id, ...(requestId ? { requestId } : {}) }),
+  };
+  return {
+    ctx,
+    done: () => {
+      if (timer) clearTimeout(timer);
+      call.removeListener('cancelled', onCancel);
+    },
+  };
+}
+
+function report(env: HandlerEnv, method: string, agency: string | undefined, code: number, started: bigint, err?: unknown): void {
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  env.observer?.callEnded(method, agency, code, seconds);
+  if (code === status.INTERNAL || code === status.UNKNOWN) env.log.error('call failed', { method, agency, code: statusName(code), err });
+  else if (err !== undefined && code !== status.OK) env.log.debug('call refused', { method, agency, code: statusName(code), err });
+}
+
+function malformed(m: unknown): GatewayError | undefined {
+  return m instanceof Malformed ? new GatewayError('INVALID_ARGUMENT', `the request is not a valid ${m.typeName} message`) : undefined;
+}
+
+export function unary<Req, Res>(env: HandlerEnv, method: string, fn: (req: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const started = process.hrtime.bigint();
+    let agency: string | undefined;
+    let done: (() => void) | undefined;
+    (async () => {
+      const b = begin(env, method, call as unknown as AnyServerCall);
+      done = b.done;
+      agency = b.ctx.agency.id;
+      const bad = malformed(call.request);
+      if (bad) throw bad;
+      return fn(call.request, b.ctx);
+    })().then(
+      (res) => {
+        done?.();
+        report(env, method, agency, status.OK, started);
+        callback(null, res);
+      },
+      (err: unknown) => {
+        done?.();
+        const se = toServiceError(err);
+        report(env, method, agency, se.code, started, err);
+        callback(se);
+      },
+    );
+  };
+}
+
+export function serverStreaming<Req, Res>(
+  env: HandlerEnv,
+  method: string,
+  fn: (req: Req, ctx: CallContext, write: (res: Res) => Promise<void>) => Promise<void>,
+): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>) => {
+    const started = process.hrtime.bigint();
+    let agency: string | undefined;
+    let done: (() => void) | undefined;
+    const write = (res: Res) =>
+      new Promise<void>((resolve) => {
+        if (call.write(res)) resolve();
+        else call.once('drain', () => resolve());
+      });
+    (async () => {
+      const b = begin(env, method, call as unknown as AnyServerCall);
+      done = b.done;
+      agency = b.ctx.agency.id;
+      const bad = malformed(call.request);
+      if (bad) throw bad;
+      await fn(call.request, b.ctx, write);
+    })().then(
+      () => {
+        done?.();
+        report(env, method, agency, status.OK, started);
+        call.end();
+      },
+      (err: unknown) => {
+        done?.();
+        const se = toServiceError(err);
+        report(env, method, agency, se.code, started, err);
+        call.destroy(Object.assign(new Error(se.details), se));
+      },
+    );
+  };
+}
+
+/**
+ * Bidirectional streams handled message by message, in order: `open` makes the stream's handler (which may
+ * keep per-stream state), called for each request; its result
+ * is written before the next request is looked at. Reading pauses while the response side is full, so a fast
+ * client cannot make the server buffer without bound.
+ */
+export function bidiOrdered<Req, Res>(
+  env: HandlerEnv,
+  method: string,
+  open: (ctx: CallContext) => (req: Req) => Promise<Res>,
+): handleBidiStreamingCall<Req, Res> {
+  return (call: ServerDuplexStream<Req, Res>) => {
+    const started = process.hrtime.bigint();
+    let b: ReturnType<typeof begin>;
+    const fail = (err: unknown, agency?: string) => {
+      const se = toServiceError(err);
+      report(env, method, agency, se.code, started, err);
+      call.destroy(Object.assign(new Error(se.details), se));
+    };
+    try {
+      b = begin(env, method, call as unknown as AnyServerCall);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    const { ctx, done } = b;
+    const fn = open(ctx);
+    let chain = Promise.resolve();
+    let failed = false;
+    let inFlight = 0;
+    const HIGH_WATER = 4;
+    call.on('data', (req: Req) => {
+      if (failed) return;
+      inFlight++;
+      if (inFlight >= HIGH_WATER) call.pause();
+      chain = chain.then(async () => {
+        if (failed) return;
+        try {
+          const bad = malformed(req);
+          if (bad) throw bad;
+          const res = await fn(req);
+          if (!call.write(res)) await new Promise<void>((r) => call.once('drain', () => r()));
+        } catch (err) {
+          failed = true;
+          done();
+          fail(err, ctx.agency.id);
+        } finally {
+          inFlight--;
+          if (inFlight < HIGH_WATER && !failed) call.resume();
+        }
+      });
+    });
+    call.on('end', () => {
+      void chain.then(() => {
+        if (failed) return;
+        done();
+        report(env, method, ctx.agency.id, status.OK, started);
+        call.end();
+      });
+    });
+    call.on('error', () => {
+      failed = true;
+      done();
+    });
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * Agency identity: the agency is the one whose registry entry matches the verified client certificate
+ * (grpc-js has already checked the chain against the CA). The subject common name selects the entry, and the
+ * entry's fingerprint pins, if any, must match. Nothing in a request can name the caller.
+ *
+ * Plaintext mode (development only, behind an explicit flag) has no certificate: the caller then names itself
+ * in the `x-linkgw-insecure-agency` metadata, and the server warns about it at start.
+ */
+import type { Metadata } from '@grpc/grpc-js';
+import type { PeerCertificate } from 'node:tls';
+import type { AgencyEntry, AgencyRegistry } from '../core/agency-registry.js';
+import { GatewayError } from '../core/errors.js';
+
+/** What identity needs of a server call: its metadata and its TLS peer. */
+export interface IdentifiableCall {
+  readonly metadata: Metadata;
+  getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null;
+}
+
+export const INSECURE_AGENCY_HEADER = 'x-linkgw-insecure-agency';
+
+export function identify(call: IdentifiableCall, registry: AgencyRegistry, insecure: boolean): AgencyEntry {
+  if (insecure) {
+    const v = call.metadata.get(INSECURE_AGENCY_HEADER)[0];
+    const entry = typeof v === 'string' ? registry.agencies.get(v) : undefined;
+    if (!entry) throw new GatewayError('UNAUTHENTICATED', `plaintext mode: name a registered agency in ${INSECURE_AGENCY_HEADER}`);
+    return entry;
+  }
+  const cert = call.getAuthContext()?.sslPeerCertificate;
+  if (!cert || !cert.subject) throw new GatewayError('UNAUTHENTICATED', 'a client certificate is required');
+  const cn = cert.subject.CN;
+  const entry = typeof cn === 'string' ? registry.byCommonName.get(cn) : undefined;
+  if (!entry) throw new GatewayError('UNAUTHENTICATED', 'the client certificate does not belong to a registered agency');
+  if (entry.certificateFingerprints.length > 0 && !entry.certificateFingerprints.includes(String(cert.fingerprint256).toUpperCase()))
+    throw new GatewayError('UNAUTHENTICATED', 'the client certificate is not one pinned for its agency');
+  return entry;
+}
+
+export function requireRole(agency: AgencyEntry, role: 'requester' | 'provider' | 'disclosure', what: string): void {
+  if (!agency.roles.has(role)) throw new GatewayError('PERMISSION_DENIED', `agency ${agency.id} may not ${what}`);
+}

@@ -1,0 +1,60 @@
+/**
+ * grpc-js service definitions from protobuf-es descriptors, so the request path uses protobuf-es serializers.
+ *
+ * A request that does not parse becomes the `Malformed` marker instead of an exception: grpc-js would answer a
+ * throwing deserializer with INTERNAL, and garbage from a client is INVALID_ARGUMENT. Handlers check for it.
+ */
+import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from '@bufbuild/protobuf';
+import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
+
+export class Malformed {
+  constructor(readonly typeName: string) {}
+}
+
+function serializer<D extends DescMessage>(desc: D): (m: MessageShape<D>) => Buffer {
+  return (m) => {
+    const u8 = toBinary(desc, m);
+    return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+  };
+}
+
+function lenientDeserializer<D extends DescMessage>(desc: D): (b: Buffer) => MessageShape<D> | Malformed {
+  return (b) => {
+    try {
+      return fromBinary(desc, b);
+    } catch {
+      return new Malformed(desc.typeName);
+    }
+  };
+}
+
+function strictDeserializer<D extends DescMessage>(desc: D): (b: Buffer) => MessageShape<D> {
+  return (b) => fromBinary(desc, b);
+}
+
+/** The definition a server registers: requests may come back as `Malformed`. */
+export function serverDefinition(service: DescService): ServiceDefinition {
+  return build(service, true);
+}
+
+/** The definition a client uses (for makeGenericClientConstructor). */
+export function clientDefinition(service: DescService): ServiceDefinition {
+  return build(service, false);
+}
+
+function build(service: DescService, server: boolean): ServiceDefinition {
+  const def: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const m of service.methods) {
+    def[m.localName] = {
+      path: `/${service.typeName}/${m.name}`,
+      requestStream: m.methodKind === 'client_streaming' || m.methodKind === 'bidi_streaming',
+      responseStream: m.methodKind === 'server_streaming' || m.methodKind === 'bidi_streaming',
+      requestSerialize: serializer(m.input) as (v: unknown) => Buffer,
+      requestDeserialize: server ? lenientDeserializer(m.input) : strictDeserializer(m.input),
+      responseSerialize: serializer(m.output) as (v: unknown) => Buffer,
+      responseDeserialize: strictDeserializer(m.output),
+      originalName: m.localName,
+    };
+  }
+  return def as ServiceDefinition;
+}

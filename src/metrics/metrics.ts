@@ -1,0 +1,67 @@
+/**
+ * Prometheus metrics (prom-client). Labels come only from bounded sets: method names, status names, agency ids
+ * of the registry, provider outcomes. Nothing from a request body ever becomes a label.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CallObserver } from '../grpc/handlers.js';
+import { statusName } from '../grpc/status.js';
+import type { WriterObserver } from '../records/record-writer.js';
+import type { ProviderCallObserver } from '../service/gateway-service.js';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCallObserver {
+  readonly registry = new Registry();
+  readonly #known: () => ReadonlySet<string>;
+  readonly requests: Counter<'method' | 'code' | 'agency'>;
+  readonly latency: Histogram<'method' | 'code'>;
+  readonly providerLatency: Histogram<'provider' | 'outcome'>;
+  readonly batchSize: Histogram;
+  readonly commitLatency: Histogram;
+  readonly recordBacklog: Gauge;
+  readonly recordFailures: Counter;
+  readonly recordsWritten: Counter;
+
+  /** `knownAgencies` bounds the agency label: anything else is reported as "unknown". */
+  constructor(knownAgencies: () => ReadonlySet<string>, opts: { defaultMetrics?: boolean } = {}) {
+    this.#known = knownAgencies;
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    const r = [this.registry];
+    this.requests = new Counter({ name: 'linkgw_requests_total', help: 'Finished gRPC calls by method, status code and calling agency.', labelNames: ['method', 'code', 'agency'], registers: r });
+    this.latency = new Histogram({ name: 'linkgw_request_duration_seconds', help: 'gRPC call latency by method and status code.', labelNames: ['method', 'code'], buckets: LATENCY_BUCKETS, registers: r });
+    this.providerLatency = new Histogram({ name: 'linkgw_provider_call_duration_seconds', help: 'Calls to providing agencies by provider and outcome.', labelNames: ['provider', 'outcome'], buckets: LATENCY_BUCKETS, registers: r });
+    this.batchSize = new Histogram({ name: 'linkgw_record_batch_size', help: 'Access records per committed batch.', buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000], registers: r });
+    this.commitLatency = new Histogram({ name: 'linkgw_record_commit_duration_seconds', help: 'Time to chain, seal and durably commit one batch of access records.', buckets: LATENCY_BUCKETS, registers: r });
+    this.recordBacklog = new Gauge({ name: 'linkgw_record_backlog', help: 'Access records waiting for a commit.', registers: r });
+    this.recordFailures = new Counter({ name: 'linkgw_record_batch_failures_total', help: 'Batches of access records that could not be committed (their requests failed).', registers: r });
+    this.recordsWritten = new Counter({ name: 'linkgw_records_committed_total', help: 'Access records committed durably.', registers: r });
+  }
+
+  #agency(a: string | undefined): string {
+    return a !== undefined && this.#known().has(a) ? a : 'unknown';
+  }
+
+  callEnded(method: string, agency: string | undefined, code: number, seconds: number): void {
+    const c = statusName(code);
+    this.requests.inc({ method, code: c, agency: this.#agency(agency) });
+    this.latency.observe({ method, code: c }, seconds);
+  }
+
+  providerCall(provider: string, outcome: string, seconds: number): void {
+    this.providerLatency.observe({ provider: this.#agency(provider), outcome }, seconds);
+  }
+
+  batchCommitted(size: number, seconds: number): void {
+    this.batchSize.observe(size);
+    this.commitLatency.observe(seconds);
+    this.recordsWritten.inc(size);
+  }
+
+  batchFailed(): void {
+    this.recordFailures.inc();
+  }
+
+  backlog(n: number): void {
+    this.recordBacklog.set(n);
+  }
+}

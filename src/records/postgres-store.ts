@@ -1,0 +1,112 @@
+/**
+ * The PostgreSQL record store (LINKGW_RECORDS_URL=postgres://…). A batch is one transaction with one multi-row
+ * INSERT through unnest() and one seal row: one WAL flush per batch, whatever its size. Tables live in the
+ * schema named by the URL's `schema` parameter (default `public`), so tests and tenants can be kept apart.
+ */
+import pg from 'pg';
+import type { ChainedRecord, Seal } from '../core/access-record.js';
+import type { RecordQuery, RecordStore } from './record-store.js';
+import { SCHEMA, rowToRecord, rowToSeal, type RecordRow, type SealRow } from './schema.js';
+
+const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export class PostgresRecordStore implements RecordStore {
+  readonly kind = 'postgres' as const;
+  readonly #pool: pg.Pool;
+
+  private constructor(pool: pg.Pool) {
+    this.#pool = pool;
+  }
+
+  static async open(url: string, opts: { statementTimeoutMs?: number; max?: number } = {}): Promise<PostgresRecordStore> {
+    const u = new URL(url);
+    const schema = u.searchParams.get('schema') ?? 'public';
+    if (!IDENT.test(schema)) throw new Error('records URL: schema must be a plain lower-case identifier');
+    u.searchParams.delete('schema');
+    const pool = new pg.Pool({
+      connectionString: u.toString(),
+      max: opts.max ?? 4,
+      statement_timeout: opts.statementTimeoutMs ?? 5000,
+      connectionTimeoutMillis: 5000,
+      options: `-c search_path=${schema}`,
+    });
+    // An idle client that loses its server must not crash the process; the next query reports the failure.
+    pool.on('error', () => undefined);
+    const c = await pool.connect();
+    try {
+      await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      for (const s of SCHEMA) await c.query(s);
+    } finally {
+      c.release();
+    }
+    return new PostgresRecordStore(pool);
+  }
+
+  async commit(records: readonly ChainedRecord[], seal: Seal): Promise<void> {
+    const c = await this.#pool.connect();
+    try {
+      await c.query('BEGIN');
+      const cols: unknown[][] = Array.from({ length: 15 }, () => []);
+      for (const r of records) {
+        const v = [r.chainId, r.seq, r.recordId, r.subject, r.requestedAt, r.providedAt, r.requester, r.provider, r.procedure, r.legalBasisRow, r.item, r.outcome, r.nonDisclosable ? 1 : 0, r.prevHash, r.hash];
+        v.forEach((x, i) => cols[i]!.push(x));
+      }
+      await c.query(
+        `INSERT INTO access_records (chain_id, seq, record_id, subject, requested_at, provided_at, requester, provider, procedure,
+           legal_basis_row, item, outcome, non_disclosable, prev_hash, hash)
+         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[],
+           $9::text[], $10::text[], $11::text[], $12::int[], $13::int[], $14::text[], $15::text[])`,
+        cols,
+      );
+      await c.query('INSERT INTO record_seals (chain_id, last_seq, head_hash, signature, key_id, sealed_at) VALUES ($1, $2, $3, $4, $5, $6)', [
+        seal.chainId,
+        seal.lastSeq,
+        seal.headHash,
+        seal.signature,
+        seal.keyId,
+        seal.sealedAt,
+      ]);
+      await c.query('COMMIT');
+      c.release();
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      c.release(true);
+      throw e;
+    }
+  }
+
+  async head(chainId: string): Promise<{ lastSeq: number; headHash: string } | null> {
+    const r = await this.#pool.query<{ seq: string; hash: string }>('SELECT seq, hash FROM access_records WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1', [chainId]);
+    const row = r.rows[0];
+    return row ? { lastSeq: Number(row.seq), headHash: row.hash } : null;
+  }
+
+  async listBySubject(q: RecordQuery): Promise<ChainedRecord[]> {
+    const where = ['subject = $1', 'non_disclosable = 0'];
+    const args: unknown[] = [q.subject];
+    const arg = (v: unknown) => `$${args.push(v)}`;
+    if (q.from !== null) where.push(`requested_at >= ${arg(q.from)}`);
+    if (q.to !== null) where.push(`requested_at < ${arg(q.to)}`);
+    if (q.after) where.push(`(requested_at, chain_id, seq) < (${arg(q.after.requestedAt)}, ${arg(q.after.chainId)}, ${arg(q.after.seq)})`);
+    const r = await this.#pool.query<RecordRow>(
+      `SELECT * FROM access_records WHERE ${where.join(' AND ')} ORDER BY requested_at DESC, chain_id DESC, seq DESC LIMIT ${arg(q.limit)}`,
+      args,
+    );
+    return r.rows.map(rowToRecord);
+  }
+
+  async chainIds(): Promise<string[]> {
+    const r = await this.#pool.query<{ chain_id: string }>('SELECT chain_id FROM access_records UNION SELECT chain_id FROM record_seals ORDER BY 1');
+    return r.rows.map((x) => x.chain_id);
+  }
+
+  async readChain(chainId: string): Promise<{ rows: ChainedRecord[]; seals: Seal[] }> {
+    const rows = await this.#pool.query<RecordRow>('SELECT * FROM access_records WHERE chain_id = $1 ORDER BY seq', [chainId]);
+    const seals = await this.#pool.query<SealRow>('SELECT * FROM record_seals WHERE chain_id = $1 ORDER BY last_seq', [chainId]);
+    return { rows: rows.rows.map(rowToRecord), seals: seals.rows.map(rowToSeal) };
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+}

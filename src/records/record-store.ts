@@ -1,0 +1,36 @@
+/**
+ * What the record writer and the disclosure service need of a record store. Two implementations: SQLite
+ * (embedded default, in its own worker thread) and PostgreSQL. Errors from a store are plain errors; the
+ * writer and services turn them into statuses.
+ */
+import type { ChainedRecord, Seal } from '../core/access-record.js';
+
+export interface RecordQuery {
+  readonly subject: string;
+  /** Inclusive lower bound on requestedAt, ms. */
+  readonly from: number | null;
+  /** Exclusive upper bound on requestedAt, ms. */
+  readonly to: number | null;
+  /** Read on strictly after (older than) this position. */
+  readonly after: RecordCursor | null;
+  readonly limit: number;
+}
+
+export interface RecordCursor {
+  readonly requestedAt: number;
+  readonly chainId: string;
+  readonly seq: number;
+}
+
+export interface RecordStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Appends records and the seal over them in one durable transaction. */
+  commit(records: readonly ChainedRecord[], seal: Seal): Promise<void>;
+  /** The last sequence number and hash of a chain, or null for a chain with no records. */
+  head(chainId: string): Promise<{ lastSeq: number; headHash: string } | null>;
+  /** Disclosable records of a subject, newest first. */
+  listBySubject(q: RecordQuery): Promise<ChainedRecord[]>;
+  chainIds(): Promise<string[]>;
+  readChain(chainId: string): Promise<{ rows: ChainedRecord[]; seals: Seal[] }>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,127 @@
+/**
+ * The group-commit record writer: the only thing that writes the record store.
+ *
+ * `append` queues a record and resolves once the batch holding it is committed durably. While one batch is
+ * being committed, new records gather; the next batch takes all of them (up to `maxBatch`), links them onto
+ * the chain, seals the head with Ed25519 and commits records and seal in one transaction. Many requests share
+ * one fsync and one signature.
+ *
+ * If a commit fails, every request in the batch fails UNAVAILABLE (nothing is released), the chain head is
+ * re-read from the store before the next batch, and the writer goes on. When the backlog is full, new records
+ * are refused at once (UNAVAILABLE), so a slow store makes requests fail fast instead of piling up memory.
+ */
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { chain, genesisHash, makeSeal, type AccessRecordDraft } from '../core/access-record.js';
+import { base32Encode } from '../core/base32.js';
+import { GatewayError } from '../core/errors.js';
+import type { Logger } from '../log/logger.js';
+import type { RecordStore } from './record-store.js';
+
+export interface WriterObserver {
+  batchCommitted(size: number, seconds: number): void;
+  batchFailed(size: number): void;
+  backlog(n: number): void;
+}
+
+export interface RecordWriterOptions {
+  readonly store: RecordStore;
+  readonly sealKey: KeyObject;
+  readonly sealKeyId: string;
+  readonly log: Logger;
+  readonly maxBatch?: number;
+  readonly maxBacklog?: number;
+  readonly chainId?: string;
+  readonly observer?: WriterObserver;
+}
+
+interface Entry {
+  readonly draft: AccessRecordDraft;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+}
+
+export function newRecordId(): string {
+  return base32Encode(randomBytes(15));
+}
+
+export class RecordWriter {
+  readonly chainId: string;
+  readonly #o: Required<Omit<RecordWriterOptions, 'chainId' | 'observer'>> & { observer?: WriterObserver };
+  #queue: Entry[] = [];
+  #running = false;
+  #head: { lastSeq: number; headHash: string } | null;
+  #headStale = true;
+  #closed = false;
+  #idle: Promise<void> = Promise.resolve();
+  #idleResolve: (() => void) | undefined;
+
+  constructor(o: RecordWriterOptions) {
+    this.chainId = o.chainId ?? `c${base32Encode(randomBytes(10)).toLowerCase()}`;
+    this.#o = { maxBatch: 2000, maxBacklog: 100_000, ...o };
+    this.#head = null;
+  }
+
+  get backlog(): number {
+    return this.#queue.length;
+  }
+
+  /** Resolves when the record is durable; rejects with UNAVAILABLE when it cannot be. */
+  append(draft: AccessRecordDraft): Promise<void> {
+    if (this.#closed) return Promise.reject(new GatewayError('UNAVAILABLE', 'the gateway is shutting down'));
+    if (this.#queue.length >= this.#o.maxBacklog)
+      return Promise.reject(new GatewayError('UNAVAILABLE', 'the access record store is behind; try again', { details: { 'retry-after-ms': '100' } }));
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ draft, resolve, reject });
+      this.#o.observer?.backlog(this.#queue.length);
+      if (!this.#running) this.#start();
+    });
+  }
+
+  /** Appends many records and resolves when all are durable. */
+  appendAll(drafts: readonly AccessRecordDraft[]): Promise<void> {
+    return Promise.all(drafts.map((d) => this.append(d))).then(() => undefined);
+  }
+
+  #start(): void {
+    this.#running = true;
+    this.#idle = new Promise((r) => (this.#idleResolve = r));
+    // Let the current tick's appends join the first batch.
+    setImmediate(() => void this.#loop());
+  }
+
+  async #loop(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.#o.maxBatch);
+      this.#o.observer?.backlog(this.#queue.length);
+      const started = process.hrtime.bigint();
+      try {
+        if (this.#headStale) {
+          this.#head = (await this.#o.store.head(this.chainId)) ?? { lastSeq: 0, headHash: genesisHash(this.chainId) };
+          this.#headStale = false;
+        }
+        const head = this.#head!;
+        const linked = chain(this.chainId, head.lastSeq, head.headHash, batch.map((e) => e.draft));
+        const last = linked[linked.length - 1]!;
+        const seal = makeSeal(this.chainId, last.seq, last.hash, this.#o.sealKey, this.#o.sealKeyId, Date.now());
+        await this.#o.store.commit(linked, seal);
+        this.#head = { lastSeq: last.seq, headHash: last.hash };
+        this.#o.observer?.batchCommitted(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
+        for (const e of batch) e.resolve();
+      } catch (err) {
+        this.#headStale = true;
+        this.#o.observer?.batchFailed(batch.length);
+        this.#o.log.error('access record batch not committed; its requests fail', { size: batch.length, err });
+        const e = new GatewayError('UNAVAILABLE', 'the access record could not be written; nothing was released', { cause: err });
+        for (const x of batch) x.reject(e);
+      }
+    }
+    this.#running = false;
+    this.#idleResolve?.();
+  }
+
+  /** Stops taking records and waits for the queued ones to be committed (or to fail). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#idle;
+  }
+}

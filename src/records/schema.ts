@@ -1,0 +1,134 @@
+/**
+ * The record tables, shared by both stores (the SQL here is the common subset of SQLite and PostgreSQL).
+ * Times are milliseconds since the epoch. No column holds a personal number or an agency code: `subject` is
+ * the keyed one-way subject key.
+ */
+export const RECORD_COLUMNS = [
+  'chain_id',
+  'seq',
+  'record_id',
+  'subject',
+  'requested_at',
+  'provided_at',
+  'requester',
+  'provider',
+  'procedure',
+  'legal_basis_row',
+  'item',
+  'outcome',
+  'non_disclosable',
+  'prev_hash',
+  'hash',
+] as const;
+
+export const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS access_records (
+    chain_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    record_id TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    requested_at BIGINT NOT NULL,
+    provided_at BIGINT,
+    requester TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    procedure TEXT NOT NULL,
+    legal_basis_row TEXT NOT NULL,
+    item TEXT NOT NULL,
+    outcome INTEGER NOT NULL,
+    non_disclosable INTEGER NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (chain_id, seq)
+  )`,
+  `CREATE INDEX IF NOT EXISTS access_records_by_subject
+    ON access_records (subject, requested_at DESC, chain_id DESC, seq DESC)`,
+  `CREATE TABLE IF NOT EXISTS record_seals (
+    chain_id TEXT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    head_hash TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    sealed_at BIGINT NOT NULL,
+    PRIMARY KEY (chain_id, last_seq)
+  )`,
+];
+
+export interface RecordRow {
+  chain_id: string;
+  seq: number | string;
+  record_id: string;
+  subject: string;
+  requested_at: number | string;
+  provided_at: number | string | null;
+  requester: string;
+  provider: string;
+  procedure: string;
+  legal_basis_row: string;
+  item: string;
+  outcome: number;
+  non_disclosable: number | boolean;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface SealRow {
+  chain_id: string;
+  last_seq: number | string;
+  head_hash: string;
+  signature: string;
+  key_id: string;
+  sealed_at: number | string;
+}
+
+import type { ChainedRecord, Outcome, Seal } from '../core/access-record.js';
+
+export function rowToRecord(r: RecordRow): ChainedRecord {
+  return {
+    chainId: r.chain_id,
+    seq: Number(r.seq),
+    recordId: r.record_id,
+    subject: r.subject,
+    requestedAt: Number(r.requested_at),
+    providedAt: r.provided_at === null ? null : Number(r.provided_at),
+    requester: r.requester,
+    provider: r.provider,
+    procedure: r.procedure,
+    legalBasisRow: r.legal_basis_row,
+    item: r.item,
+    outcome: r.outcome as Outcome,
+    nonDisclosable: r.non_disclosable === true || r.non_disclosable === 1,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+export function recordToValues(r: ChainedRecord): (string | number | null)[] {
+  return [
+    r.chainId,
+    r.seq,
+    r.recordId,
+    r.subject,
+    r.requestedAt,
+    r.providedAt,
+    r.requester,
+    r.provider,
+    r.procedure,
+    r.legalBasisRow,
+    r.item,
+    r.outcome,
+    r.nonDisclosable ? 1 : 0,
+    r.prevHash,
+    r.hash,
+  ];
+}
+
+export function rowToSeal(s: SealRow): Seal {
+  return {
+    chainId: s.chain_id,
+    lastSeq: Number(s.last_seq),
+    headHash: s.head_hash,
+    signature: s.signature,
+    keyId: s.key_id,
+    sealedAt: Number(s.sealed_at),
+  };
+}

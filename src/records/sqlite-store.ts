@@ -1,0 +1,75 @@
+/**
+ * The embedded record store: SQLite in WAL mode, run by a dedicated worker thread (sqlite-worker.ts). This side
+ * only posts requests and matches answers, so the event loop never waits on the disk.
+ */
+import { Worker } from 'node:worker_threads';
+import type { ChainedRecord, Seal } from '../core/access-record.js';
+import { workerFile } from '../worker-file.js';
+import type { RecordQuery, RecordStore } from './record-store.js';
+import type { SqliteRequest } from './sqlite-worker.js';
+
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+export class SqliteRecordStore implements RecordStore {
+  readonly kind = 'sqlite' as const;
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, Pending>();
+  #next = 1;
+  #dead: Error | undefined;
+
+  private constructor(path: string, busyTimeoutMs: number) {
+    this.#worker = new Worker(workerFile(import.meta.url, 'sqlite-worker'), { workerData: { path, busyTimeoutMs } });
+    this.#worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: { message: string; code?: string } }) => {
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      if (m.ok) p.resolve(m.value);
+      else p.reject(Object.assign(new Error(m.error?.message ?? 'sqlite error'), { code: m.error?.code }));
+    });
+    const die = (e: Error) => {
+      this.#dead = e;
+      for (const p of this.#pending.values()) p.reject(e);
+      this.#pending.clear();
+    };
+    this.#worker.on('error', die);
+    this.#worker.on('exit', () => die(new Error('the record store thread has stopped')));
+  }
+
+  /** Opens (and creates) the store at `path`; resolves once the schema is in place. */
+  static async open(path: string, opts: { busyTimeoutMs?: number } = {}): Promise<SqliteRecordStore> {
+    const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000);
+    await s.chainIds();
+    return s;
+  }
+
+  #call<T>(req: Body<SqliteRequest>): Promise<T> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    const id = this.#next++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.#worker.postMessage({ ...req, id });
+    });
+  }
+
+  commit(records: readonly ChainedRecord[], seal: Seal): Promise<void> {
+    return this.#call({ op: 'commit', records: records as ChainedRecord[], seal });
+  }
+  head(chainId: string): Promise<{ lastSeq: number; headHash: string } | null> {
+    return this.#call({ op: 'head', chainId });
+  }
+  listBySubject(query: RecordQuery): Promise<ChainedRecord[]> {
+    return this.#call({ op: 'list', query });
+  }
+  chainIds(): Promise<string[]> {
+    return this.#call({ op: 'chains' });
+  }
+  readChain(chainId: string): Promise<{ rows: ChainedRecord[]; seals: Seal[] }> {
+    return this.#call({ op: 'readChain', chainId });
+  }
+  async close(): Promise<void> {
+    if (this.#dead) return;
+    await this.#call({ op: 'close' }).catch(() => undefined);
+    await this.#worker.terminate();
+  }
+}

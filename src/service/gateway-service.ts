@@ -1,0 +1,165 @@
+/**
+ * LinkageGateway: code issuance (single and bulk) and relayed information queries. Each method composes the
+ * modules (engine, policy, providers, records) and holds no logic of its own beyond the order of the steps:
+ * identity → input → policy → mapping → provider → record → response.
+ */
+import { create } from '@bufbuild/protobuf';
+import { Outcome, type AccessRecordDraft } from '../core/access-record.js';
+import { decide, type Decision } from '../core/legal-basis.js';
+import { GatewayError } from '../core/errors.js';
+import type { SubjectKeys } from '../core/subject-key.js';
+import type { PolicySnapshot } from '../config/policy.js';
+import type { MappingEngine } from '../engine/mapping-engine.js';
+import {
+  IssueCodeResponseSchema,
+  IssueCodesResponseSchema,
+  IssueCodeResultSchema,
+  QueryInformationResponseSchema,
+  type IssueCodeRequest,
+  type IssueCodeResponse,
+  type IssueCodesRequest,
+  type IssueCodesResponse,
+  type QueryInformationRequest,
+  type QueryInformationResponse,
+} from '../gen/linkage/v1/gateway_pb.js';
+import { throwIfDone, remaining, type CallContext } from '../grpc/call-context.js';
+import { requireRole } from '../grpc/identity.js';
+import type { ProviderClients, ProvideResult } from '../providers/provider-client.js';
+import { newRecordId, type RecordWriter } from '../records/record-writer.js';
+import { parsePersonalNumber, personalNumberProblem } from './personal-number-input.js';
+import { issuanceRecord, UNLISTED, UNREGISTERED } from './records-drafts.js';
+import { checkPersonalNumber } from '../core/personal-number.js';
+
+export const MAX_BATCH = 10_000;
+
+export interface ProviderCallObserver {
+  providerCall(provider: string, outcome: string, seconds: number): void;
+}
+
+export interface GatewayDeps {
+  readonly engine: MappingEngine;
+  readonly subjects: SubjectKeys;
+  readonly writer: RecordWriter;
+  policy(): PolicySnapshot;
+  readonly providers: ProviderClients;
+  /** Upper bound on the time given to a provider, ms. */
+  readonly providerTimeoutMs: number;
+  readonly observer?: ProviderCallObserver;
+}
+
+const NAME = /^[a-z][a-z0-9.-]{0,63}$/;
+
+function requireName(v: string, field: string): void {
+  if (!NAME.test(v)) throw new GatewayError('INVALID_ARGUMENT', `${field}: lower-case letters, digits, dots and hyphens, 1 to 64 characters`);
+}
+
+export class GatewayService {
+  constructor(private readonly d: GatewayDeps) {}
+
+  async issueCode(req: IssueCodeRequest, ctx: CallContext): Promise<IssueCodeResponse> {
+    const value = parsePersonalNumber(req.personalNumber);
+    throwIfDone(ctx);
+    const [code] = await this.d.engine.issue(ctx.agency.id, [value], ctx.signal);
+    const recordId = newRecordId();
+    await this.d.writer.append(issuanceRecord(recordId, this.d.subjects.of(value), ctx.agency.id, Date.now()));
+    return create(IssueCodeResponseSchema, { code: code!, recordId });
+  }
+
+  /** One batch of a bulk issuance stream; `offset` is the stream index of its first item. */
+  async issueBatch(req: IssueCodesRequest, ctx: CallContext, offset: number): Promise<IssueCodesResponse> {
+    const numbers = req.personalNumbers;
+    if (numbers.length > MAX_BATCH) throw new GatewayError('INVALID_ARGUMENT', `at most ${MAX_BATCH} numbers a message`);
+    throwIfDone(ctx);
+    const values: number[] = [];
+    const at: number[] = [];
+    const results = numbers.map((s, i) => {
+      const c = checkPersonalNumber(s);
+      if (c.ok) {
+        values.push(c.value);
+        at.push(i);
+        return create(IssueCodeResultSchema, {});
+      }
+      return create(IssueCodeResultSchema, { status: 3, error: personalNumberProblem(s)! });
+    });
+    if (values.length > 0) {
+      const codes = await this.d.engine.issue(ctx.agency.id, values, ctx.signal);
+      const now = Date.now();
+      await this.d.writer.appendAll(values.map((v) => issuanceRecord(newRecordId(), this.d.subjects.of(v), ctx.agency.id, now)));
+      for (let j = 0; j < at.length; j++) results[at[j]!]!.code = codes[j]!;
+    }
+    return create(IssueCodesResponseSchema, { offset: BigInt(offset), results });
+  }
+
+  issueStream(ctx: CallContext): (req: IssueCodesRequest) => Promise<IssueCodesResponse> {
+    let offset = 0;
+    return (req) => {
+      const at = offset;
+      offset += req.personalNumbers.length;
+      return this.issueBatch(req, ctx, at);
+    };
+  }
+
+  async queryInformation(req: QueryInformationRequest, ctx: CallContext): Promise<QueryInformationResponse> {
+    requireRole(ctx.agency, 'requester', 'query information');
+    requireName(req.provider, 'provider');
+    requireName(req.procedure, 'procedure');
+    requireName(req.item, 'item');
+    if (!req.code) throw new GatewayError('INVALID_ARGUMENT', 'code: the caller\'s code for the person is required');
+    throwIfDone(ctx);
+    const [decoded] = await this.d.engine.decode(ctx.agency.id, [req.code], ctx.signal);
+    if (!decoded?.ok) throw new GatewayError('INVALID_ARGUMENT', 'code: not a valid code of the calling agency');
+
+    const { registry, table } = this.d.policy();
+    const requestedAt = Date.now();
+    const recordId = newRecordId();
+    const provider = registry.agencies.get(req.provider);
+    const base = {
+      recordId,
+      subject: this.d.subjects.of(decoded.number),
+      requestedAt,
+      requester: ctx.agency.id,
+      provider: provider ? provider.id : UNREGISTERED,
+      procedure: table.procedures.has(req.procedure) ? req.procedure : UNLISTED,
+      item: table.items.has(req.item) ? req.item : UNLISTED,
+    };
+    const decision = provider?.roles.has('provider') && provider.providerAddress
+      ? decide(table, { requester: ctx.agency.id, procedure: req.procedure, provider: provider.id, item: req.item })
+      : ({ allowed: false, reason: 'no-row' } as Decision);
+    if (!decision.allowed) {
+      await this.#record({ ...base, providedAt: null, legalBasisRow: decision.row?.id ?? '', outcome: Outcome.DENIED, nonDisclosable: decision.row?.nonDisclosable ?? false });
+      throw new GatewayError('PERMISSION_DENIED', 'no legal basis for this requester, procedure, provider and item');
+    }
+    const row = decision.row;
+    const [providerCode] = await this.d.engine.issue(provider!.id, [decoded.number], ctx.signal);
+    const started = process.hrtime.bigint();
+    const result: ProvideResult = await this.d.providers.provide({
+      address: provider!.providerAddress!,
+      code: providerCode!,
+      requester: ctx.agency.id,
+      procedure: req.procedure,
+      item: req.item,
+      recordId,
+      legalBasisRow: row.id,
+      deadline: Date.now() + remaining(ctx, this.d.providerTimeoutMs),
+    });
+    this.d.observer?.providerCall(provider!.id, result.kind === 'failed' ? result.code.toLowerCase() : result.kind, Number(process.hrtime.bigint() - started) / 1e9);
+    const common = { ...base, legalBasisRow: row.id, nonDisclosable: row.nonDisclosable };
+    switch (result.kind) {
+      case 'provided':
+        await this.#record({ ...common, providedAt: Date.now(), outcome: Outcome.PROVIDED });
+        return create(QueryInformationResponseSchema, { payload: result.payload, contentType: result.contentType, recordId, legalBasisRow: row.id });
+      case 'not-found':
+        await this.#record({ ...common, providedAt: null, outcome: Outcome.NOT_FOUND });
+        throw new GatewayError('NOT_FOUND', 'the provider has no information about this person', { details: { 'x-record-id': recordId } });
+      case 'failed':
+        await this.#record({ ...common, providedAt: null, outcome: Outcome.FAILED });
+        if (result.code === 'DEADLINE_EXCEEDED') throw new GatewayError('DEADLINE_EXCEEDED', 'the provider did not answer in time', { details: { 'x-record-id': recordId } });
+        if (result.code === 'UNAVAILABLE') throw new GatewayError('UNAVAILABLE', 'the provider is unavailable', { details: { 'x-record-id': recordId } });
+        throw new GatewayError('UNAVAILABLE', 'the provider failed to answer', { details: { 'x-record-id': recordId } });
+    }
+  }
+
+  #record(draft: AccessRecordDraft): Promise<void> {
+    return this.d.writer.append(draft);
+  }
+}

@@ -1,0 +1,39 @@
+/** The access records the gateway's operations write, built in one place so every path fills every field. */
+import { Outcome, type AccessRecordDraft } from '../core/access-record.js';
+
+export const ISSUANCE_PROCEDURE = 'code.issue';
+export const RECORDS_READ_PROCEDURE = 'records.read';
+export const UNREGISTERED = '(unregistered)';
+export const UNLISTED = '(unlisted)';
+
+export function issuanceRecord(recordId: string, subject: string, agency: string, now: number): AccessRecordDraft {
+  return {
+    recordId,
+    subject,
+    requestedAt: now,
+    providedAt: now,
+    requester: agency,
+    provider: '',
+    procedure: ISSUANCE_PROCEDURE,
+    legalBasisRow: '',
+    item: 'code',
+    outcome: Outcome.ISSUED,
+    nonDisclosable: false,
+  };
+}
+
+export function recordsReadRecord(recordId: string, subject: string, agency: string, now: number): AccessRecordDraft {
+  return {
+    recordId,
+    subject,
+    requestedAt: now,
+    providedAt: now,
+    requester: agency,
+    provider: '',
+    procedure: RECORDS_READ_PROCEDURE,
+    legalBasisRow: '',
+    item: 'access-records',
+    outcome: Outcome.RECORDS_READ,
+    nonDisclosable: false,
+  };
+}
