@@ -153,7 +153,8 @@ export function serverStreaming<Req, Res>(
         done?.();
         const se = toServiceError(err);
         report(env, method, agency, se.code, started, err);
-        call.destroy(Object.assign(new Error(se.details), se));
+        // grpc-js turns an 'error' event on a server stream into the call's status.
+        call.emit('error', Object.assign(new Error(se.details), se));
       },
     );
   };
@@ -176,7 +177,8 @@ export function bidiOrdered<Req, Res>(
     const fail = (err: unknown, agency?: string) => {
       const se = toServiceError(err);
       report(env, method, agency, se.code, started, err);
-      call.destroy(Object.assign(new Error(se.details), se));
+      // grpc-js turns an 'error' event on a server stream into the call's status.
+        call.emit('error', Object.assign(new Error(se.details), se));
     };
     try {
       b = begin(env, method, call as unknown as AnyServerCall);

@@ -44,7 +44,7 @@ export async function createPgSchema(): Promise<{ url: string; schema: string; d
 }
 
 export async function startHarness(
-  opts: { store?: StoreKind; env?: Record<string, string>; dataDir?: string; pgUrl?: string } & Partial<Omit<GatewayOptions, 'log'>> = {},
+  opts: { records?: StoreKind; env?: Record<string, string>; dataDir?: string; pgUrl?: string } & Partial<Omit<GatewayOptions, 'log'>> = {},
 ): Promise<Harness> {
   const dataDir = opts.dataDir ?? tempDir();
   const logFile = join(dataDir, 'gateway.log');
@@ -52,7 +52,7 @@ export async function startHarness(
   const log = createLogger({ level: 'debug', stream });
   let pgSchema: Awaited<ReturnType<typeof createPgSchema>> | undefined;
   let recordsUrl = opts.pgUrl;
-  if (opts.store === 'postgres' && !recordsUrl) {
+  if (opts.records === 'postgres' && !recordsUrl) {
     pgSchema = await createPgSchema();
     recordsUrl = pgSchema.url;
   }
@@ -63,7 +63,7 @@ export async function startHarness(
     ...(recordsUrl ? { LINKGW_RECORDS_URL: recordsUrl } : {}),
     ...opts.env,
   });
-  const { store: _s, env: _e, dataDir: _d, pgUrl: _p, ...gwOpts } = opts;
+  const { records: _r, env: _e, dataDir: _d, pgUrl: _p, ...gwOpts } = opts;
   const gw = await startGateway(settings, { log, ...gwOpts });
   const clients: AgencyClient[] = [];
   return {
