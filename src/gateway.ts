@@ -61,7 +61,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
   const initial = loadPolicy({ agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile });
   const pkiDir = join(s.dataDir, 'pki');
   const usingDevPki = s.tls.ca === pkiFiles(pkiDir).caCert;
-  if (usingDevPki && !s.insecurePlaintext) {
+  if (usingDevPki) {
     const cns = new Map([...initial.registry.agencies.values()].map((a) => [a.id, a.certificateCommonName]));
     const issued = await ensureDevPki(pkiDir, cns);
     if (issued.length) log.info('issued development certificates', { dir: pkiDir, agencies: issued });

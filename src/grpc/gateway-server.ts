@@ -40,7 +40,7 @@ export async function startGatewayServer(
   });
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });
   health.addToServer(server);
-  addReflection(server);
+  addReflection(server, env, SERVICE_NAMES);
   const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, creds, (e, p) => (e ? reject(e) : resolve(p))));
   health.setStatus('', 'SERVING');
   for (const s of SERVICE_NAMES) health.setStatus(s, 'SERVING');

@@ -1,0 +1,77 @@
+/**
+ * The gateway as an operator runs it: `linkgw serve` in its own process, driven by `linkgw client`, stopped
+ * by SIGTERM; plaintext mode only behind its flag, with a warning.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/gateway-harness.js';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'linkgw.js');
+const run = promisify(execFile);
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+async function serve(env: Record<string, string>): Promise<{ child: ChildProcess; address: string; log: () => string }> {
+  const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...process.env, LINKGW_LISTEN: '127.0.0.1:0', LINKGW_METRICS_LISTEN: '127.0.0.1:0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let text = '';
+  child.stderr!.on('data', (b: Buffer) => (text += b.toString()));
+  const address = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`gateway did not start:\n${text}`)), 20_000);
+    child.stderr!.on('data', () => {
+      const m = /"msg":"gateway serving".*?"address":"([^"]+)"/.exec(text);
+      if (m) {
+        clearTimeout(t);
+        resolve(m[1]!);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`gateway exited ${code}:\n${text}`)));
+  });
+  return { child, address, log: () => text };
+}
+
+describe('linkgw serve', () => {
+  it('starts with embedded defaults, issues and exchanges through the bundled client, and stops cleanly on SIGTERM', async () => {
+    const dataDir = tempDir();
+    const gw = await serve({ LINKGW_DATA_DIR: dataDir });
+    const env = { ...process.env, LINKGW_DATA_DIR: dataDir, LINKGW_LISTEN: gw.address };
+    const pension = JSON.parse((await run(process.execPath, [BIN, 'client', 'pension', 'issue', '123456789018'], { env })).stdout) as { code: string };
+    expect(pension.code).toHaveLength(28);
+    const q = await run(process.execPath, [BIN, 'client', 'pension', 'query', pension.code, 'tax', 'pension.eligibility', 'income'], { env }).then(
+      (r) => JSON.parse(r.stdout) as { legalBasisRow: string },
+      (e: { stderr: string }) => ({ legalBasisRow: '', stderr: e.stderr }),
+    );
+    // 123456789018 may be unknown to the simulated tax office; then the exit status says NOT_FOUND.
+    expect(['B2-001', '']).toContain(q.legalBasisRow);
+    if (!q.legalBasisRow) expect((q as { stderr?: string }).stderr).toMatch(/status 5/);
+    const bad = await run(process.execPath, [BIN, 'client', 'pension', 'issue', '123456789012'], { env }).catch((e: { code: number; stderr: string }) => e);
+    expect((bad as { code: number }).code).toBe(1);
+    expect((bad as { stderr: string }).stderr).toMatch(/check digit .*status 3/);
+
+    const exited = new Promise<number | null>((r) => gw.child.on('exit', (code) => r(code)));
+    gw.child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(gw.log()).toContain('"msg":"gateway stopped"');
+    expect(gw.log()).not.toContain('123456789018');
+  });
+
+  it('prints help', async () => {
+    const { stdout } = await run(process.execPath, [BIN, '--help']);
+    expect(stdout).toMatch(/linkgw serve/);
+    expect(stdout).toMatch(/LINKGW_DATA_DIR/);
+  });
+
+  it('runs plaintext only when asked, warns, and then takes the agency from metadata', async () => {
+    const dataDir = tempDir();
+    const gw = await serve({ LINKGW_DATA_DIR: dataDir, LINKGW_INSECURE_PLAINTEXT: '1', LINKGW_SIMULATE: '0' });
+    expect(gw.log()).toContain('PLAINTEXT MODE');
+    const env = { ...process.env, LINKGW_DATA_DIR: dataDir, LINKGW_LISTEN: gw.address, LINKGW_INSECURE_PLAINTEXT: '1' };
+    const r = JSON.parse((await run(process.execPath, [BIN, 'client', 'tax', 'issue', '621498320257'], { env })).stdout) as { code: string };
+    expect(r.code).toHaveLength(28);
+    gw.child.kill('SIGTERM');
+  });
+});
