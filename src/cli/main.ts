@@ -20,6 +20,8 @@ import { startSimulatedProviders } from '../providers/simulated-provider.js';
 import { openRecordStore } from '../records/open-store.js';
 import { verifyStore } from '../records/verify-store.js';
 import { AgencyClient } from './agency-client.js';
+import { Outcome } from '../gen/linkage/v1/records_pb.js';
+import { statusName } from '../grpc/status.js';
 
 const HELP = `linkgw — the linkage gateway
 
@@ -169,7 +171,7 @@ async function client(args: string[]): Promise<void> {
             procedure: r.procedure,
             item: r.item,
             legalBasisRow: r.legalBasisRow,
-            outcome: r.outcome,
+            outcome: Outcome[r.outcome],
             cursor: r.cursor,
           });
         return;
@@ -179,7 +181,7 @@ async function client(args: string[]): Promise<void> {
     }
   } catch (e) {
     const err = e as { code?: number; details?: string };
-    fail(`${err.details ?? String(e)} (gRPC status ${err.code ?? '?'})`, 1);
+    fail(`${err.details ?? String(e)} (${typeof err.code === 'number' ? statusName(err.code) : 'no gRPC status'})`, 1);
   } finally {
     c.close();
   }

@@ -47,10 +47,10 @@ describe('linkgw serve', () => {
     );
     // 123456789018 may be unknown to the simulated tax office; then the exit status says NOT_FOUND.
     expect(['B2-001', '']).toContain(q.legalBasisRow);
-    if (!q.legalBasisRow) expect((q as { stderr?: string }).stderr).toMatch(/status 5/);
+    if (!q.legalBasisRow) expect((q as { stderr?: string }).stderr).toMatch(/NOT_FOUND/);
     const bad = await run(process.execPath, [BIN, 'client', 'pension', 'issue', '123456789012'], { env }).catch((e: { code: number; stderr: string }) => e);
     expect((bad as { code: number }).code).toBe(1);
-    expect((bad as { stderr: string }).stderr).toMatch(/check digit .*status 3/);
+    expect((bad as { stderr: string }).stderr).toMatch(/check digit .*INVALID_ARGUMENT/);
 
     const exited = new Promise<number | null>((r) => gw.child.on('exit', (code) => r(code)));
     gw.child.kill('SIGTERM');
