@@ -25,7 +25,11 @@ export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCal
   /** `knownAgencies` bounds the agency label: anything else is reported as "unknown". */
   constructor(knownAgencies: () => ReadonlySet<string>, opts: { defaultMetrics?: boolean } = {}) {
     this.#known = knownAgencies;
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // Gauges named *_total break Prometheus naming rules (promtool flags them); the per-type gauges stay.
+      for (const m of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(m);
+    }
     const r = [this.registry];
     this.requests = new Counter({ name: 'linkgw_requests_total', help: 'Finished gRPC calls by method, status code and calling agency.', labelNames: ['method', 'code', 'agency'], registers: r });
     this.latency = new Histogram({ name: 'linkgw_request_duration_seconds', help: 'gRPC call latency by method and status code.', labelNames: ['method', 'code'], buckets: LATENCY_BUCKETS, registers: r });
