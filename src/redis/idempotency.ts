@@ -1,0 +1,175 @@
+/**
+ * Idempotent queries: a retried call with the same `x-request-id` from the same agency within the window gets
+ * the original outcome back instead of causing a second exchange with the provider.
+ *
+ *   begin(agency, id)   SET key 'P'‖owner NX PX inProgressTtl
+ *                         set     → { kind: 'new', token }      the caller does the exchange
+ *                         exists  → a sealed outcome            → { kind: 'replay', outcome }
+ *                                   an in-progress marker       → { kind: 'in-progress' }
+ *   complete(token, o)  if the marker is still ours: SET key seal(o) PX window        (one Lua script)
+ *   abandon(token)      if the marker is still ours: DEL key (a retry may try again)  (one Lua script)
+ *
+ * Redis holds key = prefix 'idem:' ‖ HMAC(deriveKey(secret, 'idempotency-key'), agency, request id) and, once
+ * complete, the outcome sealed with AES-256-GCM (per-entry key from deriveKey(secret, 'idempotency-seal'),
+ * AD = key): outcomes may carry provider payloads, and a dump must show nothing.
+ *
+ * Every outcome is also kept in a bounded in-process map (same window), and when Redis is down, slow or
+ * answers garbage, begin() decides from that map alone: one replica still dedupes its own retries, and a
+ * request is never failed for want of Redis. `onFallback` reports each such decision.
+ */
+import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { RedisScript, RedisSealer, type RedisConnection, type RedisFailure } from './redis-connection.js';
+
+export type IdempotencyFallback = RedisFailure | 'unsealable';
+
+export interface IdempotencyOptions {
+  /** The keyring's cacheSecret (32 bytes); the keys used here are derived from it for this purpose only. */
+  secret: Uint8Array;
+  redis?: RedisConnection;
+  /** How long a completed outcome is replayed, ms (default 10 min). */
+  windowMs?: number;
+  /** How long an unfinished request blocks its retries, ms (default 60 s): longer than any request may take. */
+  inProgressTtlMs?: number;
+  /** Outcomes larger than this are not kept (a retry then runs again), bytes (default 256 KiB). */
+  maxOutcomeBytes?: number;
+  /** In-process map bounds: entries (default 10 000) and total outcome bytes (default 32 MiB). */
+  localMaxEntries?: number;
+  localMaxBytes?: number;
+  onFallback?: (reason: IdempotencyFallback) => void;
+}
+
+/** Opaque: hand it back to complete() or abandon(). */
+export interface IdempotencyToken {
+  readonly key: string;
+  readonly marker: string;
+  readonly shared: boolean;
+}
+
+export type BeginResult = { kind: 'new'; token: IdempotencyToken } | { kind: 'replay'; outcome: Uint8Array } | { kind: 'in-progress' };
+
+type LocalEntry = { state: 'in-progress'; marker: string } | { state: 'done'; outcome: Buffer };
+
+const COMPLETE = new RedisScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+`);
+const ABANDON = new RedisScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`);
+const MARKER = 0x50; // 'P'; sealed values start with 0x01
+
+export class IdempotencyStore {
+  readonly #redis: RedisConnection | undefined;
+  readonly #sealer: RedisSealer;
+  readonly #window: number;
+  readonly #inProgressTtl: number;
+  readonly #maxOutcome: number;
+  readonly #local: LRUCache<string, LocalEntry>;
+  readonly #onFallback: IdempotencyOptions['onFallback'];
+  readonly #settled = new WeakSet<IdempotencyToken>();
+
+  constructor(opts: IdempotencyOptions) {
+    this.#redis = opts.redis;
+    this.#sealer = new RedisSealer(opts.secret, { name: 'idempotency-key', seal: 'idempotency-seal' }, `${opts.redis?.keyPrefix ?? ''}idem:`);
+    this.#window = Math.max(1000, Math.floor(opts.windowMs ?? 600_000));
+    this.#inProgressTtl = Math.max(100, Math.floor(opts.inProgressTtlMs ?? 60_000));
+    this.#maxOutcome = Math.max(0, opts.maxOutcomeBytes ?? 256 * 1024);
+    this.#onFallback = opts.onFallback;
+    this.#local = new LRUCache<string, LocalEntry>({
+      max: Math.max(1, opts.localMaxEntries ?? 10_000),
+      maxSize: Math.max(1024, opts.localMaxBytes ?? 32 * 1024 * 1024),
+      sizeCalculation: (e) => (e.state === 'done' ? e.outcome.length + 64 : 64),
+      ttl: this.#window,
+    });
+  }
+
+  /** Starts a request, or tells the caller to replay or wait. Never throws. */
+  async begin(agency: string, requestId: string): Promise<BeginResult> {
+    const key = this.#sealer.name('idempotency', agency, requestId);
+    const marker = String.fromCharCode(MARKER) + randomBytes(16).toString('base64url');
+    const seen = this.#local.get(key);
+    if (seen?.state === 'done') return { kind: 'replay', outcome: new Uint8Array(seen.outcome) };
+    const redis = this.#redis;
+    if (redis) {
+      const r = await redis.run(async (c) => {
+        for (let attempt = 0; attempt < 2; attempt++) {
+          const set = await c.set(key, marker, 'PX', this.#inProgressTtl, 'NX');
+          if (set === 'OK') return { kind: 'new' } as const;
+          const v = await c.getBuffer(key);
+          if (v !== null) return { kind: 'existing', value: v } as const;
+          // expired between SET and GET: try once more
+        }
+        return { kind: 'racing' } as const;
+      });
+      if (r.ok) {
+        const v = r.value;
+        if (v.kind === 'new') {
+          this.#local.set(key, { state: 'in-progress', marker }, { ttl: this.#inProgressTtl });
+          return { kind: 'new', token: { key, marker, shared: true } };
+        }
+        if (v.kind === 'racing') return { kind: 'in-progress' };
+        if (v.value.length > 0 && v.value[0] === MARKER) return { kind: 'in-progress' };
+        const outcome = this.#sealer.open(key, v.value);
+        if (outcome) return { kind: 'replay', outcome: new Uint8Array(outcome.buffer, outcome.byteOffset, outcome.length) };
+        this.#report('unsealable');
+      } else {
+        this.#report(r.reason);
+      }
+    }
+    return this.#beginLocal(key, marker);
+  }
+
+  /**
+   * Records the outcome of a 'new' request for its retries. A token settles once: complete or abandon, the
+   * first call wins and later ones do nothing. Never throws.
+   */
+  async complete(token: IdempotencyToken, outcome: Uint8Array): Promise<void> {
+    if (this.#settled.has(token)) return;
+    const keep = outcome.length <= this.#maxOutcome;
+    if (!keep) return this.abandon(token);
+    this.#settled.add(token);
+    const local = this.#local.get(token.key);
+    // Not over another attempt's marker or outcome (ours may have expired and been taken over).
+    if (!local || (local.state === 'in-progress' && local.marker === token.marker)) {
+      this.#local.set(token.key, { state: 'done', outcome: Buffer.from(outcome) });
+    }
+    if (!token.shared || !this.#redis) return;
+    const sealed = this.#sealer.seal(token.key, outcome);
+    const r = await this.#redis.run((c) => COMPLETE.run(c, [token.key], [token.marker, sealed, this.#window]));
+    if (!r.ok) this.#report(r.reason);
+  }
+
+  /** Gives up a 'new' request (it failed in a way a retry may fix): its retries start afresh. Never throws. */
+  async abandon(token: IdempotencyToken): Promise<void> {
+    if (this.#settled.has(token)) return;
+    this.#settled.add(token);
+    const local = this.#local.get(token.key);
+    if (local?.state === 'in-progress' && local.marker === token.marker) this.#local.delete(token.key);
+    if (!token.shared || !this.#redis) return;
+    const r = await this.#redis.run((c) => ABANDON.run(c, [token.key], [token.marker]));
+    if (!r.ok) this.#report(r.reason);
+  }
+
+  #beginLocal(key: string, marker: string): BeginResult {
+    const e = this.#local.get(key);
+    if (e?.state === 'done') return { kind: 'replay', outcome: new Uint8Array(e.outcome) };
+    if (e?.state === 'in-progress') return { kind: 'in-progress' };
+    this.#local.set(key, { state: 'in-progress', marker }, { ttl: this.#inProgressTtl });
+    return { kind: 'new', token: { key, marker, shared: false } };
+  }
+
+  #report(reason: IdempotencyFallback): void {
+    try {
+      this.#onFallback?.(reason);
+    } catch {
+      // a metrics callback never fails a request
+    }
+  }
+}

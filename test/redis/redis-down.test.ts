@@ -1,0 +1,252 @@
+/**
+ * Redis that stops answering. A TCP proxy in front of the real Redis stops forwarding on demand: the client stays
+ * connected but gets no replies, like a Redis stalled by CLIENT PAUSE, but without pausing the server for the
+ * other test files running at the same time. A closed port covers "no Redis at all".
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgencyCodec } from '../../src/core/agency-code.js';
+import { CachedEngine, ConversionCache } from '../../src/cache/conversion-cache.js';
+import { InlineEngine } from '../../src/engine/mapping-engine.js';
+import { IdempotencyStore } from '../../src/redis/idempotency.js';
+import { RateLimiter } from '../../src/redis/rate-limiter.js';
+import { parseRedisUrl, RedisConnection, RedisSealer, type RedisState } from '../../src/redis/redis-connection.js';
+import { checkPersonalNumber } from '../../src/core/personal-number.js';
+import { population } from '../helpers/population.js';
+
+const DB = 14;
+const prefix = `t-${randomBytes(4).toString('hex')}:`;
+
+class FreezingProxy {
+  readonly #server: Server;
+  readonly #pairs = new Set<[Socket, Socket]>();
+  frozen = false;
+  port = 0;
+
+  constructor() {
+    this.#server = createServer((client) => {
+      const upstream = tcpConnect(6379, '127.0.0.1');
+      const pair: [Socket, Socket] = [client, upstream];
+      this.#pairs.add(pair);
+      if (this.frozen) {
+        client.pause();
+        upstream.pause();
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+      const end = () => {
+        this.#pairs.delete(pair);
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', r));
+    this.port = (this.#server.address() as { port: number }).port;
+  }
+
+  freeze(): void {
+    this.frozen = true;
+    for (const [c, u] of this.#pairs) {
+      c.unpipe(u);
+      u.unpipe(c);
+      c.pause();
+      u.pause();
+    }
+  }
+
+  thaw(): void {
+    this.frozen = false;
+    for (const [c, u] of this.#pairs) {
+      c.pipe(u);
+      u.pipe(c);
+      c.resume();
+      u.resume();
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const [c, u] of this.#pairs) {
+      c.destroy();
+      u.destroy();
+    }
+    await new Promise((r) => this.#server.close(r));
+  }
+}
+
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const value = (s: string) => {
+  const c = checkPersonalNumber(s);
+  if (!c.ok) throw new Error('bad test number');
+  return c.value;
+};
+
+describe('when Redis stops answering', () => {
+  const proxy = new FreezingProxy();
+  let conn: RedisConnection;
+  const states: [RedisState, string][] = [];
+  const keys = { current: 1, masters: new Map([[1, randomBytes(32)]]) };
+  const secret = randomBytes(32);
+  const numbers = population(20, 3).map(value);
+
+  beforeAll(async () => {
+    await proxy.listen();
+    conn = new RedisConnection({
+      url: `redis://127.0.0.1:${proxy.port}/${DB}`,
+      keyPrefix: prefix,
+      commandTimeoutMs: 100,
+      failureThreshold: 3,
+      probeIntervalMs: 100,
+      onStateChange: (s, why) => void states.push([s, why]),
+    });
+    await until(() => conn.state() === 'up');
+  });
+
+  afterAll(async () => {
+    proxy.thaw();
+    await conn.close();
+    await proxy.close();
+    // Clean up over a direct connection with a generous timeout (a loaded machine can exceed 50 ms).
+    const direct = new RedisConnection({ url: `redis://127.0.0.1:6379/${DB}`, commandTimeoutMs: 5000 });
+    await until(() => direct.state() === 'up');
+    const ks = await direct.client.keys(`${prefix}*`);
+    if (ks.length) await direct.client.del(...ks);
+    await direct.close();
+  });
+
+  it('cache, limiter and idempotency keep answering within bounds, then Redis comes back', async () => {
+    const problems: string[] = [];
+    const cache = new ConversionCache({ cacheSecret: secret, redis: conn, observer: { onRedisProblem: (p) => void problems.push(p) } });
+    const engine = new CachedEngine(new InlineEngine(keys), cache);
+    const limiterFallbacks: string[] = [];
+    const limiter = new RateLimiter({ redis: conn, default: { ratePerSec: 1000, burst: 1000 }, onFallback: (_a, r) => void limiterFallbacks.push(r) });
+    const idemFallbacks: string[] = [];
+    const idem = new IdempotencyStore({ secret, redis: conn, onFallback: (r) => void idemFallbacks.push(r) });
+    const expected = new AgencyCodec(keys).encodeMany('pension', numbers);
+
+    // Healthy first (a warm-up call loads the script, then nothing falls back).
+    await limiter.take('pension');
+    limiterFallbacks.length = 0;
+    expect(await engine.issue('pension', numbers)).toEqual(expected);
+    expect((await limiter.take('pension')).allowed).toBe(true);
+    expect(limiterFallbacks).toEqual([]);
+
+    proxy.freeze();
+    const t0 = Date.now();
+    for (let i = 0; i < 5; i++) {
+      cache.clearLocal();
+      const t = Date.now();
+      expect(await engine.issue('pension', numbers)).toEqual(expected);
+      expect((await limiter.take('pension')).allowed).toBe(true);
+      const b = await idem.begin('pension', `req-${i}`);
+      expect(b.kind).toBe('new');
+      if (b.kind === 'new') await idem.complete(b.token, new Uint8Array([i]));
+      expect(Date.now() - t).toBeLessThan(1000);
+    }
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(conn.state()).toBe('down');
+    expect(states.some(([s, why]) => s === 'down' && why === 'commands timing out')).toBe(true);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(limiterFallbacks.length).toBe(5);
+    expect(idemFallbacks.length).toBeGreaterThan(0);
+    // While down, the breaker answers at once: no waiting on the timeout.
+    const t1 = Date.now();
+    for (let i = 0; i < 100; i++) await limiter.take('pension');
+    expect(Date.now() - t1).toBeLessThan(500);
+    // Local dedupe still works.
+    expect((await idem.begin('pension', 'req-0')).kind).toBe('replay');
+
+    proxy.thaw();
+    await until(() => conn.state() === 'up');
+    expect(states.at(-1)).toEqual(['up', 'answering again']);
+    const before = limiterFallbacks.length;
+    expect((await limiter.take('pension')).allowed).toBe(true);
+    expect(limiterFallbacks.length).toBe(before);
+  });
+});
+
+describe('with no Redis at all', () => {
+  it('never throws, stays down, and closes cleanly', async () => {
+    const port = await closedPort();
+    const states: RedisState[] = [];
+    const conn = new RedisConnection({ url: `redis://127.0.0.1:${port}`, onStateChange: (s) => void states.push(s) });
+    const keys = { current: 1, masters: new Map([[1, randomBytes(32)]]) };
+    const engine = new CachedEngine(new InlineEngine(keys), new ConversionCache({ cacheSecret: randomBytes(32), redis: conn }));
+    const n = value(population(1)[0]!);
+    const t0 = Date.now();
+    const [code] = await engine.issue('tax', [n]);
+    expect(await engine.decode('tax', [code!])).toEqual([{ ok: true, number: n, version: 1 }]);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    const r = await conn.run(async (c) => c.get('x'));
+    expect(r).toEqual({ ok: false, reason: 'unavailable' });
+    // Let a few reconnect attempts fail: their 'error' events must not surface.
+    await new Promise((res) => setTimeout(res, 300));
+    expect(conn.state()).toBe('down');
+    await conn.close();
+    await conn.close();
+    expect(states.every((s) => s === 'down')).toBe(true);
+  });
+
+  it('run() turns a synchronous throw into a result', async () => {
+    const conn = new RedisConnection({ url: 'redis://127.0.0.1:6379/14' });
+    await until(() => conn.state() === 'up');
+    const r = await conn.run(() => {
+      throw new Error('boom');
+    });
+    expect(r.ok).toBe(false);
+    const reply = await conn.run((c) => c.call('NO-SUCH-COMMAND'));
+    expect(reply).toMatchObject({ ok: false, reason: 'error' });
+    expect(conn.state()).toBe('up');
+    await conn.close();
+  });
+});
+
+describe('URLs and sealing', () => {
+  it('parses cluster URLs and leaves single-node URLs to ioredis', () => {
+    expect(parseRedisUrl('redis://127.0.0.1:6379/2')).toBeNull();
+    expect(parseRedisUrl('rediss+cluster://u:p%40ss@h1:7000,h2:7001')).toEqual({
+      cluster: true,
+      tls: true,
+      username: 'u',
+      password: 'p@ss',
+      nodes: [
+        { host: 'h1', port: 7000 },
+        { host: 'h2', port: 7001 },
+      ],
+    });
+    expect(() => parseRedisUrl('redis+cluster://h1:7000/3')).toThrow();
+    expect(() => parseRedisUrl('http://x')).toThrow();
+  });
+
+  it('names are length-prefixed and values bound to their name', () => {
+    const s = new RedisSealer(randomBytes(32), { name: 'p-name', seal: 'p-seal' }, 'x:');
+    expect(s.name('ab', 'c')).not.toBe(s.name('a', 'bc'));
+    const k1 = s.name('a');
+    const k2 = s.name('b');
+    const sealed = s.seal(k1, Buffer.from('secret'));
+    expect(s.open(k1, sealed)?.toString()).toBe('secret');
+    expect(s.open(k2, sealed)).toBeNull();
+    expect(s.open(k1, Buffer.from('junk'))).toBeNull();
+    expect(s.open(k1, 'not a buffer')).toBeNull();
+  });
+});
