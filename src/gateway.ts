@@ -24,6 +24,13 @@ import { openRecordStore } from './records/open-store.js';
 import type { RecordStore } from './records/record-store.js';
 import { RecordWriter } from './records/record-writer.js';
 import { GatewayService } from './service/gateway-service.js';
+import { IdempotentQueries } from './service/idempotent-query.js';
+import { GatewayError } from './core/errors.js';
+import { ConversionCache, CachedEngine } from './cache/conversion-cache.js';
+import { RedisConnection, redactRedisUrl } from './redis/redis-connection.js';
+import { RateLimiter, parseRateLimitSpec } from './redis/rate-limiter.js';
+import { IdempotencyStore } from './redis/idempotency.js';
+import { callsInFlight } from './grpc/handlers.js';
 import { RecordsService } from './service/records-service.js';
 
 export interface GatewayOptions {
@@ -48,6 +55,7 @@ export interface RunningGateway {
   readonly writer: RecordWriter;
   readonly metrics: GatewayMetrics;
   readonly simulated: SimulatedProviders | undefined;
+  readonly redis: RedisConnection | undefined;
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -95,16 +103,77 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     if (!o.store) cleanups.push(() => store.close());
     const writer = new RecordWriter({ store, sealKey: keyring.sealPrivateKey, sealKeyId: keyring.sealKeyId, log, observer: metrics });
     cleanups.push(() => writer.close());
-    const engine = o.engine ? await o.engine(keyring) : new InlineEngine(keyring);
+    let redis: RedisConnection | undefined;
+    if (s.redisUrl) {
+      const r = new RedisConnection({
+        url: s.redisUrl,
+        commandTimeoutMs: s.redisCommandTimeoutMs,
+        logger: log,
+        onStateChange: (state) => (state === 'up' ? log.info('redis is up', { redis: redactRedisUrl(s.redisUrl!) }) : log.warn('redis is down; running on local state', { redis: redactRedisUrl(s.redisUrl!) })),
+      });
+      redis = r;
+      cleanups.push(() => r.close());
+      metrics.gaugeFrom('linkgw_redis_up', '1 when Redis answers, 0 while the gateway runs on local state.', () => (r.state() === 'up' ? 1 : 0));
+    }
+    const inner = o.engine ? await o.engine(keyring) : new InlineEngine(keyring);
+    const engine =
+      s.cache === 'off'
+        ? inner
+        : new CachedEngine(
+            inner,
+            new ConversionCache({
+              cacheSecret: keyring.cacheSecret,
+              generation: keyring.current,
+              ...(s.cache === 'local,redis' && redis ? { redis } : {}),
+              observer: { onLookup: (tier, outcome, n) => metrics.cacheLookup(tier, outcome, n), onRedisProblem: (reason) => metrics.redisFallback('cache', reason) },
+            }),
+          );
     cleanups.push(() => engine.close());
+    const limits = parseRateLimitSpec(s.rateLimit);
+    const limiter = new RateLimiter({
+      ...(redis ? { redis } : {}),
+      default: limits.default,
+      perAgency: limits.perAgency,
+      expectedReplicas: s.rateLimitReplicas,
+      onFallback: (_agency, reason) => metrics.redisFallback('rate-limit', reason),
+    });
+    const idempotency = new IdempotencyStore({
+      secret: keyring.cacheSecret,
+      ...(redis ? { redis } : {}),
+      windowMs: s.idempotencyWindowMs,
+      onFallback: (reason) => metrics.redisFallback('idempotency', reason),
+    });
+    metrics.gaugeFrom('linkgw_calls_in_flight', 'gRPC calls being handled.', callsInFlight);
     const providers = new ProviderClients(
       channelCredentials({ ca: s.tls.ca, cert: s.tls.cert, key: s.tls.key }),
     );
     cleanups.push(() => providers.close());
     const subjects = new SubjectKeys(keyring.subjectSecret);
-    const gateway = new GatewayService({ engine, subjects, writer, policy: () => policy.current, providers, providerTimeoutMs: s.providerTimeoutMs, observer: metrics });
+    const gateway = new GatewayService({
+      engine,
+      subjects,
+      writer,
+      policy: () => policy.current,
+      providers,
+      providerTimeoutMs: s.providerTimeoutMs,
+      observer: metrics,
+      idempotent: new IdempotentQueries(idempotency, metrics),
+    });
     const records = new RecordsService({ engine, subjects, writer, store });
-    const env: HandlerEnv = { registry: () => policy.current.registry, insecure: s.insecurePlaintext, log, observer: metrics };
+    const env: HandlerEnv = {
+      registry: () => policy.current.registry,
+      insecure: s.insecurePlaintext,
+      log,
+      observer: metrics,
+      maxInFlight: s.maxInFlight,
+      admit: async (ctx) => {
+        const d = await limiter.take(ctx.agency.id);
+        if (d.allowed) return;
+        metrics.limited(ctx.agency.id);
+        const ms = Number.isFinite(d.retryAfterMs) ? Math.max(1, Math.ceil(d.retryAfterMs)) : 1000;
+        throw new GatewayError('RESOURCE_EXHAUSTED', 'rate limit of this agency exceeded; retry later', { details: { 'retry-after-ms': String(ms) } });
+      },
+    };
     if (s.insecurePlaintext) log.warn('PLAINTEXT MODE: no TLS, and callers name their own agency. Never use this outside a development machine.');
     const creds = s.insecurePlaintext ? ServerCredentials.createInsecure() : serverCredentials(s.tls);
     const server = await startGatewayServer(s.listen, creds, env, gateway, records);
@@ -120,7 +189,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     }
     const host = s.listen.slice(0, s.listen.lastIndexOf(':'));
     const address = `${host}:${server.port}`;
-    log.info('gateway serving', { address, ops: ops?.address, records: store.kind, engine: engine.kind, chain: writer.chainId, tls: !s.insecurePlaintext });
+    log.info('gateway serving', { address, ops: ops?.address, records: store.kind, engine: engine.kind, cache: s.cache, redis: s.redisUrl ? redactRedisUrl(s.redisUrl) : 'off', chain: writer.chainId, tls: !s.insecurePlaintext });
     let stopped: Promise<void> | undefined;
     return {
       address,
@@ -132,6 +201,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       writer,
       metrics,
       simulated,
+      redis,
       stop: (graceMs = 5000) =>
         (stopped ??= (async () => {
           draining = true;

@@ -24,6 +24,14 @@ export interface Settings {
   readonly providerTimeoutMs: number;
   readonly engine: 'inline' | 'pool';
   readonly redisUrl: string | undefined;
+  readonly redisCommandTimeoutMs: number;
+  /** Conversion cache tiers: none (compute every time), the in-process LRU, or LRU then Redis. */
+  readonly cache: 'off' | 'local' | 'local,redis';
+  /** Per-agency rate limits, `default=rate/burst,agency=rate/burst`. */
+  readonly rateLimit: string;
+  readonly rateLimitReplicas: number;
+  readonly idempotencyWindowMs: number;
+  readonly maxInFlight: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -38,7 +46,13 @@ export const ENV_DOC: readonly [string, string, string][] = [
   ['LINKGW_SIMULATE', '1', '1: start the simulated providing agencies in-process; 0: call the registry addresses'],
   ['LINKGW_PROVIDER_TIMEOUT_MS', '5000', 'the longest a provider call may take, whatever the caller\'s deadline'],
   ['LINKGW_ENGINE', 'inline', 'inline or pool: where codes are computed'],
-  ['LINKGW_REDIS_URL', '(unset)', 'redis://… to share cache, rate limits and idempotency between replicas'],
+  ['LINKGW_REDIS_URL', '(unset)', 'redis://host:port/db or redis+cluster://h1:p1,h2:p2: shared rate limits, idempotency, cache'],
+  ['LINKGW_REDIS_COMMAND_TIMEOUT_MS', '50', 'a Redis command slower than this counts as a failure and local state is used'],
+  ['LINKGW_CACHE', 'off', 'off, local or local,redis: conversion cache tiers (computing is faster with local keys)'],
+  ['LINKGW_RATE_LIMIT', 'default=5000/10000', 'per-agency requests/s and burst: default=R/B,agency=R/B,…'],
+  ['LINKGW_RATE_LIMIT_REPLICAS', '1', 'replicas sharing the limits; each takes 1/n locally when Redis is away'],
+  ['LINKGW_IDEMPOTENCY_WINDOW_S', '600', 'how long a QueryInformation x-request-id replays its first outcome'],
+  ['LINKGW_MAX_IN_FLIGHT', '4096', 'calls handled at once; more are refused with RESOURCE_EXHAUSTED'],
   ['LINKGW_LOG_LEVEL', 'info', 'debug, info, warn or error'],
   ['LINKGW_INSECURE_PLAINTEXT', '0', '1: no TLS, callers name themselves (development only; logs a warning)'],
 ];
@@ -50,6 +64,19 @@ function bool(v: string | undefined, dflt: boolean): boolean {
   throw new Error(`not a boolean: "${v}"`);
 }
 
+function positive(v: string | undefined, dflt: number, name: string): number {
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: a positive number`);
+  return n;
+}
+
+function cacheMode(v: string | undefined): Settings['cache'] {
+  const m = (v || 'off').replace(/\s+/g, '');
+  if (m === 'off' || m === 'local' || m === 'local,redis') return m;
+  throw new Error('LINKGW_CACHE: off, local or local,redis');
+}
+
 export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings {
   const dataDir = resolve(env.LINKGW_DATA_DIR || './data');
   const pki = join(dataDir, 'pki');
@@ -57,8 +84,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
   if (engine !== 'inline' && engine !== 'pool') throw new Error('LINKGW_ENGINE: inline or pool');
   const level = env.LINKGW_LOG_LEVEL || 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new Error('LINKGW_LOG_LEVEL: debug, info, warn or error');
-  const timeout = Number(env.LINKGW_PROVIDER_TIMEOUT_MS || 5000);
-  if (!Number.isFinite(timeout) || timeout <= 0) throw new Error('LINKGW_PROVIDER_TIMEOUT_MS: a positive number');
+  const timeout = positive(env.LINKGW_PROVIDER_TIMEOUT_MS, 5000, 'LINKGW_PROVIDER_TIMEOUT_MS');
   return {
     dataDir,
     listen: env.LINKGW_LISTEN || '127.0.0.1:50051',
@@ -76,6 +102,12 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
     providerTimeoutMs: timeout,
     engine,
     redisUrl: env.LINKGW_REDIS_URL || undefined,
+    redisCommandTimeoutMs: positive(env.LINKGW_REDIS_COMMAND_TIMEOUT_MS, 50, 'LINKGW_REDIS_COMMAND_TIMEOUT_MS'),
+    cache: cacheMode(env.LINKGW_CACHE),
+    rateLimit: env.LINKGW_RATE_LIMIT || 'default=5000/10000',
+    rateLimitReplicas: positive(env.LINKGW_RATE_LIMIT_REPLICAS, 1, 'LINKGW_RATE_LIMIT_REPLICAS'),
+    idempotencyWindowMs: positive(env.LINKGW_IDEMPOTENCY_WINDOW_S, 600, 'LINKGW_IDEMPOTENCY_WINDOW_S') * 1000,
+    maxInFlight: positive(env.LINKGW_MAX_IN_FLIGHT, 4096, 'LINKGW_MAX_IN_FLIGHT'),
     logLevel: level as Settings['logLevel'],
   };
 }

@@ -6,6 +6,7 @@
 
 export type ErrorCode =
   | 'CANCELLED'
+  | 'ABORTED'
   | 'INVALID_ARGUMENT'
   | 'DEADLINE_EXCEEDED'
   | 'NOT_FOUND'

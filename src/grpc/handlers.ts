@@ -31,6 +31,27 @@ export interface HandlerEnv {
   readonly insecure: boolean;
   readonly log: Logger;
   readonly observer?: CallObserver;
+  /** Admission control after identity (per-agency rate limits): throws RESOURCE_EXHAUSTED to refuse. */
+  readonly admit?: (ctx: CallContext) => Promise<void>;
+  /** Calls handled at once, across methods; more are refused at once with RESOURCE_EXHAUSTED. */
+  readonly maxInFlight?: number;
+}
+
+let inFlight = 0;
+
+/** Calls being handled now (all gateways in this process). */
+export function callsInFlight(): number {
+  return inFlight;
+}
+
+function enter(env: HandlerEnv): () => void {
+  if (env.maxInFlight !== undefined && inFlight >= env.maxInFlight)
+    throw new GatewayError('RESOURCE_EXHAUSTED', 'the gateway is at capacity; retry shortly', { details: { 'retry-after-ms': '100' } });
+  inFlight++;
+  let left = false;
+  return () => {
+    if (!left) (left = true), inFlight--;
+  };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -99,14 +120,17 @@ export function unary<Req, Res>(env: HandlerEnv, method: string, fn: (req: Req, 
     const started = process.hrtime.bigint();
     let agency: string | undefined;
     let done: (() => void) | undefined;
+    let leave: (() => void) | undefined;
     (async () => {
       const b = begin(env, method, call as unknown as AnyServerCall);
       done = b.done;
       agency = b.ctx.agency.id;
+      leave = enter(env);
       const bad = malformed(call.request);
       if (bad) throw bad;
+      await env.admit?.(b.ctx);
       return fn(call.request, b.ctx);
-    })().then(
+    })().finally(() => leave?.()).then(
       (res) => {
         done?.();
         report(env, method, agency, status.OK, started);
@@ -136,14 +160,17 @@ export function serverStreaming<Req, Res>(
         if (call.write(res)) resolve();
         else call.once('drain', () => resolve());
       });
+    let leave: (() => void) | undefined;
     (async () => {
       const b = begin(env, method, call as unknown as AnyServerCall);
       done = b.done;
       agency = b.ctx.agency.id;
+      leave = enter(env);
       const bad = malformed(call.request);
       if (bad) throw bad;
+      await env.admit?.(b.ctx);
       await fn(call.request, b.ctx, write);
-    })().then(
+    })().finally(() => leave?.()).then(
       () => {
         done?.();
         report(env, method, agency, status.OK, started);
@@ -186,7 +213,19 @@ export function bidiOrdered<Req, Res>(
       fail(err);
       return;
     }
-    const { ctx, done } = b;
+    const { ctx } = b;
+    let leave: () => void;
+    try {
+      leave = enter(env);
+    } catch (err) {
+      b.done();
+      fail(err, ctx.agency.id);
+      return;
+    }
+    const done = () => {
+      b.done();
+      leave();
+    };
     const fn = open(ctx);
     let chain = Promise.resolve();
     let failed = false;
@@ -201,6 +240,7 @@ export function bidiOrdered<Req, Res>(
         try {
           const bad = malformed(req);
           if (bad) throw bad;
+          await env.admit?.(ctx);
           const res = await fn(req);
           if (!call.write(res)) await new Promise<void>((r) => call.once('drain', () => r()));
         } catch (err) {

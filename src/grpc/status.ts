@@ -7,6 +7,7 @@ import { GatewayError, type ErrorCode } from '../core/errors.js';
 
 const CODES: Record<ErrorCode, status> = {
   CANCELLED: status.CANCELLED,
+  ABORTED: status.ABORTED,
   INVALID_ARGUMENT: status.INVALID_ARGUMENT,
   DEADLINE_EXCEEDED: status.DEADLINE_EXCEEDED,
   NOT_FOUND: status.NOT_FOUND,

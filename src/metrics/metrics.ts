@@ -7,10 +7,11 @@ import type { CallObserver } from '../grpc/handlers.js';
 import { statusName } from '../grpc/status.js';
 import type { WriterObserver } from '../records/record-writer.js';
 import type { ProviderCallObserver } from '../service/gateway-service.js';
+import type { IdempotencyObserver } from '../service/idempotent-query.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCallObserver {
+export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCallObserver, IdempotencyObserver {
   readonly registry = new Registry();
   readonly #known: () => ReadonlySet<string>;
   readonly requests: Counter<'method' | 'code' | 'agency'>;
@@ -21,6 +22,10 @@ export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCal
   readonly recordBacklog: Gauge;
   readonly recordFailures: Counter;
   readonly recordsWritten: Counter;
+  readonly cacheLookups: Counter<'tier' | 'outcome'>;
+  readonly redisFallbacks: Counter<'feature' | 'reason'>;
+  readonly rateLimited: Counter<'agency'>;
+  readonly replays: Counter<'agency'>;
 
   /** `knownAgencies` bounds the agency label: anything else is reported as "unknown". */
   constructor(knownAgencies: () => ReadonlySet<string>, opts: { defaultMetrics?: boolean } = {}) {
@@ -39,6 +44,33 @@ export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCal
     this.recordBacklog = new Gauge({ name: 'linkgw_record_backlog', help: 'Access records waiting for a commit.', registers: r });
     this.recordFailures = new Counter({ name: 'linkgw_record_batch_failures_total', help: 'Batches of access records that could not be committed (their requests failed).', registers: r });
     this.recordsWritten = new Counter({ name: 'linkgw_records_committed_total', help: 'Access records committed durably.', registers: r });
+    this.cacheLookups = new Counter({ name: 'linkgw_cache_lookups_total', help: 'Conversion cache lookups by tier (local, redis) and outcome (hit, miss).', labelNames: ['tier', 'outcome'], registers: r });
+    this.redisFallbacks = new Counter({ name: 'linkgw_redis_fallbacks_total', help: 'Decisions made on local state because Redis could not be used, by feature and reason.', labelNames: ['feature', 'reason'], registers: r });
+    this.rateLimited = new Counter({ name: 'linkgw_rate_limited_total', help: 'Calls refused by the per-agency rate limit.', labelNames: ['agency'], registers: r });
+    this.replays = new Counter({ name: 'linkgw_idempotent_replays_total', help: 'Retried queries answered with their first outcome (same x-request-id).', labelNames: ['agency'], registers: r });
+  }
+
+  /** Adds a gauge whose value is read at scrape time. */
+  gaugeFrom(name: string, help: string, read: () => number): void {
+    new Gauge({ name, help, registers: [this.registry], collect() {
+      this.set(read());
+    } });
+  }
+
+  cacheLookup(tier: string, outcome: string, count: number): void {
+    this.cacheLookups.inc({ tier, outcome }, count);
+  }
+
+  redisFallback(feature: string, reason: string): void {
+    this.redisFallbacks.inc({ feature, reason });
+  }
+
+  limited(agency: string): void {
+    this.rateLimited.inc({ agency: this.#agency(agency) });
+  }
+
+  replayed(agency: string): void {
+    this.replays.inc({ agency: this.#agency(agency) });
   }
 
   #agency(a: string | undefined): string {

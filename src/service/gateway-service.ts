@@ -29,6 +29,7 @@ import { newRecordId, type RecordWriter } from '../records/record-writer.js';
 import { parsePersonalNumber, personalNumberProblem } from './personal-number-input.js';
 import { issuanceRecord, UNLISTED, UNREGISTERED } from './records-drafts.js';
 import { checkPersonalNumber } from '../core/personal-number.js';
+import type { IdempotentQueries } from './idempotent-query.js';
 
 export const MAX_BATCH = 10_000;
 
@@ -45,6 +46,8 @@ export interface GatewayDeps {
   /** Upper bound on the time given to a provider, ms. */
   readonly providerTimeoutMs: number;
   readonly observer?: ProviderCallObserver;
+  /** Replays retried queries (same x-request-id) instead of exchanging twice. */
+  readonly idempotent?: IdempotentQueries;
 }
 
 const NAME = /^[a-z][a-z0-9.-]{0,63}$/;
@@ -99,7 +102,12 @@ export class GatewayService {
     };
   }
 
-  async queryInformation(req: QueryInformationRequest, ctx: CallContext): Promise<QueryInformationResponse> {
+  queryInformation(req: QueryInformationRequest, ctx: CallContext): Promise<QueryInformationResponse> {
+    if (this.d.idempotent && ctx.requestId) return this.d.idempotent.run(ctx.agency.id, ctx.requestId, req, () => this.#query(req, ctx));
+    return this.#query(req, ctx);
+  }
+
+  async #query(req: QueryInformationRequest, ctx: CallContext): Promise<QueryInformationResponse> {
     requireRole(ctx.agency, 'requester', 'query information');
     requireName(req.provider, 'provider');
     requireName(req.procedure, 'procedure');

@@ -19,7 +19,7 @@ let dropSchema: () => Promise<void>;
 beforeAll(async () => {
   const pg = await createPgSchema();
   dropSchema = pg.drop;
-  const env = { LINKGW_REDIS_URL: 'redis://127.0.0.1:6379/0' };
+  const env = { LINKGW_REDIS_URL: 'redis://127.0.0.1:6379/9' };
   a = await startHarness({ pgUrl: pg.url, env });
   const dirB = tempDir();
   mkdirSync(dirB, { recursive: true });
