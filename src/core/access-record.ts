@@ -36,13 +36,29 @@ export interface AccessRecordDraft {
   readonly item: string;
   readonly outcome: Outcome;
   readonly nonDisclosable: boolean;
+  /**
+   * A batch record (bulk issuance) stands for many persons: their subject keys, kept in a side table, and
+   * `subject` is empty. The record's hash covers their digest, so a subject row removed or added shows.
+   */
+  readonly subjects?: readonly string[];
 }
 
-export interface ChainedRecord extends AccessRecordDraft {
+export interface ChainedRecord extends Omit<AccessRecordDraft, 'subjects'> {
   readonly chainId: string;
   readonly seq: number;
+  /** SHA-256 (hex) of the sorted subject keys of a batch record; null for a record of one person. */
+  readonly subjectsDigest: string | null;
   readonly prevHash: string;
   readonly hash: string;
+}
+
+/** A chained record with the subject keys of a batch record, as the writer hands it to a store. */
+export interface ChainedRecordWithSubjects extends ChainedRecord {
+  readonly subjects?: readonly string[];
+}
+
+export function subjectsDigest(subjects: readonly string[]): string {
+  return createHash('sha256').update([...subjects].sort().join('\n')).digest('hex');
 }
 
 export interface Seal {
@@ -60,7 +76,7 @@ export function genesisHash(chainId: string): string {
   return createHash('sha256').update('linkgw-chain-genesis-v1\n').update(chainId).digest('hex');
 }
 
-export function recordHash(prevHash: string, r: AccessRecordDraft & { chainId: string }): string {
+export function recordHash(prevHash: string, r: Omit<AccessRecordDraft, 'subjects'> & { chainId: string; subjectsDigest: string | null }): string {
   const canonical = JSON.stringify([
     r.chainId,
     r.recordId,
@@ -74,17 +90,18 @@ export function recordHash(prevHash: string, r: AccessRecordDraft & { chainId: s
     r.item,
     r.outcome,
     r.nonDisclosable,
+    r.subjectsDigest,
   ]);
   return createHash('sha256').update('linkgw-record-v1\n').update(prevHash).update('\n').update(canonical).digest('hex');
 }
 
 /** Links drafts onto a chain whose head is (`lastSeq`, `headHash`). */
-export function chain(chainId: string, lastSeq: number, headHash: string, drafts: readonly AccessRecordDraft[]): ChainedRecord[] {
-  const out: ChainedRecord[] = [];
+export function chain(chainId: string, lastSeq: number, headHash: string, drafts: readonly AccessRecordDraft[]): ChainedRecordWithSubjects[] {
+  const out: ChainedRecordWithSubjects[] = [];
   let prev = headHash;
   let seq = lastSeq;
   for (const d of drafts) {
-    const r = { ...d, chainId, seq: ++seq, prevHash: prev, hash: '' };
+    const r = { ...d, chainId, seq: ++seq, subjectsDigest: d.subjects ? subjectsDigest(d.subjects) : null, prevHash: prev, hash: '' };
     r.hash = recordHash(prev, r);
     prev = r.hash;
     out.push(r);

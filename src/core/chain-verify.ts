@@ -2,7 +2,7 @@
  * Verification of one chain of access records against its seals. Reports the first problem, naming the record
  * where it shows and what kind of tampering explains it.
  */
-import { genesisHash, recordHash, sealIsValid, type ChainedRecord, type Seal } from './access-record.js';
+import { genesisHash, recordHash, sealIsValid, subjectsDigest, type ChainedRecord, type Seal } from './access-record.js';
 import type { KeyObject } from 'node:crypto';
 
 export type ProblemKind = 'changed' | 'deleted' | 'inserted' | 'reordered' | 'bad-seal' | 'unsealed';
@@ -25,9 +25,15 @@ export interface ChainReport {
 
 /**
  * `rows` in ascending seq order as stored, `seals` in ascending lastSeq order; `keys` maps key ids to Ed25519
- * public keys.
+ * public keys; `subjects` holds the stored subject keys of each batch record, by record id.
  */
-export function verifyChain(chainId: string, rows: readonly ChainedRecord[], seals: readonly Seal[], keys: ReadonlyMap<string, KeyObject>): ChainReport {
+export function verifyChain(
+  chainId: string,
+  rows: readonly ChainedRecord[],
+  seals: readonly Seal[],
+  keys: ReadonlyMap<string, KeyObject>,
+  subjects: ReadonlyMap<string, readonly string[]> = new Map(),
+): ChainReport {
   const report = (problem: ChainProblem | null): ChainReport => ({ chainId, records: rows.length, seals: seals.length, problem });
   const at = (kind: ProblemKind, r: ChainedRecord | undefined, detail: string) =>
     report({ chainId, kind, seq: r?.seq ?? null, recordId: r?.recordId ?? null, detail });
@@ -50,6 +56,9 @@ export function verifyChain(chainId: string, rows: readonly ChainedRecord[], sea
       return at('deleted', r, 'records are missing before this one');
     }
     if (recordHash(r.prevHash, r) !== r.hash) return at('changed', r, 'the stored fields do not match the record hash');
+    if (r.subjectsDigest !== null && subjectsDigest(subjects.get(r.recordId) ?? []) !== r.subjectsDigest)
+      return at('changed', r, 'the persons stored for this batch record do not match its hash');
+    if (r.subjectsDigest === null && subjects.has(r.recordId)) return at('inserted', r, 'persons were added to a record of one person');
     if (r.seq !== expectedSeq) {
       if (r.seq > expectedSeq) return at('deleted', r, `sequence numbers ${expectedSeq}..${r.seq - 1} are missing`);
       return at('reordered', r, 'sequence numbers are out of order');

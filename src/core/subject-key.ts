@@ -1,23 +1,41 @@
 /**
- * The subject key indexes access records by person. It is HMAC-SHA256 of the number under a key derived from
- * the keyring's subject secret, truncated to 128 bits: one-way, stable across code-key rotations, and neither
- * the number nor any agency's code, so the record store can be read by the disclosure service without ever
- * holding either.
+ * The subject key indexes access records by person: AES-256 (a pseudorandom function on one block) of the
+ * number under a key derived from the keyring's subject secret, as 26 base32 characters. It is stable across
+ * code-key rotations and is neither the number nor any agency's code, so the record store can serve the
+ * disclosure system without holding either. (Over a domain of 10^12 numbers any keyed function can be
+ * inverted by whoever holds its key by trying them all; the key never leaves the gateway, so a one-way
+ * function would add nothing over a block cipher, which is ~100× cheaper in batches.)
  */
-import { createHmac } from 'node:crypto';
+import { createCipheriv, type Cipher } from 'node:crypto';
 import { base32Encode } from './base32.js';
 import { deriveKey } from './key-derivation.js';
 
+const DOMAIN = 0x53; // 'S': no agency-code block (0x01) can collide with a subject block
+
 export class SubjectKeys {
-  readonly #key: Buffer;
+  readonly #cipher: Cipher;
 
   constructor(subjectSecret: Uint8Array) {
-    this.#key = deriveKey(subjectSecret, 'record-subject');
+    const key = deriveKey(subjectSecret, 'record-subject');
+    this.#cipher = createCipheriv('aes-256-ecb', key, null).setAutoPadding(false);
+    key.fill(0);
   }
 
   of(number: number): string {
-    const b = Buffer.allocUnsafe(5);
-    b.writeUIntBE(number, 0, 5);
-    return base32Encode(createHmac('sha256', this.#key).update(b).digest().subarray(0, 16));
+    return this.ofMany([number])[0]!;
+  }
+
+  ofMany(numbers: ArrayLike<number>): string[] {
+    const n = numbers.length;
+    const plain = Buffer.alloc(n * 16);
+    for (let i = 0; i < n; i++) {
+      plain[i * 16] = DOMAIN;
+      plain.writeUIntBE(numbers[i]!, i * 16 + 1, 5);
+    }
+    const out = this.#cipher.update(plain);
+    plain.fill(0);
+    const keys = new Array<string>(n);
+    for (let i = 0; i < n; i++) keys[i] = base32Encode(out.subarray(i * 16, i * 16 + 16));
+    return keys;
   }
 }

@@ -4,9 +4,9 @@
  * schema named by the URL's `schema` parameter (default `public`), so tests and tenants can be kept apart.
  */
 import pg from 'pg';
-import type { ChainedRecord, Seal } from '../core/access-record.js';
-import type { RecordQuery, RecordStore } from './record-store.js';
-import { SCHEMA, rowToRecord, rowToSeal, type RecordRow, type SealRow } from './schema.js';
+import type { ChainedRecord, ChainedRecordWithSubjects, Seal } from '../core/access-record.js';
+import type { RecordQuery, RecordStore, StoredChain } from './record-store.js';
+import { RECORD_COLUMNS, recordToValues, schemaFor, rowToRecord, rowToSeal, type RecordRow, type SealRow } from './schema.js';
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -35,29 +35,32 @@ export class PostgresRecordStore implements RecordStore {
     const c = await pool.connect();
     try {
       await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-      for (const s of SCHEMA) await c.query(s);
+      for (const s of schemaFor('postgres')) await c.query(s);
     } finally {
       c.release();
     }
     return new PostgresRecordStore(pool);
   }
 
-  async commit(records: readonly ChainedRecord[], seal: Seal): Promise<void> {
+  async commit(records: readonly ChainedRecordWithSubjects[], seal: Seal): Promise<void> {
     const c = await this.#pool.connect();
     try {
       await c.query('BEGIN');
-      const cols: unknown[][] = Array.from({ length: 15 }, () => []);
+      const cols: unknown[][] = Array.from({ length: 16 }, () => []);
+      const subjects: string[] = [];
+      const subjectRecords: string[] = [];
       for (const r of records) {
-        const v = [r.chainId, r.seq, r.recordId, r.subject, r.requestedAt, r.providedAt, r.requester, r.provider, r.procedure, r.legalBasisRow, r.item, r.outcome, r.nonDisclosable ? 1 : 0, r.prevHash, r.hash];
-        v.forEach((x, i) => cols[i]!.push(x));
+        recordToValues(r).forEach((x, i) => cols[i]!.push(x));
+        if (r.subjects) for (const s of r.subjects) subjects.push(s), subjectRecords.push(r.recordId);
       }
       await c.query(
-        `INSERT INTO access_records (chain_id, seq, record_id, subject, requested_at, provided_at, requester, provider, procedure,
-           legal_basis_row, item, outcome, non_disclosable, prev_hash, hash)
+        `INSERT INTO access_records (${RECORD_COLUMNS.join(', ')})
          SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[],
-           $9::text[], $10::text[], $11::text[], $12::int[], $13::int[], $14::text[], $15::text[])`,
+           $9::text[], $10::text[], $11::text[], $12::int[], $13::int[], $14::text[], $15::text[], $16::text[])`,
         cols,
       );
+      if (subjects.length > 0)
+        await c.query('INSERT INTO record_subjects (subject, record_id) SELECT * FROM unnest($1::text[], $2::text[])', [subjects, subjectRecords]);
       await c.query('INSERT INTO record_seals (chain_id, last_seq, head_hash, signature, key_id, sealed_at) VALUES ($1, $2, $3, $4, $5, $6)', [
         seal.chainId,
         seal.lastSeq,
@@ -82,14 +85,21 @@ export class PostgresRecordStore implements RecordStore {
   }
 
   async listBySubject(q: RecordQuery): Promise<ChainedRecord[]> {
-    const where = ['subject = $1', 'non_disclosable = 0'];
+    // The subject's own records, and the batch records that name it, merged newest first.
     const args: unknown[] = [q.subject];
     const arg = (v: unknown) => `$${args.push(v)}`;
-    if (q.from !== null) where.push(`requested_at >= ${arg(q.from)}`);
-    if (q.to !== null) where.push(`requested_at < ${arg(q.to)}`);
-    if (q.after) where.push(`(requested_at, chain_id, seq) < (${arg(q.after.requestedAt)}, ${arg(q.after.chainId)}, ${arg(q.after.seq)})`);
+    const where = ['r.non_disclosable = 0'];
+    if (q.from !== null) where.push(`r.requested_at >= ${arg(q.from)}`);
+    if (q.to !== null) where.push(`r.requested_at < ${arg(q.to)}`);
+    if (q.after) where.push(`(r.requested_at, r.chain_id, r.seq) < (${arg(q.after.requestedAt)}, ${arg(q.after.chainId)}, ${arg(q.after.seq)})`);
+    const limit = arg(q.limit);
+    const filter = where.join(' AND ');
+    const order = 'ORDER BY requested_at DESC, chain_id DESC, seq DESC';
     const r = await this.#pool.query<RecordRow>(
-      `SELECT * FROM access_records WHERE ${where.join(' AND ')} ORDER BY requested_at DESC, chain_id DESC, seq DESC LIMIT ${arg(q.limit)}`,
+      `(SELECT r.* FROM access_records r WHERE r.subject = $1 AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')} LIMIT ${limit})
+       UNION ALL
+       (SELECT r.* FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id WHERE s.subject = $1 AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')} LIMIT ${limit})
+       ${order} LIMIT ${limit}`,
       args,
     );
     return r.rows.map(rowToRecord);
@@ -100,10 +110,20 @@ export class PostgresRecordStore implements RecordStore {
     return r.rows.map((x) => x.chain_id);
   }
 
-  async readChain(chainId: string): Promise<{ rows: ChainedRecord[]; seals: Seal[] }> {
+  async readChain(chainId: string): Promise<StoredChain> {
     const rows = await this.#pool.query<RecordRow>('SELECT * FROM access_records WHERE chain_id = $1 ORDER BY seq', [chainId]);
     const seals = await this.#pool.query<SealRow>('SELECT * FROM record_seals WHERE chain_id = $1 ORDER BY last_seq', [chainId]);
-    return { rows: rows.rows.map(rowToRecord), seals: seals.rows.map(rowToSeal) };
+    const subjectRows = await this.#pool.query<{ record_id: string; subject: string }>(
+      'SELECT s.record_id, s.subject FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id WHERE r.chain_id = $1',
+      [chainId],
+    );
+    const subjects = new Map<string, string[]>();
+    for (const x of subjectRows.rows) {
+      let l = subjects.get(x.record_id);
+      if (!l) subjects.set(x.record_id, (l = []));
+      l.push(x.subject);
+    }
+    return { rows: rows.rows.map(rowToRecord), seals: seals.rows.map(rowToSeal), subjects };
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@
  * (embedded default, in its own worker thread) and PostgreSQL. Errors from a store are plain errors; the
  * writer and services turn them into statuses.
  */
-import type { ChainedRecord, Seal } from '../core/access-record.js';
+import type { ChainedRecord, ChainedRecordWithSubjects, Seal } from '../core/access-record.js';
 
 export interface RecordQuery {
   readonly subject: string;
@@ -24,13 +24,20 @@ export interface RecordCursor {
 
 export interface RecordStore {
   readonly kind: 'sqlite' | 'postgres';
-  /** Appends records and the seal over them in one durable transaction. */
-  commit(records: readonly ChainedRecord[], seal: Seal): Promise<void>;
+  /** Appends records (with the persons of batch records) and the seal over them in one durable transaction. */
+  commit(records: readonly ChainedRecordWithSubjects[], seal: Seal): Promise<void>;
   /** The last sequence number and hash of a chain, or null for a chain with no records. */
   head(chainId: string): Promise<{ lastSeq: number; headHash: string } | null>;
-  /** Disclosable records of a subject, newest first. */
+  /** Disclosable records of a subject (its own and the batch records naming it), newest first. */
   listBySubject(q: RecordQuery): Promise<ChainedRecord[]>;
   chainIds(): Promise<string[]>;
-  readChain(chainId: string): Promise<{ rows: ChainedRecord[]; seals: Seal[] }>;
+  readChain(chainId: string): Promise<StoredChain>;
   close(): Promise<void>;
+}
+
+export interface StoredChain {
+  readonly rows: ChainedRecord[];
+  readonly seals: Seal[];
+  /** The stored persons of the chain's records, by record id (batch records, and any tampering). */
+  readonly subjects: Map<string, string[]>;
 }

@@ -17,11 +17,17 @@ export const RECORD_COLUMNS = [
   'item',
   'outcome',
   'non_disclosable',
+  'subjects_digest',
   'prev_hash',
   'hash',
 ] as const;
 
-export const SCHEMA = [
+/** The DDL for a store; SQLite keeps the narrow subjects table clustered on its key (WITHOUT ROWID). */
+export function schemaFor(kind: 'sqlite' | 'postgres'): string[] {
+  return SCHEMA.map((s) => (kind === 'sqlite' && s.includes('TABLE IF NOT EXISTS record_subjects') ? `${s} WITHOUT ROWID` : s));
+}
+
+const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS access_records (
     chain_id TEXT NOT NULL,
     seq BIGINT NOT NULL,
@@ -36,12 +42,19 @@ export const SCHEMA = [
     item TEXT NOT NULL,
     outcome INTEGER NOT NULL,
     non_disclosable INTEGER NOT NULL,
+    subjects_digest TEXT,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL,
     PRIMARY KEY (chain_id, seq)
   )`,
   `CREATE INDEX IF NOT EXISTS access_records_by_subject
     ON access_records (subject, requested_at DESC, chain_id DESC, seq DESC)`,
+  // The persons of batch records (bulk issuance): one narrow row each instead of one chained record each.
+  `CREATE TABLE IF NOT EXISTS record_subjects (
+    subject TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (subject, record_id)
+  )`,
   `CREATE TABLE IF NOT EXISTS record_seals (
     chain_id TEXT NOT NULL,
     last_seq BIGINT NOT NULL,
@@ -67,6 +80,7 @@ export interface RecordRow {
   item: string;
   outcome: number;
   non_disclosable: number | boolean;
+  subjects_digest: string | null;
   prev_hash: string;
   hash: string;
 }
@@ -97,6 +111,7 @@ export function rowToRecord(r: RecordRow): ChainedRecord {
     item: r.item,
     outcome: r.outcome as Outcome,
     nonDisclosable: r.non_disclosable === true || r.non_disclosable === 1,
+    subjectsDigest: r.subjects_digest,
     prevHash: r.prev_hash,
     hash: r.hash,
   };
@@ -117,6 +132,7 @@ export function recordToValues(r: ChainedRecord): (string | number | null)[] {
     r.item,
     r.outcome,
     r.nonDisclosable ? 1 : 0,
+    r.subjectsDigest,
     r.prevHash,
     r.hash,
   ];

@@ -3,9 +3,9 @@
  * only posts requests and matches answers, so the event loop never waits on the disk.
  */
 import { Worker } from 'node:worker_threads';
-import type { ChainedRecord, Seal } from '../core/access-record.js';
+import type { ChainedRecord, ChainedRecordWithSubjects, Seal } from '../core/access-record.js';
 import { workerFile } from '../worker-file.js';
-import type { RecordQuery, RecordStore } from './record-store.js';
+import type { RecordQuery, RecordStore, StoredChain } from './record-store.js';
 import type { SqliteRequest } from './sqlite-worker.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
@@ -52,8 +52,8 @@ export class SqliteRecordStore implements RecordStore {
     });
   }
 
-  commit(records: readonly ChainedRecord[], seal: Seal): Promise<void> {
-    return this.#call({ op: 'commit', records: records as ChainedRecord[], seal });
+  commit(records: readonly ChainedRecordWithSubjects[], seal: Seal): Promise<void> {
+    return this.#call({ op: 'commit', records: records as ChainedRecordWithSubjects[], seal });
   }
   head(chainId: string): Promise<{ lastSeq: number; headHash: string } | null> {
     return this.#call({ op: 'head', chainId });
@@ -64,7 +64,7 @@ export class SqliteRecordStore implements RecordStore {
   chainIds(): Promise<string[]> {
     return this.#call({ op: 'chains' });
   }
-  readChain(chainId: string): Promise<{ rows: ChainedRecord[]; seals: Seal[] }> {
+  readChain(chainId: string): Promise<StoredChain> {
     return this.#call({ op: 'readChain', chainId });
   }
   async close(): Promise<void> {

@@ -5,12 +5,12 @@
  */
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { ChainedRecord, Seal } from '../core/access-record.js';
+import type { ChainedRecord, ChainedRecordWithSubjects, Seal } from '../core/access-record.js';
 import type { RecordQuery } from './record-store.js';
-import { RECORD_COLUMNS, SCHEMA, recordToValues, rowToRecord, rowToSeal, type RecordRow, type SealRow } from './schema.js';
+import { RECORD_COLUMNS, schemaFor, recordToValues, rowToRecord, rowToSeal, type RecordRow, type SealRow } from './schema.js';
 
 export type SqliteRequest =
-  | { id: number; op: 'commit'; records: ChainedRecord[]; seal: Seal }
+  | { id: number; op: 'commit'; records: ChainedRecordWithSubjects[]; seal: Seal }
   | { id: number; op: 'head'; chainId: string }
   | { id: number; op: 'list'; query: RecordQuery }
   | { id: number; op: 'chains' }
@@ -22,33 +22,58 @@ const db = new Database(path);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
-for (const s of SCHEMA) db.exec(s);
+for (const s of schemaFor('sqlite')) db.exec(s);
 
 const insertRecord = db.prepare(
   `INSERT INTO access_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`,
 );
+const insertSubject = db.prepare('INSERT INTO record_subjects (subject, record_id) VALUES (?, ?)');
 const insertSeal = db.prepare(
   'INSERT INTO record_seals (chain_id, last_seq, head_hash, signature, key_id, sealed_at) VALUES (?, ?, ?, ?, ?, ?)',
 );
-const commit = db.transaction((records: ChainedRecord[], seal: Seal) => {
-  for (const r of records) insertRecord.run(recordToValues(r));
+const commit = db.transaction((records: ChainedRecordWithSubjects[], seal: Seal) => {
+  for (const r of records) {
+    insertRecord.run(recordToValues(r));
+    if (r.subjects) for (const subject of r.subjects) insertSubject.run(subject, r.recordId);
+  }
   insertSeal.run(seal.chainId, seal.lastSeq, seal.headHash, seal.signature, seal.keyId, seal.sealedAt);
 });
 
 function list(q: RecordQuery): ChainedRecord[] {
-  const where = ['subject = ?', 'non_disclosable = 0'];
-  const args: (string | number)[] = [q.subject];
-  if (q.from !== null) (where.push('requested_at >= ?'), args.push(q.from));
-  if (q.to !== null) (where.push('requested_at < ?'), args.push(q.to));
+  // The subject's own records, and the batch records that name it, merged newest first.
+  const where: string[] = ['r.non_disclosable = 0'];
+  const args: (string | number)[] = [];
+  if (q.from !== null) (where.push('r.requested_at >= ?'), args.push(q.from));
+  if (q.to !== null) (where.push('r.requested_at < ?'), args.push(q.to));
   if (q.after) {
-    where.push('(requested_at, chain_id, seq) < (?, ?, ?)');
+    where.push('(r.requested_at, r.chain_id, r.seq) < (?, ?, ?)');
     args.push(q.after.requestedAt, q.after.chainId, q.after.seq);
   }
-  args.push(q.limit);
+  const filter = where.join(' AND ');
+  const order = 'ORDER BY requested_at DESC, chain_id DESC, seq DESC LIMIT ?';
   const rows = db
-    .prepare(`SELECT * FROM access_records WHERE ${where.join(' AND ')} ORDER BY requested_at DESC, chain_id DESC, seq DESC LIMIT ?`)
-    .all(...args) as RecordRow[];
+    .prepare(
+      `SELECT * FROM (
+         SELECT * FROM (SELECT r.* FROM access_records r WHERE r.subject = ? AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')})
+         UNION ALL
+         SELECT * FROM (SELECT r.* FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id WHERE s.subject = ? AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')})
+       ) ${order}`,
+    )
+    .all(q.subject, ...args, q.limit, q.subject, ...args, q.limit, q.limit) as RecordRow[];
   return rows.map(rowToRecord);
+}
+
+function subjectsOfChain(chainId: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const rows = db
+    .prepare('SELECT s.record_id, s.subject FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id WHERE r.chain_id = ?')
+    .all(chainId) as { record_id: string; subject: string }[];
+  for (const r of rows) {
+    let l = out.get(r.record_id);
+    if (!l) out.set(r.record_id, (l = []));
+    l.push(r.subject);
+  }
+  return out;
 }
 
 function handle(m: SqliteRequest): unknown {
@@ -72,6 +97,7 @@ function handle(m: SqliteRequest): unknown {
       return {
         rows: (db.prepare('SELECT * FROM access_records WHERE chain_id = ? ORDER BY seq').all(m.chainId) as RecordRow[]).map(rowToRecord),
         seals: (db.prepare('SELECT * FROM record_seals WHERE chain_id = ? ORDER BY last_seq').all(m.chainId) as SealRow[]).map(rowToSeal),
+        subjects: subjectsOfChain(m.chainId),
       };
     case 'close':
       db.close();

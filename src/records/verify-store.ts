@@ -6,8 +6,8 @@ import type { RecordStore } from './record-store.js';
 export async function verifyStore(store: RecordStore, keys: ReadonlyMap<string, KeyObject>): Promise<ChainReport[]> {
   const out: ChainReport[] = [];
   for (const id of await store.chainIds()) {
-    const { rows, seals } = await store.readChain(id);
-    out.push(verifyChain(id, rows, seals, keys));
+    const { rows, seals, subjects } = await store.readChain(id);
+    out.push(verifyChain(id, rows, seals, keys, subjects));
   }
   return out;
 }

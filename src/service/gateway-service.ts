@@ -27,7 +27,7 @@ import { requireRole } from '../grpc/identity.js';
 import type { ProviderClients, ProvideResult } from '../providers/provider-client.js';
 import { newRecordId, type RecordWriter } from '../records/record-writer.js';
 import { parsePersonalNumber, personalNumberProblem } from './personal-number-input.js';
-import { issuanceRecord, UNLISTED, UNREGISTERED } from './records-drafts.js';
+import { bulkIssuanceRecord, issuanceRecord, UNLISTED, UNREGISTERED } from './records-drafts.js';
 import { checkPersonalNumber } from '../core/personal-number.js';
 import type { IdempotentQueries } from './idempotent-query.js';
 
@@ -84,13 +84,14 @@ export class GatewayService {
       }
       return create(IssueCodeResultSchema, { status: 3, error: personalNumberProblem(s)! });
     });
+    let recordId = '';
     if (values.length > 0) {
       const codes = await this.d.engine.issue(ctx.agency.id, values, ctx.signal);
-      const now = Date.now();
-      await this.d.writer.appendAll(values.map((v) => issuanceRecord(newRecordId(), this.d.subjects.of(v), ctx.agency.id, now)));
+      recordId = newRecordId();
+      await this.d.writer.append(bulkIssuanceRecord(recordId, this.d.subjects.ofMany(values), ctx.agency.id, Date.now()));
       for (let j = 0; j < at.length; j++) results[at[j]!]!.code = codes[j]!;
     }
-    return create(IssueCodesResponseSchema, { offset: BigInt(offset), results });
+    return create(IssueCodesResponseSchema, { offset: BigInt(offset), results, recordId });
   }
 
   issueStream(ctx: CallContext): (req: IssueCodesRequest) => Promise<IssueCodesResponse> {

@@ -22,6 +22,11 @@ export function issuanceRecord(recordId: string, subject: string, agency: string
   };
 }
 
+/** One record for the persons of one bulk issuance message: their subject keys go to the side table. */
+export function bulkIssuanceRecord(recordId: string, subjects: readonly string[], agency: string, now: number): AccessRecordDraft {
+  return { ...issuanceRecord(recordId, '', agency, now), subjects };
+}
+
 export function recordsReadRecord(recordId: string, subject: string, agency: string, now: number): AccessRecordDraft {
   return {
     recordId,

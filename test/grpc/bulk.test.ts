@@ -39,7 +39,22 @@ describe('IssueCodes with 100,000 numbers in one stream', () => {
       }
     }
     expect(bad).toBe(200);
-    const { rows } = await h.gw.store.readChain(h.gw.writer.chainId);
-    expect(rows.filter((r) => r.procedure === 'code.issue' && r.requester === 'employment')).toHaveLength(N - bad);
+    // One chained record per message, naming its persons in the side table.
+    const { rows, subjects } = await h.gw.store.readChain(h.gw.writer.chainId);
+    const batches = rows.filter((r) => r.procedure === 'code.issue' && r.requester === 'employment');
+    expect(batches).toHaveLength(N / 5000);
+    expect(batches.every((r) => r.subjectsDigest !== null && r.subject === '')).toBe(true);
+    expect(batches.reduce((n, r) => n + (subjects.get(r.recordId)?.length ?? 0), 0)).toBe(N - bad);
+
+    // The disclosure system sees the bulk issuance of a person among the rest.
+    const disclosure = h.client('disclosure');
+    const dc = (await disclosure.issueCode(numbers[12_345]!)).code;
+    const seen = await disclosure.listRecords({ code: dc });
+    expect(seen.map((r) => [r.requester, r.procedure])).toEqual([
+      ['disclosure', 'code.issue'],
+      ['employment', 'code.issue'],
+    ]);
+    expect(batches.map((r) => r.recordId)).toContain(seen[1]!.recordId);
+
   });
 });

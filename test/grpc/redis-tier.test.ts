@@ -6,7 +6,7 @@
 import { status } from '@grpc/grpc-js';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
-import Redis from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgencyCodec } from '../../src/core/agency-code.js';
 import { checkPersonalNumber } from '../../src/core/personal-number.js';

@@ -49,7 +49,7 @@ interface Fixture {
   exec(sql: string): Promise<Record<string, unknown>[]>;
 }
 
-async function fixture(kind: StoreKind, batches = [4, 3, 3]): Promise<Fixture> {
+async function fixture(kind: StoreKind, batches = [4, 3, 3], withBatchRecord = false): Promise<Fixture> {
   let store: RecordStore;
   let exec: Fixture['exec'];
   if (kind === 'sqlite') {
@@ -83,6 +83,7 @@ async function fixture(kind: StoreKind, batches = [4, 3, 3]): Promise<Fixture> {
   const writer = new RecordWriter({ store, sealKey: privateKey, sealKeyId: 'seal-1', log: silentLogger });
   let i = 0;
   for (const n of batches) await writer.appendAll(Array.from({ length: n }, () => draft(i++)));
+  if (withBatchRecord) await writer.append({ ...draft(i++), subject: '', subjects: ['S1', 'S2', 'S3'] });
   await writer.close();
   return { store, chainId: writer.chainId, exec };
 }
@@ -122,10 +123,10 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('verification of records in %s'
     const [r4] = await f.exec(`SELECT * FROM access_records WHERE seq = 4`);
     await f.exec(`UPDATE access_records SET seq = seq + 1000 WHERE seq >= 5`);
     await f.exec(`UPDATE access_records SET seq = seq - 999 WHERE seq >= 1000`);
-    const forged = { ...draft(99), chainId: f.chainId };
+    const forged = { ...draft(99), chainId: f.chainId, subjectsDigest: null };
     const hash = recordHash(String(r4!.hash), forged);
     await f.exec(
-      `INSERT INTO access_records VALUES ('${f.chainId}', 5, '${forged.recordId}', '${forged.subject}', ${forged.requestedAt}, ${forged.providedAt}, 'pension', 'tax', 'pension.eligibility', 'B2-001', 'income', 2, 0, '${String(r4!.hash)}', '${hash}')`,
+      `INSERT INTO access_records VALUES ('${f.chainId}', 5, '${forged.recordId}', '${forged.subject}', ${forged.requestedAt}, ${forged.providedAt}, 'pension', 'tax', 'pension.eligibility', 'B2-001', 'income', 2, 0, NULL, '${String(r4!.hash)}', '${hash}')`,
     );
     expect(await firstProblem(f)).toMatchObject({ kind: 'inserted', seq: 5, recordId: forged.recordId });
   });
@@ -156,12 +157,24 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('verification of records in %s'
         item: Number(r.seq) === 5 ? 'pension-benefit' : String(r.item),
         outcome: Number(r.outcome) as AccessRecordDraft['outcome'],
         nonDisclosable: Number(r.non_disclosable) === 1,
+        subjectsDigest: r.subjects_digest === null ? null : String(r.subjects_digest),
       };
       const hash = recordHash(prev, rec);
       await f.exec(`UPDATE access_records SET item = '${rec.item}', prev_hash = '${prev}', hash = '${hash}' WHERE seq = ${Number(r.seq)}`);
       prev = hash;
     }
     expect(await firstProblem(f)).toMatchObject({ kind: 'changed', seq: 5 });
+  });
+
+  it('finds a person removed from or added to a batch record, or added to a single record', async () => {
+    const f = await fixture(kind, [4, 3, 3], true);
+    expect(await firstProblem(f)).toBeNull();
+    await f.exec(`DELETE FROM record_subjects WHERE subject = 'S2'`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', seq: 11 });
+    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('S2', (SELECT record_id FROM access_records WHERE seq = 11))`);
+    expect(await firstProblem(f)).toBeNull();
+    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('S9', (SELECT record_id FROM access_records WHERE seq = 3))`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'inserted', seq: 3 });
   });
 
   it('finds a forged seal', async () => {
