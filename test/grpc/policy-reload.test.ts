@@ -12,6 +12,7 @@ import { PACKAGE_ROOT } from '../../src/config/settings.js';
 import { isEnrolled } from '../../src/providers/synthetic-data.js';
 import { startHarness, statusOf, tempDir, type Harness } from '../helpers/gateway-harness.js';
 import { population } from '../helpers/population.js';
+import { until } from '../helpers/wait.js';
 
 let h: Harness;
 let file: string;
@@ -28,14 +29,6 @@ afterAll(async () => {
   await h?.stop();
 });
 
-async function until(cond: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('condition not met in time');
-}
 
 describe('legal-basis reload', () => {
   it('applies a changed file without failing queries in flight, and ignores a broken one', async () => {

@@ -7,6 +7,7 @@ import { CachedEngine, ConversionCache, type CacheObserver } from '../../src/cac
 import { InlineEngine, type MappingEngine } from '../../src/engine/mapping-engine.js';
 import { RedisConnection } from '../../src/redis/redis-connection.js';
 import { population } from '../helpers/population.js';
+import { up } from '../helpers/redis.js';
 
 const URL = 'redis://127.0.0.1:6379/11';
 const prefix = `t-${randomBytes(4).toString('hex')}:`;
@@ -44,13 +45,6 @@ function observer() {
   return { o, counts, problems };
 }
 
-async function up(conn: RedisConnection): Promise<void> {
-  const t0 = Date.now();
-  while (conn.state() !== 'up') {
-    if (Date.now() - t0 > 5000) throw new Error('redis did not come up');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Waits until every command issued so far on this connection has been answered (same socket, in order). */
 async function flush(conn: RedisConnection): Promise<void> {

@@ -1,35 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdempotencyStore } from '../../src/redis/idempotency.js';
-import { RedisConnection } from '../../src/redis/redis-connection.js';
+import type { RedisConnection } from '../../src/redis/redis-connection.js';
+import { closedPort, connector, up } from '../helpers/redis.js';
 
 const URL = 'redis://127.0.0.1:6379/13';
 const prefix = `t-${randomBytes(4).toString('hex')}:`;
 const secret = randomBytes(32);
 const conns: RedisConnection[] = [];
+const connect = connector(URL, prefix, conns);
 
-function connect(url = URL): RedisConnection {
-  const c = new RedisConnection({ url, keyPrefix: prefix, commandTimeoutMs: 500 });
-  conns.push(c);
-  return c;
-}
 
-async function up(conn: RedisConnection): Promise<void> {
-  const t0 = Date.now();
-  while (conn.state() !== 'up') {
-    if (Date.now() - t0 > 5000) throw new Error('redis did not come up');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const rid = () => randomBytes(8).toString('hex');
 const outcome = (s: string) => new Uint8Array(Buffer.from(s));

@@ -4,7 +4,7 @@
  * other test files running at the same time. A closed port covers "no Redis at all".
  */
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
+import { closedPort, until } from '../helpers/redis.js';
 import { FreezingProxy } from '../helpers/freezing-proxy.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgencyCodec } from '../../src/core/agency-code.js';
@@ -19,21 +19,7 @@ import { population } from '../helpers/population.js';
 const DB = 14;
 const prefix = `t-${randomBytes(4).toString('hex')}:`;
 
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const value = (s: string) => {
   const c = checkPersonalNumber(s);
