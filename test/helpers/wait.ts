@@ -1,6 +1,6 @@
 /** Waiting for a condition in tests, with a bound. */
 
-export /** Polls `cond` every 10 ms until it holds, failing after `ms`. */
+/** Polls `cond` every 10 ms until it holds, failing after `ms`. */
 export async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
   const t0 = Date.now();
   while (!(await cond())) {
