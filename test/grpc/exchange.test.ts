@@ -241,6 +241,12 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('exchanges with records in %s',
       for (const agency of ['pension', 'tax', 'welfare', 'disclosure']) expect(everything.includes(codec.encode(agency, value(n))), 'code in the store').toBe(false);
     }
   });
+
+  it('wrote no personal number to its log, at debug level', () => {
+    const logs = h.logs();
+    expect(logs).toContain('"level":"debug"');
+    for (const n of people.concat([known, unknown])) expect(logs.includes(n), 'number in the log').toBe(false);
+  });
 });
 
 describe('a provider slower than the provider timeout', () => {
