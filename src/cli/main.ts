@@ -58,11 +58,18 @@ function out(v: unknown): void {
 async function serve(): Promise<void> {
   const s = settingsFromEnv();
   const log = createLogger({ level: s.logLevel, base: { service: 'linkgw' } });
+  // Signal handlers come first: a SIGTERM that arrives while the gateway starts stops it once it has started.
+  let stopRequested: string | undefined;
+  let stop: (signal: string) => void = (signal) => {
+    stopRequested ??= signal;
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   const gw = await startGateway(s, { log });
   process.on('SIGHUP', () => gw.policy.reload());
   gw.policy.watchFiles();
   let stopping = false;
-  const stop = (signal: string) => {
+  stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info('shutting down', { signal });
@@ -74,8 +81,7 @@ async function serve(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  if (stopRequested) stop(stopRequested);
 }
 
 async function simulate(): Promise<void> {

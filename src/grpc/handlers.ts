@@ -188,10 +188,10 @@ export function serverStreaming<Req, Res>(
 }
 
 /**
- * Bidirectional streams handled message by message, in order: `open` makes the stream's handler (which may
- * keep per-stream state), called for each request; its result
- * is written before the next request is looked at. Reading pauses while the response side is full, so a fast
- * client cannot make the server buffer without bound.
+ * Bidirectional streams answered message by message, in order: `open` makes the stream's handler (which may
+ * keep per-stream state), called for each request in arrival order, a few at once; results are written in
+ * arrival order. Reading pauses while that many are in progress, so a fast client cannot make the server buffer
+ * without bound.
  */
 export function bidiOrdered<Req, Res>(
   env: HandlerEnv,
@@ -205,7 +205,7 @@ export function bidiOrdered<Req, Res>(
       const se = toServiceError(err);
       report(env, method, agency, se.code, started, err);
       // grpc-js turns an 'error' event on a server stream into the call's status.
-        call.emit('error', Object.assign(new Error(se.details), se));
+      call.emit('error', Object.assign(new Error(se.details), se));
     };
     try {
       b = begin(env, method, call as unknown as AnyServerCall);
@@ -227,21 +227,27 @@ export function bidiOrdered<Req, Res>(
       leave();
     };
     const fn = open(ctx);
+    // Up to DEPTH messages are worked on at once (so one message's record commit overlaps the next one's
+    // mapping); results are written strictly in arrival order through `chain`.
     let chain = Promise.resolve();
     let failed = false;
     let inFlight = 0;
-    const HIGH_WATER = 4;
+    const DEPTH = 4;
     call.on('data', (req: Req) => {
       if (failed) return;
       inFlight++;
-      if (inFlight >= HIGH_WATER) call.pause();
+      if (inFlight >= DEPTH) call.pause();
+      const work = (async () => {
+        const bad = malformed(req);
+        if (bad) throw bad;
+        await env.admit?.(ctx);
+        return fn(req);
+      })();
+      work.catch(() => undefined); // observed below, in order
       chain = chain.then(async () => {
         if (failed) return;
         try {
-          const bad = malformed(req);
-          if (bad) throw bad;
-          await env.admit?.(ctx);
-          const res = await fn(req);
+          const res = await work;
           if (!call.write(res)) await new Promise<void>((r) => call.once('drain', () => r()));
         } catch (err) {
           failed = true;
@@ -249,7 +255,7 @@ export function bidiOrdered<Req, Res>(
           fail(err, ctx.agency.id);
         } finally {
           inFlight--;
-          if (inFlight < HIGH_WATER && !failed) call.resume();
+          if (inFlight < DEPTH && !failed) call.resume();
         }
       });
     });

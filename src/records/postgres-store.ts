@@ -98,7 +98,7 @@ export class PostgresRecordStore implements RecordStore {
     const r = await this.#pool.query<RecordRow>(
       `(SELECT r.* FROM access_records r WHERE r.subject = $1 AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')} LIMIT ${limit})
        UNION ALL
-       (SELECT r.* FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id WHERE s.subject = $1 AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')} LIMIT ${limit})
+       (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = $1) AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')} LIMIT ${limit})
        ${order} LIMIT ${limit}`,
       args,
     );

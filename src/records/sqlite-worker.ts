@@ -56,7 +56,7 @@ function list(q: RecordQuery): ChainedRecord[] {
       `SELECT * FROM (
          SELECT * FROM (SELECT r.* FROM access_records r WHERE r.subject = ? AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')})
          UNION ALL
-         SELECT * FROM (SELECT r.* FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id WHERE s.subject = ? AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')})
+         SELECT * FROM (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = ?) AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')})
        ) ${order}`,
     )
     .all(q.subject, ...args, q.limit, q.subject, ...args, q.limit, q.limit) as RecordRow[];
