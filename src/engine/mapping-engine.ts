@@ -6,7 +6,7 @@
 import { AgencyCodec, type Decoded, type MasterKeys } from '../core/agency-code.js';
 
 export interface MappingEngine {
-  readonly kind: 'inline' | 'pool';
+  readonly kind: 'inline' | 'pool' | 'auto';
   /** Codes of `agency` for valid personal numbers (as integers), in order. */
   issue(agency: string, numbers: readonly number[], signal?: AbortSignal): Promise<string[]>;
   /** Decodes codes of `agency`; each result says whether its code was authentic. */
