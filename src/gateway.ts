@@ -10,6 +10,8 @@ import { SubjectKeys } from './core/subject-key.js';
 import { loadPolicy, Policy } from './config/policy.js';
 import type { Settings } from './config/settings.js';
 import { InlineEngine, type MappingEngine } from './engine/mapping-engine.js';
+import { AutoEngine } from './engine/auto-engine.js';
+import { PooledEngine } from './engine/pooled-engine.js';
 import { startGatewayServer } from './grpc/gateway-server.js';
 import type { HandlerEnv } from './grpc/handlers.js';
 import { channelCredentials, serverCredentials } from './grpc/tls.js';
@@ -57,6 +59,19 @@ export interface RunningGateway {
   readonly simulated: SimulatedProviders | undefined;
   readonly redis: RedisConnection | undefined;
   stop(graceMs?: number): Promise<void>;
+}
+
+/** The mapping engine the settings ask for, with its pool's metrics. */
+async function buildEngine(s: Settings, keyring: Keyring, metrics: GatewayMetrics): Promise<MappingEngine> {
+  if (s.engine === 'inline') return new InlineEngine(keyring);
+  const pool = await PooledEngine.create(keyring, {
+    ...(s.poolThreads ? { threads: s.poolThreads } : {}),
+    onTask: (seconds, items) => metrics.poolTask(seconds, items),
+  });
+  metrics.gaugeFrom('linkgw_pool_queue_depth', 'Mapping tasks waiting for a worker thread.', () => pool.stats().queueSize);
+  metrics.gaugeFrom('linkgw_pool_utilization', 'Share of worker thread time spent on mapping tasks since start (0..1).', () => pool.stats().utilization);
+  metrics.gaugeFrom('linkgw_pool_threads', 'Live mapping worker threads.', () => pool.stats().threads);
+  return s.engine === 'pool' ? pool : new AutoEngine(new InlineEngine(keyring), pool);
 }
 
 export async function startGateway(s: Settings, o: GatewayOptions): Promise<RunningGateway> {
@@ -115,7 +130,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       cleanups.push(() => r.close());
       metrics.gaugeFrom('linkgw_redis_up', '1 when Redis answers, 0 while the gateway runs on local state.', () => (r.state() === 'up' ? 1 : 0));
     }
-    const inner = o.engine ? await o.engine(keyring) : new InlineEngine(keyring);
+    const inner = o.engine ? await o.engine(keyring) : await buildEngine(s, keyring, metrics);
     const engine =
       s.cache === 'off'
         ? inner

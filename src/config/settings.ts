@@ -22,7 +22,7 @@ export interface Settings {
   /** Start the simulated providing agencies in-process and point the registry at them. */
   readonly simulate: boolean;
   readonly providerTimeoutMs: number;
-  readonly engine: 'inline' | 'pool';
+  readonly engine: 'inline' | 'pool' | 'auto';
   readonly redisUrl: string | undefined;
   readonly redisCommandTimeoutMs: number;
   /** Conversion cache tiers: none (compute every time), the in-process LRU, or LRU then Redis. */
@@ -32,6 +32,8 @@ export interface Settings {
   readonly rateLimitReplicas: number;
   readonly idempotencyWindowMs: number;
   readonly maxInFlight: number;
+  /** Worker threads of the mapping pool (default: cores − 1, at least 1). */
+  readonly poolThreads: number | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -45,13 +47,14 @@ export const ENV_DOC: readonly [string, string, string][] = [
   ['LINKGW_TLS_CA / _CERT / _KEY', '<data>/pki/ca.crt, gateway.crt, gateway.key', 'the CA agencies are checked against, and the gateway certificate'],
   ['LINKGW_SIMULATE', '1', '1: start the simulated providing agencies in-process; 0: call the registry addresses'],
   ['LINKGW_PROVIDER_TIMEOUT_MS', '5000', 'the longest a provider call may take, whatever the caller\'s deadline'],
-  ['LINKGW_ENGINE', 'inline', 'inline or pool: where codes are computed'],
+  ['LINKGW_ENGINE', 'auto', 'auto (single calls inline, batches on worker threads), inline or pool: where codes are computed'],
   ['LINKGW_REDIS_URL', '(unset)', 'redis://host:port/db or redis+cluster://h1:p1,h2:p2: shared rate limits, idempotency, cache'],
   ['LINKGW_REDIS_COMMAND_TIMEOUT_MS', '50', 'a Redis command slower than this counts as a failure and local state is used'],
   ['LINKGW_CACHE', 'off', 'off, local or local,redis: conversion cache tiers (computing is faster with local keys)'],
   ['LINKGW_RATE_LIMIT', 'default=5000/10000', 'per-agency requests/s and burst: default=R/B,agency=R/B,…'],
   ['LINKGW_RATE_LIMIT_REPLICAS', '1', 'replicas sharing the limits; each takes 1/n locally when Redis is away'],
   ['LINKGW_IDEMPOTENCY_WINDOW_S', '600', 'how long a QueryInformation x-request-id replays its first outcome'],
+  ['LINKGW_POOL_THREADS', '(cores − 1, at least 1)', 'worker threads of the mapping pool'],
   ['LINKGW_MAX_IN_FLIGHT', '4096', 'calls handled at once; more are refused with RESOURCE_EXHAUSTED'],
   ['LINKGW_LOG_LEVEL', 'info', 'debug, info, warn or error'],
   ['LINKGW_INSECURE_PLAINTEXT', '0', '1: no TLS, callers name themselves (development only; logs a warning)'],
@@ -80,8 +83,8 @@ function cacheMode(v: string | undefined): Settings['cache'] {
 export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings {
   const dataDir = resolve(env.LINKGW_DATA_DIR || './data');
   const pki = join(dataDir, 'pki');
-  const engine = env.LINKGW_ENGINE || 'inline';
-  if (engine !== 'inline' && engine !== 'pool') throw new Error('LINKGW_ENGINE: inline or pool');
+  const engine = env.LINKGW_ENGINE || 'auto';
+  if (engine !== 'inline' && engine !== 'pool' && engine !== 'auto') throw new Error('LINKGW_ENGINE: auto, inline or pool');
   const level = env.LINKGW_LOG_LEVEL || 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new Error('LINKGW_LOG_LEVEL: debug, info, warn or error');
   const timeout = positive(env.LINKGW_PROVIDER_TIMEOUT_MS, 5000, 'LINKGW_PROVIDER_TIMEOUT_MS');
@@ -108,6 +111,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
     rateLimitReplicas: positive(env.LINKGW_RATE_LIMIT_REPLICAS, 1, 'LINKGW_RATE_LIMIT_REPLICAS'),
     idempotencyWindowMs: positive(env.LINKGW_IDEMPOTENCY_WINDOW_S, 600, 'LINKGW_IDEMPOTENCY_WINDOW_S') * 1000,
     maxInFlight: positive(env.LINKGW_MAX_IN_FLIGHT, 4096, 'LINKGW_MAX_IN_FLIGHT'),
+    poolThreads: env.LINKGW_POOL_THREADS ? positive(env.LINKGW_POOL_THREADS, 1, 'LINKGW_POOL_THREADS') : undefined,
     logLevel: level as Settings['logLevel'],
   };
 }

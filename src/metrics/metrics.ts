@@ -26,6 +26,8 @@ export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCal
   readonly redisFallbacks: Counter<'feature' | 'reason'>;
   readonly rateLimited: Counter<'agency'>;
   readonly replays: Counter<'agency'>;
+  readonly poolTasks: Histogram;
+  readonly poolTaskSize: Histogram;
 
   /** `knownAgencies` bounds the agency label: anything else is reported as "unknown". */
   constructor(knownAgencies: () => ReadonlySet<string>, opts: { defaultMetrics?: boolean } = {}) {
@@ -47,6 +49,8 @@ export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCal
     this.cacheLookups = new Counter({ name: 'linkgw_cache_lookups_total', help: 'Conversion cache lookups by tier (local, redis) and outcome (hit, miss).', labelNames: ['tier', 'outcome'], registers: r });
     this.redisFallbacks = new Counter({ name: 'linkgw_redis_fallbacks_total', help: 'Decisions made on local state because Redis could not be used, by feature and reason.', labelNames: ['feature', 'reason'], registers: r });
     this.rateLimited = new Counter({ name: 'linkgw_rate_limited_total', help: 'Calls refused by the per-agency rate limit.', labelNames: ['agency'], registers: r });
+    this.poolTasks = new Histogram({ name: 'linkgw_pool_task_duration_seconds', help: 'Mapping pool tasks: time from submission to result, queueing included.', buckets: LATENCY_BUCKETS, registers: r });
+    this.poolTaskSize = new Histogram({ name: 'linkgw_pool_task_items', help: 'Numbers or codes per mapping pool task (coalesced requests and bulk batches).', buckets: [1, 2, 4, 8, 16, 64, 256, 1024, 2048, 4096], registers: r });
     this.replays = new Counter({ name: 'linkgw_idempotent_replays_total', help: 'Retried queries answered with their first outcome (same x-request-id).', labelNames: ['agency'], registers: r });
   }
 
@@ -63,6 +67,11 @@ export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCal
 
   redisFallback(feature: string, reason: string): void {
     this.redisFallbacks.inc({ feature, reason });
+  }
+
+  poolTask(seconds: number, items: number): void {
+    this.poolTasks.observe(seconds);
+    this.poolTaskSize.observe(items);
   }
 
   limited(agency: string): void {
