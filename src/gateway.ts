@@ -23,6 +23,7 @@ import { ensureDevPki, pkiFiles } from './pki/dev-pki.js';
 import { ProviderClients } from './providers/provider-client.js';
 import { startSimulatedProviders, type SimulatedProviders, type SimulationOptions } from './providers/simulated-provider.js';
 import { openRecordStore } from './records/open-store.js';
+import { SqliteRecordStore } from './records/sqlite-store.js';
 import type { RecordStore } from './records/record-store.js';
 import { RecordWriter } from './records/record-writer.js';
 import { GatewayService } from './service/gateway-service.js';
@@ -116,6 +117,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     const metrics = new GatewayMetrics(() => new Set(policy.current.registry.agencies.keys()));
     const store = o.store ?? (await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }));
     if (!o.store) cleanups.push(() => store.close());
+    if (store instanceof SqliteRecordStore) store.observe((op, ok, seconds) => metrics.storeOp(op, ok, seconds));
     const writer = new RecordWriter({ store, sealKey: keyring.sealPrivateKey, sealKeyId: keyring.sealKeyId, log, observer: metrics });
     cleanups.push(() => writer.close());
     let redis: RedisConnection | undefined;

@@ -27,6 +27,7 @@ export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCal
   readonly rateLimited: Counter<'agency'>;
   readonly replays: Counter<'agency'>;
   readonly poolTasks: Histogram;
+  readonly storeThread: Histogram<'op' | 'ok'>;
   readonly poolTaskSize: Histogram;
 
   /** `knownAgencies` bounds the agency label: anything else is reported as "unknown". */
@@ -51,6 +52,7 @@ export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCal
     this.rateLimited = new Counter({ name: 'linkgw_rate_limited_total', help: 'Calls refused by the per-agency rate limit.', labelNames: ['agency'], registers: r });
     this.poolTasks = new Histogram({ name: 'linkgw_pool_task_duration_seconds', help: 'Mapping pool tasks: time from submission to result, queueing included.', buckets: LATENCY_BUCKETS, registers: r });
     this.poolTaskSize = new Histogram({ name: 'linkgw_pool_task_items', help: 'Numbers or codes per mapping pool task (coalesced requests and bulk batches).', buckets: [1, 2, 4, 8, 16, 64, 256, 1024, 2048, 4096], registers: r });
+    this.storeThread = new Histogram({ name: 'linkgw_record_store_thread_seconds', help: 'Record store operations timed inside the SQLite worker thread, by operation and success.', labelNames: ['op', 'ok'], buckets: LATENCY_BUCKETS, registers: r });
     this.replays = new Counter({ name: 'linkgw_idempotent_replays_total', help: 'Retried queries answered with their first outcome (same x-request-id).', labelNames: ['agency'], registers: r });
   }
 
@@ -72,6 +74,10 @@ export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCal
   poolTask(seconds: number, items: number): void {
     this.poolTasks.observe(seconds);
     this.poolTaskSize.observe(items);
+  }
+
+  storeOp(op: string, ok: boolean, seconds: number): void {
+    this.storeThread.observe({ op, ok: ok ? 'true' : 'false' }, seconds);
   }
 
   limited(agency: string): void {

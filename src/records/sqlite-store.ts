@@ -8,7 +8,10 @@ import { workerFile } from '../worker-file.js';
 import type { RecordQuery, RecordStore, StoredChain } from './record-store.js';
 import type { SqliteRequest } from './sqlite-worker.js';
 
-type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+type Pending = { op: string; resolve: (v: unknown) => void; reject: (e: Error) => void };
+
+/** Told how long each operation took inside the store's thread (measured there). */
+export type SqliteThreadObserver = (op: string, ok: boolean, seconds: number) => void;
 type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
 
 export class SqliteRecordStore implements RecordStore {
@@ -18,12 +21,15 @@ export class SqliteRecordStore implements RecordStore {
   #next = 1;
   #dead: Error | undefined;
 
+  #observer: SqliteThreadObserver | undefined;
+
   private constructor(path: string, busyTimeoutMs: number) {
     this.#worker = new Worker(workerFile(import.meta.url, 'sqlite-worker'), { workerData: { path, busyTimeoutMs } });
-    this.#worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: { message: string; code?: string } }) => {
+    this.#worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: { message: string; code?: string }; seconds: number }) => {
       const p = this.#pending.get(m.id);
       if (!p) return;
       this.#pending.delete(m.id);
+      this.#observer?.(p.op, m.ok, m.seconds);
       if (m.ok) p.resolve(m.value);
       else p.reject(Object.assign(new Error(m.error?.message ?? 'sqlite error'), { code: m.error?.code }));
     });
@@ -47,9 +53,14 @@ export class SqliteRecordStore implements RecordStore {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#next++;
     return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.#pending.set(id, { op: req.op, resolve: resolve as (v: unknown) => void, reject });
       this.#worker.postMessage({ ...req, id });
     });
+  }
+
+  /** Reports the store thread's own timings (metrics). */
+  observe(fn: SqliteThreadObserver): void {
+    this.#observer = fn;
   }
 
   commit(records: readonly ChainedRecordWithSubjects[], seal: Seal): Promise<void> {

@@ -106,11 +106,14 @@ function handle(m: SqliteRequest): unknown {
 }
 
 parentPort!.on('message', (m: SqliteRequest) => {
+  // Each answer carries the time the operation took in this thread, for the gateway's metrics.
+  const started = performance.now();
   try {
-    parentPort!.postMessage({ id: m.id, ok: true, value: handle(m) });
+    const value = handle(m);
+    parentPort!.postMessage({ id: m.id, ok: true, value, seconds: (performance.now() - started) / 1000 });
   } catch (e) {
     const err = e as Error & { code?: string };
-    parentPort!.postMessage({ id: m.id, ok: false, error: { message: err.message, code: err.code } });
+    parentPort!.postMessage({ id: m.id, ok: false, error: { message: err.message, code: err.code }, seconds: (performance.now() - started) / 1000 });
   }
   if (m.op === 'close') parentPort!.close();
 });

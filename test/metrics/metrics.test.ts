@@ -36,6 +36,8 @@ describe('/metrics', () => {
     expect(text).toMatch(/^linkgw_records_committed_total \d+$/m);
     expect(text).toMatch(/^linkgw_record_commit_duration_seconds_count \d+$/m);
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
+    // Timed inside the SQLite worker thread and carried to the main registry.
+    expect(text).toMatch(/^linkgw_record_store_thread_seconds_count\{op="commit",ok="true"\} [1-9]\d*$/m);
   });
 
   it('uses only bounded label values', async () => {
