@@ -13,9 +13,36 @@ const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 export class PostgresRecordStore implements RecordStore {
   readonly kind = 'postgres' as const;
   readonly #pool: pg.Pool;
+  /** Rows written since the planner's statistics were last refreshed, and rows known then. */
+  #sinceAnalyze = 0;
+  #rowsAtAnalyze = 0;
+  #analyzing: Promise<void> | undefined;
 
   private constructor(pool: pg.Pool) {
     this.#pool = pool;
+  }
+
+  /**
+   * Keeps the planner's statistics current while the tables grow. With the statistics of a near-empty table
+   * (autovacuum runs at most once a minute), PostgreSQL plans the disclosure query as a scan of every record:
+   * 43 ms a call at 24,000 records, against 0.9 ms once analysed. Runs beside the request path, one at a time.
+   */
+  #maybeAnalyze(rows: number): void {
+    this.#sinceAnalyze += rows;
+    if (this.#analyzing || this.#sinceAnalyze < Math.max(1000, this.#rowsAtAnalyze * 0.2)) return;
+    const total = this.#rowsAtAnalyze + this.#sinceAnalyze;
+    this.#sinceAnalyze = 0;
+    this.#analyzing = this.#pool
+      .query('ANALYZE access_records, record_subjects')
+      .then(
+        () => {
+          this.#rowsAtAnalyze = total;
+        },
+        () => undefined,
+      )
+      .finally(() => {
+        this.#analyzing = undefined;
+      });
   }
 
   static async open(url: string, opts: { statementTimeoutMs?: number; max?: number } = {}): Promise<PostgresRecordStore> {
@@ -71,6 +98,7 @@ export class PostgresRecordStore implements RecordStore {
       ]);
       await c.query('COMMIT');
       c.release();
+      this.#maybeAnalyze(records.length + subjects.length);
     } catch (e) {
       await c.query('ROLLBACK').catch(() => undefined);
       c.release(true);
@@ -127,6 +155,7 @@ export class PostgresRecordStore implements RecordStore {
   }
 
   async close(): Promise<void> {
+    await this.#analyzing;
     await this.#pool.end();
   }
 }
