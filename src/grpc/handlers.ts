@@ -115,35 +115,51 @@ function malformed(m: unknown): GatewayError | undefined {
   return m instanceof Malformed ? new GatewayError('INVALID_ARGUMENT', `the request is not a valid ${m.typeName} message`) : undefined;
 }
 
-export function unary<Req, Res>(env: HandlerEnv, method: string, fn: (req: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    const started = process.hrtime.bigint();
-    let agency: string | undefined;
-    let done: (() => void) | undefined;
-    let leave: (() => void) | undefined;
-    (async () => {
-      const b = begin(env, method, call as unknown as AnyServerCall);
-      done = b.done;
-      agency = b.ctx.agency.id;
-      leave = enter(env);
-      const bad = malformed(call.request);
-      if (bad) throw bad;
-      await env.admit?.(b.ctx);
-      return fn(call.request, b.ctx);
-    })().finally(() => leave?.()).then(
-      (res) => {
+/**
+ * Runs one unary or server-streaming call: identity, in-flight cap, malformed request, admission, then `body`;
+ * reports the outcome, and hands the result or the mapped error to `ok` / `fail`.
+ */
+function runCall<Req, T>(
+  env: HandlerEnv,
+  method: string,
+  call: AnyServerCall & { readonly request: Req },
+  body: (req: Req, ctx: CallContext) => Promise<T>,
+  ok: (value: T) => void,
+  fail: (se: ReturnType<typeof toServiceError>) => void,
+): void {
+  const started = process.hrtime.bigint();
+  let agency: string | undefined;
+  let done: (() => void) | undefined;
+  let leave: (() => void) | undefined;
+  (async () => {
+    const b = begin(env, method, call);
+    done = b.done;
+    agency = b.ctx.agency.id;
+    leave = enter(env);
+    const bad = malformed(call.request);
+    if (bad) throw bad;
+    await env.admit?.(b.ctx);
+    return body(call.request, b.ctx);
+  })()
+    .finally(() => leave?.())
+    .then(
+      (value) => {
         done?.();
         report(env, method, agency, status.OK, started);
-        callback(null, res);
+        ok(value);
       },
       (err: unknown) => {
         done?.();
         const se = toServiceError(err);
         report(env, method, agency, se.code, started, err);
-        callback(se);
+        fail(se);
       },
     );
-  };
+}
+
+export function unary<Req, Res>(env: HandlerEnv, method: string, fn: (req: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
+  return (call, callback) =>
+    runCall(env, method, call as unknown as AnyServerCall & { request: Req }, fn, (res) => callback(null, res), (se) => callback(se));
 }
 
 export function serverStreaming<Req, Res>(
@@ -152,37 +168,19 @@ export function serverStreaming<Req, Res>(
   fn: (req: Req, ctx: CallContext, write: (res: Res) => Promise<void>) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
   return (call: ServerWritableStream<Req, Res>) => {
-    const started = process.hrtime.bigint();
-    let agency: string | undefined;
-    let done: (() => void) | undefined;
     const write = (res: Res) =>
       new Promise<void>((resolve) => {
         if (call.write(res)) resolve();
         else call.once('drain', () => resolve());
       });
-    let leave: (() => void) | undefined;
-    (async () => {
-      const b = begin(env, method, call as unknown as AnyServerCall);
-      done = b.done;
-      agency = b.ctx.agency.id;
-      leave = enter(env);
-      const bad = malformed(call.request);
-      if (bad) throw bad;
-      await env.admit?.(b.ctx);
-      await fn(call.request, b.ctx, write);
-    })().finally(() => leave?.()).then(
-      () => {
-        done?.();
-        report(env, method, agency, status.OK, started);
-        call.end();
-      },
-      (err: unknown) => {
-        done?.();
-        const se = toServiceError(err);
-        report(env, method, agency, se.code, started, err);
-        // grpc-js turns an 'error' event on a server stream into the call's status.
-        call.emit('error', Object.assign(new Error(se.details), se));
-      },
+    runCall(
+      env,
+      method,
+      call as unknown as AnyServerCall & { request: Req },
+      (req, ctx) => fn(req, ctx, write),
+      () => call.end(),
+      // grpc-js turns an 'error' event on a server stream into the call's status.
+      (se) => call.emit('error', Object.assign(new Error(se.details), se)),
     );
   };
 }
