@@ -2,37 +2,16 @@
  * The gateway as an operator runs it: `linkgw serve` in its own process, driven by `linkgw client`, stopped
  * by SIGTERM; plaintext mode only behind its flag, with a warning.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/gateway-harness.js';
+import { killServed, serve } from '../helpers/serve-process.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'linkgw.js');
 const run = promisify(execFile);
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
-});
-
-async function serve(env: Record<string, string>): Promise<{ child: ChildProcess; address: string; log: () => string }> {
-  const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...process.env, LINKGW_LISTEN: '127.0.0.1:0', LINKGW_METRICS_LISTEN: '127.0.0.1:0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let text = '';
-  child.stderr!.on('data', (b: Buffer) => (text += b.toString()));
-  const address = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`gateway did not start:\n${text}`)), 20_000);
-    child.stderr!.on('data', () => {
-      const m = /"msg":"gateway serving".*?"address":"([^"]+)"/.exec(text);
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1]!);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`gateway exited ${code}:\n${text}`)));
-  });
-  return { child, address, log: () => text };
-}
+afterEach(killServed);
 
 describe('linkgw serve', () => {
   it('starts with embedded defaults, issues and exchanges through the bundled client, and stops cleanly on SIGTERM', async () => {
