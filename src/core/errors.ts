@@ -29,7 +29,3 @@ export class GatewayError extends Error {
     this.details = options?.details ?? {};
   }
 }
-
-export function isGatewayError(e: unknown): e is GatewayError {
-  return e instanceof GatewayError;
-}

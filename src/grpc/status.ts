@@ -19,10 +19,6 @@ const CODES: Record<ErrorCode, status> = {
   UNAUTHENTICATED: status.UNAUTHENTICATED,
 };
 
-export function grpcCode(code: ErrorCode): status {
-  return CODES[code];
-}
-
 export function toServiceError(e: unknown): Partial<ServiceError> & { code: status; details: string } {
   const metadata = new Metadata();
   if (e instanceof GatewayError) {
