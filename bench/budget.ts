@@ -61,6 +61,8 @@ export interface Budget {
     };
   };
   readonly targets: Target[];
+  /** Node flags of every target process (gateway and baselines alike): the runtime settings linkgw ships with. */
+  readonly nodeFlags: string[];
   readonly gatewayEnv: Record<string, string>;
   readonly baselineFor: Record<string, string>;
   readonly smoke: {

@@ -106,7 +106,7 @@ async function machine(tool: Tool, postgres: string | null, redis: string | null
     cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
     memoryGiB: totalmem() / 2 ** 30,
     os: `${type()} ${release()}`,
-    node: process.version,
+    node: b.nodeFlags.length ? `${process.version} (${b.nodeFlags.join(' ')})` : process.version,
     ghz: tool.version,
     ghzSource: tool.source,
     go: go && go.code === 0 ? go.stdout.trim().replace(/^go version /, 'Go ').replace(/ [a-z0-9]+\/[a-z0-9]+$/, '') : null,
@@ -148,7 +148,7 @@ async function startTarget(t: Target, ds: Dataset): Promise<Running> {
     const server = await startServer({
       name: t.name,
       command: process.execPath,
-      args: [join(ROOT, 'dist', 'cli', 'main.js'), 'serve'],
+      args: [...b.nodeFlags, join(ROOT, 'dist', 'cli', 'main.js'), 'serve'],
       env,
       cwd: ROOT,
       logFile,
@@ -160,7 +160,7 @@ async function startTarget(t: Target, ds: Dataset): Promise<Running> {
   const server = await startServer({
     name: t.name,
     command: process.execPath,
-    args: ['--import', 'tsx', join(BENCH_DIR, 'baseline', `${t.kind}-server.ts`)],
+    args: [...b.nodeFlags, '--import', 'tsx', join(BENCH_DIR, 'baseline', `${t.kind}-server.ts`)],
     env: { ...common, BENCH_RECORDS_PER_LIST: String(b.profiles.records.baselineRecordsPerList) },
     cwd: ROOT,
     logFile,
