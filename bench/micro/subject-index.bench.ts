@@ -1,0 +1,113 @@
+/**
+ * What limits bulk issuance on SQLite: the persons of a bulk-issuance record go into `record_subjects`, a
+ * table clustered on the subject key (so the disclosure system can find a person's batch records), and
+ * subject keys are pseudorandom, so every row lands on a random page of a growing B-tree. This measures that
+ * table's insert rate as it grows, in a real file (WAL, synchronous=FULL, as the store runs it), for:
+ *
+ *   current     the store's layout: subject as 26 base32 characters, record id as 24; each commit one
+ *               bulk message's 1,000 persons in arrival order (random keys)
+ *   ckpt-10k    the same with wal_autocheckpoint = 10,000 pages instead of SQLite's 1,000
+ *   blob        subject as its 16 raw bytes instead of base32 text
+ *   sorted-100k the current layout, but 100,000 rows a commit in key order: what a deferred index, merged
+ *               in large sorted runs, would pay per row
+ *
+ * Prints rows/s over the first 400,000 rows and over rows 2.0–2.4 million, and writes
+ * bench/results/micro-subject-index.json and .md.
+ *
+ *   npx tsx bench/micro/subject-index.bench.ts [--rows 2400000]
+ */
+import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { base32Encode } from '../../src/core/base32.js';
+
+const { values: args } = parseArgs({ options: { rows: { type: 'string', default: '2400000' } } });
+const ROWS = Number(args.rows);
+const WINDOW = 400_000;
+const here = dirname(fileURLToPath(import.meta.url));
+const out = join(here, '..', 'results');
+
+interface Variant {
+  readonly name: string;
+  readonly what: string;
+  readonly blob: boolean;
+  readonly perCommit: number;
+  readonly sorted: boolean;
+  readonly autocheckpoint: number;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'current', what: 'base32 text keys, 1,000 random rows a commit', blob: false, perCommit: 1000, sorted: false, autocheckpoint: 1000 },
+  { name: 'ckpt-10k', what: 'as current, wal_autocheckpoint 10,000', blob: false, perCommit: 1000, sorted: false, autocheckpoint: 10_000 },
+  { name: 'blob', what: '16-byte blob keys, 1,000 random rows a commit', blob: true, perCommit: 1000, sorted: false, autocheckpoint: 1000 },
+  { name: 'sorted-100k', what: 'base32 text keys, 100,000 rows a commit in key order', blob: false, perCommit: 100_000, sorted: true, autocheckpoint: 1000 },
+];
+
+function run(v: Variant, dir: string): { first: number; last: number } {
+  const path = join(dir, `${v.name}.sqlite`);
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma(`wal_autocheckpoint = ${v.autocheckpoint}`);
+  db.exec(`CREATE TABLE record_subjects (subject ${v.blob ? 'BLOB' : 'TEXT'} NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (subject, record_id)) WITHOUT ROWID`);
+  const insert = db.prepare('INSERT INTO record_subjects (subject, record_id) VALUES (?, ?)');
+  const commit = db.transaction((rows: [string | Buffer, string][]) => {
+    for (const [s, r] of rows) insert.run(s, r);
+  });
+  const rates: number[] = [];
+  let t = performance.now();
+  let done = 0;
+  while (done < ROWS) {
+    const rows: [string | Buffer, string][] = [];
+    for (let m = 0; m < v.perCommit / 1000; m++) {
+      const recordId = base32Encode(randomBytes(15));
+      const keys = randomBytes(16_000);
+      for (let i = 0; i < 1000; i++) {
+        const k = keys.subarray(i * 16, i * 16 + 16);
+        rows.push([v.blob ? Buffer.from(k) : base32Encode(k), recordId]);
+      }
+    }
+    if (v.sorted) rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    commit(rows);
+    done += rows.length;
+    if (done % WINDOW === 0) {
+      const now = performance.now();
+      rates.push(WINDOW / ((now - t) / 1000));
+      t = now;
+    }
+  }
+  db.close();
+  return { first: Math.round(rates[0]!), last: Math.round(rates[rates.length - 1]!) };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'linkgw-subject-index-'));
+try {
+  const results = VARIANTS.map((v) => {
+    const r = run(v, dir);
+    process.stderr.write(`${v.name}: ${r.first} rows/s over the first ${WINDOW.toLocaleString('en-US')}, ${r.last} rows/s at ${ROWS.toLocaleString('en-US')}\n`);
+    return { ...v, firstRowsPerSecond: r.first, lastRowsPerSecond: r.last };
+  });
+  mkdirSync(out, { recursive: true });
+  const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown'}, Node ${process.version}`;
+  const date = new Date().toISOString();
+  writeFileSync(join(out, 'micro-subject-index.json'), `${JSON.stringify({ date, machine, rows: ROWS, window: WINDOW, results }, null, 2)}\n`);
+  const fmt = (n: number) => n.toLocaleString('en-US');
+  const md = [
+    `# record_subjects insert rate (SQLite, WAL, synchronous=FULL)`,
+    '',
+    `Generated by \`npx tsx bench/micro/subject-index.bench.ts\` on ${date} (${machine}).`,
+    '',
+    `| layout | what | rows/s, first ${fmt(WINDOW)} rows | rows/s at ${fmt(ROWS)} rows |`,
+    '| --- | --- | ---: | ---: |',
+    ...results.map((r) => `| ${r.name} | ${r.what} | ${fmt(r.firstRowsPerSecond)} | ${fmt(r.lastRowsPerSecond)} |`),
+    '',
+  ].join('\n');
+  writeFileSync(join(out, 'micro-subject-index.md'), md);
+  process.stdout.write(md);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
