@@ -91,9 +91,14 @@ export class AgencyClient {
     return out;
   }
 
-  listRecords(req: MessageInitShape<typeof ListSchema>, deadlineMs = 10_000): Promise<AccessRecord[]> {
+  /** Opens a ListAccessRecords stream (the records arrive as 'data' events). */
+  recordsStream(req: MessageInitShape<typeof ListSchema>, deadlineMs = 10_000): ClientReadableStream<AccessRecord> {
     const fn = (this.records as unknown as Record<string, Function>)['listAccessRecords']!;
-    const call: ClientReadableStream<AccessRecord> = fn.call(this.records, create(ListAccessRecordsRequestSchema, req), this.#metadata(), { deadline: Date.now() + deadlineMs });
+    return fn.call(this.records, create(ListAccessRecordsRequestSchema, req), this.#metadata(), { deadline: Date.now() + deadlineMs });
+  }
+
+  listRecords(req: MessageInitShape<typeof ListSchema>, deadlineMs = 10_000): Promise<AccessRecord[]> {
+    const call = this.recordsStream(req, deadlineMs);
     const out: AccessRecord[] = [];
     return new Promise((resolve, reject) => {
       call.on('data', (r: AccessRecord) => out.push(r));

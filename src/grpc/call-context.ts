@@ -20,7 +20,7 @@ export interface CallContext {
 
 /** Throws the right status when the call is already over, so no more work is spent on it. */
 export function throwIfDone(ctx: Pick<CallContext, 'deadline' | 'signal'>): void {
-  if (ctx.signal.aborted) throw new GatewayError('CANCELLED', 'the call was cancelled');
+  if (ctx.signal.aborted) throw ctx.signal.reason instanceof GatewayError ? ctx.signal.reason : new GatewayError('CANCELLED', 'the call was cancelled');
   if (Date.now() >= ctx.deadline) throw new GatewayError('DEADLINE_EXCEEDED', 'the deadline passed');
 }
 

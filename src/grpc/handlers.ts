@@ -104,6 +104,36 @@ function begin(env: HandlerEnv, method: string, call: AnyServerCall): { ctx: Cal
   };
 }
 
+interface WritableCall<Res> {
+  readonly destroyed: boolean;
+  write(res: Res): boolean;
+  once(event: 'drain' | 'close', l: () => void): unknown;
+  removeListener(event: 'drain' | 'close', l: () => void): unknown;
+}
+
+/**
+ * Writes one message of a server stream and resolves when the stream can take the next one. A stream that the
+ * client cancelled is destroyed by grpc-js and never drains: then this rejects (CANCELLED) instead of waiting
+ * for ever, so the handler ends and its in-flight slot is released.
+ */
+function writeInTurn<Res>(call: WritableCall<Res>, res: Res): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const gone = () => new GatewayError('CANCELLED', 'the call was cancelled');
+    if (call.destroyed) return reject(gone());
+    if (call.write(res)) return resolve();
+    const onDrain = () => {
+      call.removeListener('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      call.removeListener('drain', onDrain);
+      reject(gone());
+    };
+    call.once('drain', onDrain);
+    call.once('close', onClose);
+  });
+}
+
 function report(env: HandlerEnv, method: string, agency: string | undefined, code: number, started: bigint, err?: unknown): void {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   env.observer?.callEnded(method, agency, code, seconds);
@@ -168,11 +198,7 @@ export function serverStreaming<Req, Res>(
   fn: (req: Req, ctx: CallContext, write: (res: Res) => Promise<void>) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
   return (call: ServerWritableStream<Req, Res>) => {
-    const write = (res: Res) =>
-      new Promise<void>((resolve) => {
-        if (call.write(res)) resolve();
-        else call.once('drain', () => resolve());
-      });
+    const write = (res: Res) => writeInTurn(call, res);
     runCall(
       env,
       method,
@@ -186,15 +212,18 @@ export function serverStreaming<Req, Res>(
 }
 
 /**
- * Bidirectional streams answered message by message, in order: `open` makes the stream's handler (which may
- * keep per-stream state), called for each request in arrival order, a few at once; results are written in
- * arrival order. Reading pauses while that many are in progress, so a fast client cannot make the server buffer
- * without bound.
+ * Bidirectional streams answered message by message, in order. `open` makes the stream's handler (which may
+ * keep per-stream state). The handler is called synchronously for each well-formed request, in arrival order,
+ * and returns the work for that request, which runs once the request is admitted: so per-stream state (the
+ * IssueCodes offset) follows arrival order even when admissions finish out of order. A few requests are worked
+ * on at once; results are written in arrival order. Reading pauses while that many are in progress, so a fast
+ * client cannot make the server buffer without bound. A stream the client cancels, or whose deadline passes,
+ * ends at once: its slot is released and the work still running is dropped.
  */
 export function bidiOrdered<Req, Res>(
   env: HandlerEnv,
   method: string,
-  open: (ctx: CallContext) => (req: Req) => Promise<Res>,
+  open: (ctx: CallContext) => (req: Req) => () => Promise<Res>,
 ): handleBidiStreamingCall<Req, Res> {
   return (call: ServerDuplexStream<Req, Res>) => {
     const started = process.hrtime.bigint();
@@ -220,37 +249,49 @@ export function bidiOrdered<Req, Res>(
       fail(err, ctx.agency.id);
       return;
     }
-    const done = () => {
+    // The call ends once: normally after 'end', with an error, or because the client went away.
+    let failed = false;
+    const finish = (outcome: { ok: true } | { err: unknown } | { gone: true }) => {
+      if (failed) return;
+      failed = true;
       b.done();
       leave();
+      if ('ok' in outcome) {
+        report(env, method, ctx.agency.id, status.OK, started);
+        call.end();
+      } else if ('err' in outcome) fail(outcome.err, ctx.agency.id);
+      else report(env, method, ctx.agency.id, ctx.signal.aborted && ctx.signal.reason instanceof GatewayError ? toServiceError(ctx.signal.reason).code : status.CANCELLED, started);
     };
+    // grpc-js emits 'cancelled' and destroys the stream (no 'end', no 'error') when the client cancels or the
+    // deadline passes; 'close' covers any other way the stream goes away first.
+    call.on('cancelled', () => finish({ gone: true }));
+    call.on('close', () => finish({ gone: true }));
+    call.on('error', () => finish({ gone: true }));
     const fn = open(ctx);
     // Up to DEPTH messages are worked on at once (so one message's record commit overlaps the next one's
     // mapping); results are written strictly in arrival order through `chain`.
     let chain = Promise.resolve();
-    let failed = false;
     let inFlight = 0;
     const DEPTH = 4;
     call.on('data', (req: Req) => {
       if (failed) return;
       inFlight++;
       if (inFlight >= DEPTH) call.pause();
+      const bad = malformed(req);
+      const run = bad ? undefined : fn(req);
       const work = (async () => {
-        const bad = malformed(req);
         if (bad) throw bad;
         await env.admit?.(ctx);
-        return fn(req);
+        return run!();
       })();
       work.catch(() => undefined); // observed below, in order
       chain = chain.then(async () => {
         if (failed) return;
         try {
           const res = await work;
-          if (!call.write(res)) await new Promise<void>((r) => call.once('drain', () => r()));
+          if (!failed) await writeInTurn(call, res);
         } catch (err) {
-          failed = true;
-          done();
-          fail(err, ctx.agency.id);
+          finish({ err });
         } finally {
           inFlight--;
           if (inFlight < DEPTH && !failed) call.resume();
@@ -258,16 +299,7 @@ export function bidiOrdered<Req, Res>(
       });
     });
     call.on('end', () => {
-      void chain.then(() => {
-        if (failed) return;
-        done();
-        report(env, method, ctx.agency.id, status.OK, started);
-        call.end();
-      });
-    });
-    call.on('error', () => {
-      failed = true;
-      done();
+      void chain.then(() => finish({ ok: true }));
     });
   };
 }

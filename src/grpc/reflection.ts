@@ -93,7 +93,7 @@ export class ReflectionIndex {
 
 export function addReflection(server: Server, env: HandlerEnv, services: readonly string[]): void {
   const index = new ReflectionIndex([...services, 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection']);
-  const impl = { serverReflectionInfo: bidiOrdered(env, 'ServerReflectionInfo', () => async (req: ServerReflectionRequest) => index.answer(req)) };
+  const impl = { serverReflectionInfo: bidiOrdered(env, 'ServerReflectionInfo', () => (req: ServerReflectionRequest) => async () => index.answer(req)) };
   const v1 = serverDefinition(ServerReflection);
   server.addService(v1, impl);
   // v1alpha has the same messages under another package: same handler, other path.

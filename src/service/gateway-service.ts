@@ -94,12 +94,16 @@ export class GatewayService {
     return create(IssueCodesResponseSchema, { offset: BigInt(offset), results, recordId });
   }
 
-  issueStream(ctx: CallContext): (req: IssueCodesRequest) => Promise<IssueCodesResponse> {
+  /**
+   * The handler of one IssueCodes stream: called for each message in arrival order, it takes the message's
+   * offset at once and returns the work, which runs once the message is admitted.
+   */
+  issueStream(ctx: CallContext): (req: IssueCodesRequest) => () => Promise<IssueCodesResponse> {
     let offset = 0;
     return (req) => {
       const at = offset;
       offset += req.personalNumbers.length;
-      return this.issueBatch(req, ctx, at);
+      return () => this.issueBatch(req, ctx, at);
     };
   }
 
