@@ -113,7 +113,6 @@ export class GatewayService {
   }
 
   async #query(req: QueryInformationRequest, ctx: CallContext): Promise<QueryInformationResponse> {
-    requireRole(ctx.agency, 'requester', 'query information');
     requireName(req.provider, 'provider');
     requireName(req.procedure, 'procedure');
     requireName(req.item, 'item');
@@ -135,6 +134,12 @@ export class GatewayService {
       procedure: table.procedures.has(req.procedure) ? req.procedure : UNLISTED,
       item: table.items.has(req.item) ? req.item : UNLISTED,
     };
+    // An agency without the requester role is refused like a query without legal basis, and recorded too:
+    // it named a person.
+    if (!ctx.agency.roles.has('requester')) {
+      await this.#record({ ...base, providedAt: null, legalBasisRow: '', outcome: Outcome.DENIED, nonDisclosable: false });
+      requireRole(ctx.agency, 'requester', 'query information');
+    }
     const decision = provider?.roles.has('provider') && provider.providerAddress
       ? decide(table, { requester: ctx.agency.id, procedure: req.procedure, provider: provider.id, item: req.item })
       : ({ allowed: false, reason: 'no-row' } as Decision);

@@ -114,6 +114,17 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('exchanges with records in %s',
     expect(denied.length).toBeGreaterThanOrEqual(tries.length);
     expect(denied).toContainEqual({ provider: 'tax', procedure: 'pension.eligibility', item: 'pension-benefit', legal_basis_row: 'B2-001' });
     expect(denied).toContainEqual({ provider: '(unregistered)', procedure: 'pension.eligibility', item: 'income', legal_basis_row: '' });
+
+    // An agency without the requester role, naming a person with its own valid code: refused and recorded.
+    const disclosure = h.client('disclosure');
+    const dc = (await disclosure.issueCode(known)).code;
+    const s = await statusOf(disclosure.queryInformation({ code: dc, provider: 'tax', procedure: 'pension.eligibility', item: 'income' }));
+    expect(s.code).toBe(status.PERMISSION_DENIED);
+    expect(s.details).toMatch(/may not query information/);
+    expect(received).toHaveLength(0);
+    const byDisclosure = (await sql(`SELECT provider, outcome FROM access_records WHERE requester = 'disclosure' AND outcome = ${Outcome.DENIED}`)) as Record<string, unknown>[];
+    expect(byDisclosure).toHaveLength(1);
+    expect(byDisclosure[0]!.provider).toBe('tax');
   });
 
   it('refuses forged codes, other agencies\' codes and malformed fields with INVALID_ARGUMENT', async () => {
