@@ -5,7 +5,7 @@
  * before any record is sent.
  */
 import { create } from '@bufbuild/protobuf';
-import { timestampFromMs, timestampMs } from '@bufbuild/protobuf/wkt';
+import { timestampFromMs, timestampMs, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type { ChainedRecord } from '../core/access-record.js';
 import { GatewayError } from '../core/errors.js';
 import type { SubjectKeys } from '../core/subject-key.js';
@@ -37,6 +37,16 @@ export function decodeCursor(s: string): RecordCursor {
   return { requestedAt: Number(m[1]), chainId: m[2]!, seq: Number(m[3]) };
 }
 
+/** The protobuf Timestamp range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z. */
+const MIN_SECONDS = -62_135_596_800n;
+const MAX_SECONDS = 253_402_300_799n;
+
+function timeBound(t: Timestamp, field: string): number {
+  if (t.seconds < MIN_SECONDS || t.seconds > MAX_SECONDS || t.nanos < 0 || t.nanos > 999_999_999)
+    throw new GatewayError('INVALID_ARGUMENT', `${field}: not a valid timestamp (years 1 to 9999)`);
+  return Number(timestampMs(t));
+}
+
 export class RecordsService {
   constructor(private readonly d: RecordsDeps) {}
 
@@ -45,8 +55,8 @@ export class RecordsService {
     if (!req.code) throw new GatewayError('INVALID_ARGUMENT', 'code: the disclosure system\'s code for the person is required');
     const limit = req.pageSize === 0 ? DEFAULT_PAGE : Math.min(req.pageSize, MAX_PAGE);
     const after = req.pageToken ? decodeCursor(req.pageToken) : null;
-    const from = req.from ? Number(timestampMs(req.from)) : null;
-    const to = req.to ? Number(timestampMs(req.to)) : null;
+    const from = req.from ? timeBound(req.from, 'from') : null;
+    const to = req.to ? timeBound(req.to, 'to') : null;
     if (from !== null && to !== null && from >= to) throw new GatewayError('INVALID_ARGUMENT', 'from must be before to');
     throwIfDone(ctx);
     const [decoded] = await this.d.engine.decode(ctx.agency.id, [req.code], ctx.signal);

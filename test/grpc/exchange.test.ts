@@ -191,6 +191,12 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('exchanges with records in %s',
 
     // A time range that ends before everything returns nothing.
     expect(await disclosure.listRecords({ code: dc, to: { seconds: 1n, nanos: 0 } })).toEqual([]);
+    // Times outside the Timestamp range are the caller's mistake, not a store failure.
+    for (const bad of [{ seconds: 2n ** 62n, nanos: 0 }, { seconds: -(2n ** 62n), nanos: 0 }, { seconds: 0n, nanos: -1 }]) {
+      const s = await statusOf(disclosure.listRecords({ code: dc, from: bad }));
+      expect(s.code).toBe(status.INVALID_ARGUMENT);
+      expect(s.details).toMatch(/from: not a valid timestamp/);
+    }
   });
 
   it('keeps non-disclosable records out of disclosure', async () => {
