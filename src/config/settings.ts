@@ -57,7 +57,7 @@ export const ENV_DOC: readonly [string, string, string][] = [
   ['LINKGW_POOL_THREADS', '(cores − 1, at least 1)', 'worker threads of the mapping pool'],
   ['LINKGW_MAX_IN_FLIGHT', '4096', 'calls handled at once; more are refused with RESOURCE_EXHAUSTED'],
   ['LINKGW_LOG_LEVEL', 'info', 'debug, info, warn or error'],
-  ['LINKGW_INSECURE_PLAINTEXT', '0', '1: no TLS, callers name themselves (development only; logs a warning)'],
+  ['LINKGW_INSECURE_PLAINTEXT', '0', '1: no TLS, callers name themselves (development only, loopback addresses only; logs a warning)'],
 ];
 
 function bool(v: string | undefined, dflt: boolean): boolean {
@@ -80,6 +80,12 @@ function cacheMode(v: string | undefined): Settings['cache'] {
   throw new Error('LINKGW_CACHE: off, local or local,redis');
 }
 
+/** host:port whose host is a loopback address. */
+export function isLoopbackListen(listen: string): boolean {
+  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '').toLowerCase();
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1' || host === 'localhost';
+}
+
 export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings {
   const dataDir = resolve(env.LINKGW_DATA_DIR || './data');
   const pki = join(dataDir, 'pki');
@@ -88,9 +94,14 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
   const level = env.LINKGW_LOG_LEVEL || 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new Error('LINKGW_LOG_LEVEL: debug, info, warn or error');
   const timeout = positive(env.LINKGW_PROVIDER_TIMEOUT_MS, 5000, 'LINKGW_PROVIDER_TIMEOUT_MS');
+  const listen = env.LINKGW_LISTEN || '127.0.0.1:50051';
+  const insecurePlaintext = bool(env.LINKGW_INSECURE_PLAINTEXT, false);
+  // Without TLS a caller names its own agency: that must never be reachable from another machine.
+  if (insecurePlaintext && !isLoopbackListen(listen))
+    throw new Error('LINKGW_INSECURE_PLAINTEXT=1 listens only on a loopback address (127.0.0.1, [::1] or localhost), never on ' + listen);
   return {
     dataDir,
-    listen: env.LINKGW_LISTEN || '127.0.0.1:50051',
+    listen,
     metricsListen: env.LINKGW_METRICS_LISTEN || '127.0.0.1:9464',
     agenciesFile: resolve(env.LINKGW_AGENCIES || join(PACKAGE_ROOT, 'config', 'agencies.json')),
     legalBasisFile: resolve(env.LINKGW_LEGAL_BASIS || join(PACKAGE_ROOT, 'config', 'legal-basis.json')),
@@ -100,7 +111,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
       cert: resolve(env.LINKGW_TLS_CERT || join(pki, 'gateway.crt')),
       key: resolve(env.LINKGW_TLS_KEY || join(pki, 'gateway.key')),
     },
-    insecurePlaintext: bool(env.LINKGW_INSECURE_PLAINTEXT, false),
+    insecurePlaintext,
     simulate: bool(env.LINKGW_SIMULATE, true),
     providerTimeoutMs: timeout,
     engine,
