@@ -116,6 +116,8 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
 
     const metrics = new GatewayMetrics(() => new Set(policy.current.registry.agencies.keys()));
     const store = o.store ?? (await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }));
+    if ('syncCommitForced' in store && store.syncCommitForced)
+      log.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
     if (!o.store) cleanups.push(() => store.close());
     if (store instanceof SqliteRecordStore) store.observe((op, ok, seconds) => metrics.storeOp(op, ok, seconds));
     const writer = new RecordWriter({ store, sealKey: keyring.sealPrivateKey, sealKeyId: keyring.sealKeyId, log, observer: metrics });

@@ -18,8 +18,16 @@ export class PostgresRecordStore implements RecordStore {
   #rowsAtAnalyze = 0;
   #analyzing: Promise<void> | undefined;
 
-  private constructor(pool: pg.Pool) {
+  /**
+   * True when the server's default is synchronous_commit = off, which would let a commit return before its WAL
+   * is flushed: then every batch sets it back on for its own transaction, since a record must be durable
+   * before anything is released.
+   */
+  readonly syncCommitForced: boolean;
+
+  private constructor(pool: pg.Pool, syncCommitForced: boolean) {
     this.#pool = pool;
+    this.syncCommitForced = syncCommitForced;
   }
 
   /**
@@ -50,29 +58,36 @@ export class PostgresRecordStore implements RecordStore {
     const schema = u.searchParams.get('schema') ?? 'public';
     if (!IDENT.test(schema)) throw new Error('records URL: schema must be a plain lower-case identifier');
     u.searchParams.delete('schema');
+    // Server options given in the URL (`options=-c name=value …`) are kept; the search path is the store's.
+    const extra = u.searchParams.get('options') ?? '';
+    u.searchParams.delete('options');
     const pool = new pg.Pool({
       connectionString: u.toString(),
       max: opts.max ?? 4,
       statement_timeout: opts.statementTimeoutMs ?? 5000,
       connectionTimeoutMillis: 5000,
-      options: `-c search_path=${schema}`,
+      options: `${extra} -c search_path=${schema}`.trim(),
     });
     // An idle client that loses its server must not crash the process; the next query reports the failure.
     pool.on('error', () => undefined);
     const c = await pool.connect();
+    let weak: boolean;
     try {
       await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
       for (const s of schemaFor('postgres')) await c.query(s);
+      const r = await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+      weak = r.rows[0]?.synchronous_commit === 'off';
     } finally {
       c.release();
     }
-    return new PostgresRecordStore(pool);
+    return new PostgresRecordStore(pool, weak);
   }
 
   async commit(records: readonly ChainedRecordWithSubjects[], seal: Seal): Promise<void> {
     const c = await this.#pool.connect();
     try {
       await c.query('BEGIN');
+      if (this.syncCommitForced) await c.query('SET LOCAL synchronous_commit TO on');
       const cols: unknown[][] = Array.from({ length: 16 }, () => []);
       const subjects: string[] = [];
       const subjectRecords: string[] = [];
