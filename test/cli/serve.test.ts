@@ -31,7 +31,7 @@ describe('linkgw serve', () => {
     expect((bad as { code: number }).code).toBe(1);
     expect((bad as { stderr: string }).stderr).toMatch(/check digit .*INVALID_ARGUMENT/);
 
-    const exited = new Promise<number | null>((r) => gw.child.on('exit', (code) => r(code)));
+    const exited = new Promise<number | null>((r) => gw.child.on('close', (code) => r(code)));
     gw.child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(gw.log()).toContain('"msg":"gateway stopped"');

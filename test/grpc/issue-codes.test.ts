@@ -7,7 +7,9 @@ import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgencyClient } from '../../src/cli/agency-client.js';
-import { IssueCodesRequestSchema, type IssueCodesResponse } from '../../src/gen/linkage/v1/gateway_pb.js';
+import { IssueCodesRequestSchema, LinkageGateway, type IssueCodesResponse } from '../../src/gen/linkage/v1/gateway_pb.js';
+import { callUnary } from '../../src/grpc/generic-client.js';
+import { INSECURE_AGENCY_HEADER } from '../../src/grpc/identity.js';
 import { clientOptionsFor } from '../../src/grpc/channel-options.js';
 import { channelCredentials } from '../../src/grpc/tls.js';
 import { ensureDevPki, pkiFiles } from '../../src/pki/dev-pki.js';
@@ -80,10 +82,21 @@ describe('IssueCode', () => {
   });
 
   it('refuses an oversize message with RESOURCE_EXHAUSTED before handling it', async () => {
-    const c = h.client('pension');
-    const huge = Buffer.concat([Buffer.from([0x0a, 0x80, 0x80, 0x80, 0x03]), Buffer.alloc(6 * 1024 * 1024, 0x31)]);
-    const s = await statusOf(rawUnary(c.gateway, '/linkage.v1.LinkageGateway/IssueCode', huge));
-    expect([status.RESOURCE_EXHAUSTED]).toContain(s.code);
+    // A client without a send limit of its own, so the message reaches the server.
+    const f = pkiFiles(join(h.dataDir, 'pki'));
+    const unlimited = new Client(h.gw.address, channelCredentials({ ca: f.caCert, cert: f.agencyCert('pension'), key: f.agencyKey('pension') }), {
+      ...clientOptionsFor(h.gw.address),
+      'grpc.max_send_message_length': -1,
+    });
+    try {
+      const huge = Buffer.concat([Buffer.from([0x0a, 0x80, 0x80, 0x80, 0x03]), Buffer.alloc(6 * 1024 * 1024, 0x31)]);
+      const s = await statusOf(rawUnary(unlimited, '/linkage.v1.LinkageGateway/IssueCode', huge));
+      expect(s.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(s.details).toMatch(/Received message larger than max/);
+    } finally {
+      unlimited.close();
+    }
+    await expect(h.client('pension').issueCode(numbers[2]!)).resolves.toMatchObject({ code: expect.any(String) });
   });
 });
 
@@ -128,9 +141,11 @@ describe('agency identity', () => {
     const asTax = new AgencyClient({ address: h.gw.address, agency: 'tax', files: { ca: f.caCert, cert: f.agencyCert('tax'), key: f.agencyKey('tax') } });
     const pension = h.client('pension');
     try {
-      const md = new Metadata();
-      md.set('x-linkgw-insecure-agency', 'pension');
-      const viaTax = await asTax.issueCode(numbers[5]!);
+      // The tax office's certificate, with metadata naming the pension service (the plaintext-mode header).
+      const viaTax = await callUnary(asTax.gateway, LinkageGateway.method.issueCode, { personalNumber: numbers[5]! }, {
+        deadline: Date.now() + 10_000,
+        metadata: { [INSECURE_AGENCY_HEADER]: 'pension' },
+      });
       const viaPension = await pension.issueCode(numbers[5]!);
       expect(viaTax.code).not.toBe(viaPension.code);
       expect(viaTax.code).toBe((await h.client('tax').issueCode(numbers[5]!)).code);

@@ -40,7 +40,9 @@ describe('when Redis stops answering', () => {
     conn = new RedisConnection({
       url: `redis://127.0.0.1:${proxy.port}/${DB}`,
       keyPrefix: prefix,
-      commandTimeoutMs: 100,
+      // Long enough that a loaded CI machine answers the healthy phase in time, short enough to show that a
+      // frozen Redis costs a request at most a few timeouts.
+      commandTimeoutMs: 200,
       failureThreshold: 3,
       probeIntervalMs: 100,
       onStateChange: (s, why) => void states.push([s, why]),
@@ -87,9 +89,9 @@ describe('when Redis stops answering', () => {
       const b = await idem.begin('pension', `req-${i}`);
       expect(b.kind).toBe('new');
       if (b.kind === 'new') await idem.complete(b.token, new Uint8Array([i]));
-      expect(Date.now() - t).toBeLessThan(1000);
+      expect(Date.now() - t).toBeLessThan(2000);
     }
-    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(Date.now() - t0).toBeLessThan(5000);
     expect(conn.state()).toBe('down');
     expect(states.some(([s, why]) => s === 'down' && why === 'commands timing out')).toBe(true);
     expect(problems.length).toBeGreaterThan(0);
