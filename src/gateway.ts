@@ -14,7 +14,7 @@ import { AutoEngine } from './engine/auto-engine.js';
 import { PooledEngine } from './engine/pooled-engine.js';
 import { startGatewayServer } from './grpc/gateway-server.js';
 import type { HandlerEnv } from './grpc/handlers.js';
-import { channelCredentials, serverCredentials } from './grpc/tls.js';
+import { serverCredentials } from './grpc/tls.js';
 import { loadOrCreateKeyring, type Keyring } from './keys/keyring-file.js';
 import type { Logger } from './log/logger.js';
 import { GatewayMetrics } from './metrics/metrics.js';
@@ -163,9 +163,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       onFallback: (reason) => metrics.redisFallback('idempotency', reason),
     });
     metrics.gaugeFrom('linkgw_calls_in_flight', 'gRPC calls being handled.', callsInFlight);
-    const providers = new ProviderClients(
-      channelCredentials({ ca: s.tls.ca, cert: s.tls.cert, key: s.tls.key }),
-    );
+    const providers = new ProviderClients({ ca: s.tls.ca, cert: s.tls.cert, key: s.tls.key });
     cleanups.push(() => providers.close());
     const subjects = new SubjectKeys(keyring.subjectSecret);
     const gateway = new GatewayService({

@@ -1,15 +1,22 @@
 /**
  * The gateway's calls to providing agencies: one grpc-js client per provider address, over mTLS with the
- * gateway's own certificate, with the caller's deadline capped by configuration. The provider's status becomes
+ * gateway's own certificate, with the caller's deadline capped by configuration. The provider's server
+ * certificate must carry the common name of its registry entry, not merely come from the same CA: a wrong
+ * address never sends a provider's code to another agency. (The registry's fingerprint pins are those of the
+ * agency's client certificate, so they are not applied to its server.) The provider's status becomes
  * one of a few outcomes; its message is never relayed (it might name personal data).
  */
-import { status, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { status, type Client, type ServiceError } from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
 import { InformationProvider } from '../gen/linkage/v1/provider_pb.js';
 import { clientOptionsFor } from '../grpc/channel-options.js';
 import { callUnary, makeClient } from '../grpc/generic-client.js';
+import { credentialsFrom, type ExpectedPeer, type TlsFiles } from '../grpc/tls.js';
 
 export interface ProvideCall {
   readonly address: string;
+  /** The provider the server at `address` must prove to be. */
+  readonly peer: ExpectedPeer;
   readonly code: string;
   readonly requester: string;
   readonly procedure: string;
@@ -26,18 +33,20 @@ export type ProvideResult =
   | { kind: 'failed'; code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | 'INTERNAL'; grpcStatus: number };
 
 export class ProviderClients {
-  readonly #creds: ChannelCredentials;
+  readonly #pem: { ca: Buffer; key: Buffer; cert: Buffer };
+  /** One client per address and expected peer (a policy reload can change either). */
   readonly #clients = new Map<string, Client>();
 
-  constructor(creds: ChannelCredentials) {
-    this.#creds = creds;
+  constructor(files: TlsFiles) {
+    this.#pem = { ca: readFileSync(files.ca), key: readFileSync(files.key), cert: readFileSync(files.cert) };
   }
 
-  #client(address: string): Client {
-    let c = this.#clients.get(address);
+  #client(address: string, peer: ExpectedPeer): Client {
+    const key = `${address}\0${peer.commonName}`;
+    let c = this.#clients.get(key);
     if (!c) {
-      c = makeClient(InformationProvider, address, this.#creds, clientOptionsFor(address));
-      this.#clients.set(address, c);
+      c = makeClient(InformationProvider, address, credentialsFrom(this.#pem, peer), clientOptionsFor(address));
+      this.#clients.set(key, c);
     }
     return c;
   }
@@ -45,7 +54,7 @@ export class ProviderClients {
   async provide(p: ProvideCall): Promise<ProvideResult> {
     try {
       const res = await callUnary(
-        this.#client(p.address),
+        this.#client(p.address, p.peer),
         InformationProvider.method.provide,
         { code: p.code, requester: p.requester, procedure: p.procedure, item: p.item, recordId: p.recordId, legalBasisRow: p.legalBasisRow },
         { deadline: p.deadline },

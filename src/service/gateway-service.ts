@@ -152,6 +152,7 @@ export class GatewayService {
     const started = process.hrtime.bigint();
     const result: ProvideResult = await this.d.providers.provide({
       address: provider!.providerAddress!,
+      peer: { commonName: provider!.certificateCommonName },
       code: providerCode!,
       requester: ctx.agency.id,
       procedure: req.procedure,
