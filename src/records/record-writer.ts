@@ -29,6 +29,12 @@ export interface RecordWriterOptions {
   readonly sealKeyId: string;
   readonly log: Logger;
   readonly maxBatch?: number;
+  /**
+   * Persons named by the batch records of one commit, at most (default 50,000). A bulk-issuance record names
+   * up to 10,000; without this cap a few streams could put hundreds of thousands of rows in one transaction
+   * and run into the store's statement timeout. A batch always takes at least one record.
+   */
+  readonly maxBatchSubjects?: number;
   readonly maxBacklog?: number;
   readonly chainId?: string;
   readonly observer?: WriterObserver;
@@ -57,7 +63,7 @@ export class RecordWriter {
 
   constructor(o: RecordWriterOptions) {
     this.chainId = o.chainId ?? `c${base32Encode(randomBytes(10)).toLowerCase()}`;
-    this.#o = { maxBatch: 2000, maxBacklog: 100_000, ...o };
+    this.#o = { maxBatch: 2000, maxBatchSubjects: 50_000, maxBacklog: 100_000, ...o };
     this.#head = null;
   }
 
@@ -91,7 +97,7 @@ export class RecordWriter {
 
   async #loop(): Promise<void> {
     while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.#o.maxBatch);
+      const batch = this.#queue.splice(0, this.#batchLength());
       this.#o.observer?.backlog(this.#queue.length);
       const started = process.hrtime.bigint();
       try {
@@ -117,6 +123,17 @@ export class RecordWriter {
     }
     this.#running = false;
     this.#idleResolve?.();
+  }
+
+  /** How many queued records the next batch takes: up to maxBatch records and maxBatchSubjects persons. */
+  #batchLength(): number {
+    const n = Math.min(this.#queue.length, this.#o.maxBatch);
+    let subjects = 0;
+    for (let i = 0; i < n; i++) {
+      subjects += this.#queue[i]!.draft.subjects?.length ?? 0;
+      if (subjects > this.#o.maxBatchSubjects) return Math.max(1, i);
+    }
+    return n;
   }
 
   /** Stops taking records and waits for the queued ones to be committed (or to fail). */

@@ -1,0 +1,60 @@
+/**
+ * The group-commit writer bounds each commit by records and by the persons its batch records name.
+ */
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Outcome, type AccessRecordDraft } from '../../src/core/access-record.js';
+import { base32Encode } from '../../src/core/base32.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { RecordWriter } from '../../src/records/record-writer.js';
+import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
+import { verifyStore } from '../../src/records/verify-store.js';
+import { tempDir } from '../helpers/gateway-harness.js';
+
+const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const stores: SqliteRecordStore[] = [];
+afterAll(async () => {
+  for (const s of stores) await s.close();
+});
+
+const key = () => base32Encode(randomBytes(16));
+
+function batchRecord(persons: number): AccessRecordDraft {
+  return {
+    recordId: base32Encode(randomBytes(15)),
+    subject: '',
+    subjects: Array.from({ length: persons }, key),
+    requestedAt: Date.now(),
+    providedAt: null,
+    requester: 'pension',
+    provider: '',
+    procedure: '',
+    legalBasisRow: '',
+    item: '',
+    outcome: Outcome.ISSUED,
+    nonDisclosable: false,
+  };
+}
+
+describe('RecordWriter batches', () => {
+  it('hold at most maxBatchSubjects persons, and at least one record however many it names', async () => {
+    const store = await SqliteRecordStore.open(join(tempDir(), 'records.sqlite'));
+    stores.push(store);
+    const sizes: number[] = [];
+    const writer = new RecordWriter({
+      store,
+      sealKey: privateKey,
+      sealKeyId: 'seal-1',
+      log: silentLogger,
+      maxBatchSubjects: 6,
+      observer: { batchCommitted: (n) => void sizes.push(n), batchFailed: () => undefined, backlog: () => undefined },
+    });
+    // Queued in one tick: 3 + 3 | 3 + 3 | 9 (alone, over the cap) | 1 + 2 + 3
+    await writer.appendAll([3, 3, 3, 3, 9, 1, 2, 3].map(batchRecord));
+    await writer.close();
+    expect(sizes).toEqual([2, 2, 1, 3]);
+    const [report] = await verifyStore(store, new Map([['seal-1', publicKey]]));
+    expect(report).toMatchObject({ records: 8, problem: null });
+  });
+});
