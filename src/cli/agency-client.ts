@@ -58,10 +58,11 @@ export class AgencyClient {
     return callUnary(this.gateway, LinkageGateway.method.issueCode, { personalNumber }, { deadline: Date.now() + deadlineMs, metadata: this.#md });
   }
 
-  queryInformation(req: MessageInitShape<typeof QueryInformationRequestSchema>, opts: { deadlineMs?: number; requestId?: string } = {}) {
+  queryInformation(req: MessageInitShape<typeof QueryInformationRequestSchema>, opts: { deadlineMs?: number; requestId?: string; signal?: AbortSignal } = {}) {
     return callUnary(this.gateway, LinkageGateway.method.queryInformation, req, {
       deadline: Date.now() + (opts.deadlineMs ?? 10_000),
       metadata: { ...this.#md, ...(opts.requestId ? { 'x-request-id': opts.requestId } : {}) },
+      ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }
 

@@ -25,6 +25,8 @@ export interface ProvideCall {
   readonly legalBasisRow: string;
   /** Absolute deadline, ms since the epoch. */
   readonly deadline: number;
+  /** Aborts when the requester goes away: the provider call is cancelled with it. */
+  readonly signal?: AbortSignal;
 }
 
 export type ProvideResult =
@@ -57,7 +59,7 @@ export class ProviderClients {
         this.#client(p.address, p.peer),
         InformationProvider.method.provide,
         { code: p.code, requester: p.requester, procedure: p.procedure, item: p.item, recordId: p.recordId, legalBasisRow: p.legalBasisRow },
-        { deadline: p.deadline },
+        { deadline: p.deadline, ...(p.signal ? { signal: p.signal } : {}) },
       );
       return { kind: 'provided', payload: res.payload, contentType: res.contentType };
     } catch (e) {

@@ -160,6 +160,7 @@ export class GatewayService {
       recordId,
       legalBasisRow: row.id,
       deadline: Date.now() + remaining(ctx, this.d.providerTimeoutMs),
+      signal: ctx.signal,
     });
     this.d.observer?.providerCall(provider!.id, result.kind === 'failed' ? result.code.toLowerCase() : result.kind, Number(process.hrtime.bigint() - started) / 1e9);
     const common = { ...base, legalBasisRow: row.id, nonDisclosable: row.nonDisclosable };

@@ -14,6 +14,7 @@ import type { ProvideRequest } from '../../src/gen/linkage/v1/provider_pb.js';
 import { isEnrolled } from '../../src/providers/synthetic-data.js';
 import { PG_URL, startHarness, statusOf, type Harness, type StoreKind } from '../helpers/gateway-harness.js';
 import { population } from '../helpers/population.js';
+import { until } from '../helpers/wait.js';
 
 const value = (s: string) => {
   const c = checkPersonalNumber(s);
@@ -284,5 +285,46 @@ describe('a provider slower than the provider timeout', () => {
     const s = await statusOf(welfare.queryInformation({ code, provider: 'employment', procedure: 'welfare.public-assistance', item: 'unemployment-benefit' }, { deadlineMs: 10_000 }));
     expect(s.code).toBe(status.DEADLINE_EXCEEDED);
     expect(Date.now() - started).toBeLessThan(3000);
+    const recordId = s.metadata?.get('x-record-id')[0];
+    expect(typeof recordId).toBe('string');
+    const rows = recordsOf(h, `SELECT outcome, provided_at FROM access_records WHERE record_id = '${String(recordId)}'`);
+    expect(rows).toEqual([{ outcome: Outcome.FAILED, provided_at: null }]);
   });
 });
+
+describe('a requester that gives up while the provider works', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ env: { LINKGW_PROVIDER_TIMEOUT_MS: '5000' }, simulation: { delayMs: 3000 } });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it('has the provider call cancelled with it, and the exchange recorded as failed at once', async () => {
+    const codec = new AgencyCodec(h.gw.keyring);
+    const person = population(50, 4).find((n) => isEnrolled('employment', codec.encode('employment', value(n))))!;
+    const welfare = h.client('welfare');
+    const { code } = await welfare.issueCode(person);
+    // A long deadline, so only the cancellation can end the provider call early.
+    const s = await statusOf(
+      welfare.queryInformation({ code, provider: 'employment', procedure: 'welfare.public-assistance', item: 'unemployment-benefit' }, { deadlineMs: 30_000, signal: AbortSignal.timeout(400) }),
+    );
+    expect(s.code).toBe(status.CANCELLED);
+    // The provider would answer after 3 s; the gateway stops waiting when the requester goes away, so the
+    // failed exchange is on record long before that.
+    const failed = () => recordsOf(h, `SELECT outcome FROM access_records WHERE requester = 'welfare' AND provider = 'employment'`);
+    await until(() => failed().length === 1, 2000);
+    expect(failed()).toEqual([{ outcome: Outcome.FAILED }]);
+  });
+});
+
+function recordsOf(h: Harness, text: string): unknown[] {
+  const db = new Database(join(h.dataDir, 'records.sqlite'), { readonly: true });
+  db.pragma('busy_timeout = 5000');
+  try {
+    return db.prepare(text).all();
+  } finally {
+    db.close();
+  }
+}
