@@ -183,6 +183,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       log,
       observer: metrics,
       maxInFlight: s.maxInFlight,
+      maxInFlightPerAgency: s.maxInFlightPerAgency,
       admit: async (ctx) => {
         const d = await limiter.take(ctx.agency.id);
         if (d.allowed) return;

@@ -32,6 +32,8 @@ export interface Settings {
   readonly rateLimitReplicas: number;
   readonly idempotencyWindowMs: number;
   readonly maxInFlight: number;
+  /** Calls one agency may have in flight, so that no agency can take the whole gateway. */
+  readonly maxInFlightPerAgency: number;
   /** Worker threads of the mapping pool (default: cores − 1, at least 1). */
   readonly poolThreads: number | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -56,6 +58,7 @@ export const ENV_DOC: readonly [string, string, string][] = [
   ['LINKGW_IDEMPOTENCY_WINDOW_S', '600', 'how long a QueryInformation x-request-id replays its first outcome'],
   ['LINKGW_POOL_THREADS', '(cores − 1, at least 1)', 'worker threads of the mapping pool'],
   ['LINKGW_MAX_IN_FLIGHT', '4096', 'calls handled at once; more are refused with RESOURCE_EXHAUSTED'],
+  ['LINKGW_MAX_IN_FLIGHT_PER_AGENCY', 'half of LINKGW_MAX_IN_FLIGHT', 'calls one agency may have in flight (streams count for their whole life)'],
   ['LINKGW_LOG_LEVEL', 'info', 'debug, info, warn or error'],
   ['LINKGW_INSECURE_PLAINTEXT', '0', '1: no TLS, callers name themselves (development only, loopback addresses only; logs a warning)'],
 ];
@@ -95,6 +98,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new Error('LINKGW_LOG_LEVEL: debug, info, warn or error');
   const timeout = positive(env.LINKGW_PROVIDER_TIMEOUT_MS, 5000, 'LINKGW_PROVIDER_TIMEOUT_MS');
   const listen = env.LINKGW_LISTEN || '127.0.0.1:50051';
+  const maxInFlight = positive(env.LINKGW_MAX_IN_FLIGHT, 4096, 'LINKGW_MAX_IN_FLIGHT');
   const insecurePlaintext = bool(env.LINKGW_INSECURE_PLAINTEXT, false);
   // Without TLS a caller names its own agency: that must never be reachable from another machine.
   if (insecurePlaintext && !isLoopbackListen(listen))
@@ -121,7 +125,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
     rateLimit: env.LINKGW_RATE_LIMIT || 'default=5000/10000',
     rateLimitReplicas: positive(env.LINKGW_RATE_LIMIT_REPLICAS, 1, 'LINKGW_RATE_LIMIT_REPLICAS'),
     idempotencyWindowMs: positive(env.LINKGW_IDEMPOTENCY_WINDOW_S, 600, 'LINKGW_IDEMPOTENCY_WINDOW_S') * 1000,
-    maxInFlight: positive(env.LINKGW_MAX_IN_FLIGHT, 4096, 'LINKGW_MAX_IN_FLIGHT'),
+    maxInFlight,
+    maxInFlightPerAgency: Math.min(maxInFlight, positive(env.LINKGW_MAX_IN_FLIGHT_PER_AGENCY, Math.ceil(maxInFlight / 2), 'LINKGW_MAX_IN_FLIGHT_PER_AGENCY')),
     poolThreads: env.LINKGW_POOL_THREADS ? positive(env.LINKGW_POOL_THREADS, 1, 'LINKGW_POOL_THREADS') : undefined,
     logLevel: level as Settings['logLevel'],
   };

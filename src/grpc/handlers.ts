@@ -35,22 +35,34 @@ export interface HandlerEnv {
   readonly admit?: (ctx: CallContext) => Promise<void>;
   /** Calls handled at once, across methods; more are refused at once with RESOURCE_EXHAUSTED. */
   readonly maxInFlight?: number;
+  /** Calls one agency may have in flight, so that one agency (or a leaked certificate) cannot starve the rest. */
+  readonly maxInFlightPerAgency?: number;
 }
 
 let inFlight = 0;
+const inFlightByAgency = new Map<string, number>();
 
 /** Calls being handled now (all gateways in this process). */
 export function callsInFlight(): number {
   return inFlight;
 }
 
-function enter(env: HandlerEnv): () => void {
+function enter(env: HandlerEnv, agency: string): () => void {
   if (env.maxInFlight !== undefined && inFlight >= env.maxInFlight)
     throw new GatewayError('RESOURCE_EXHAUSTED', 'the gateway is at capacity; retry shortly', { details: { 'retry-after-ms': '100' } });
+  const mine = inFlightByAgency.get(agency) ?? 0;
+  if (env.maxInFlightPerAgency !== undefined && mine >= env.maxInFlightPerAgency)
+    throw new GatewayError('RESOURCE_EXHAUSTED', 'this agency has too many calls in progress; retry shortly', { details: { 'retry-after-ms': '100' } });
   inFlight++;
+  inFlightByAgency.set(agency, mine + 1);
   let left = false;
   return () => {
-    if (!left) (left = true), inFlight--;
+    if (left) return;
+    left = true;
+    inFlight--;
+    const n = (inFlightByAgency.get(agency) ?? 1) - 1;
+    if (n > 0) inFlightByAgency.set(agency, n);
+    else inFlightByAgency.delete(agency);
   };
 }
 
@@ -165,7 +177,7 @@ function runCall<Req, T>(
     const b = begin(env, method, call);
     done = b.done;
     agency = b.ctx.agency.id;
-    leave = enter(env);
+    leave = enter(env, b.ctx.agency.id);
     const bad = malformed(call.request);
     if (bad) throw bad;
     await env.admit?.(b.ctx);
@@ -243,7 +255,7 @@ export function bidiOrdered<Req, Res>(
     const { ctx } = b;
     let leave: () => void;
     try {
-      leave = enter(env);
+      leave = enter(env, ctx.agency.id);
     } catch (err) {
       b.done();
       fail(err, ctx.agency.id);

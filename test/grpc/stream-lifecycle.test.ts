@@ -97,3 +97,32 @@ describe('a stream that ends early gives back its slot', () => {
     expect(all.length).toBe(1000);
   }, 30_000);
 });
+
+describe('in-flight limits per agency', () => {
+  let small: Harness;
+  beforeAll(async () => {
+    small = await startHarness({ env: { LINKGW_MAX_IN_FLIGHT: '6', LINKGW_MAX_IN_FLIGHT_PER_AGENCY: '2' } });
+  });
+  afterAll(async () => {
+    await small?.stop();
+  });
+
+  it('refuse an agency that holds its share, and no other agency', async () => {
+    const pension = small.client('pension');
+    const held = [pension.issueStream(), pension.issueStream()];
+    const ended = held.map((c) => statusOf(c));
+    for (const c of held) c.on('data', () => undefined);
+    await until(() => callsInFlight() === 2);
+    const refused = await pension.issueCode(population(1, 9)[0]!).then(
+      () => null,
+      (e: ServiceError) => e,
+    );
+    expect(refused?.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused?.details).toMatch(/this agency has too many calls in progress/);
+    await expect(small.client('tax').issueCode(population(1, 9)[0]!)).resolves.toMatchObject({ code: expect.any(String) });
+    for (const c of held) c.cancel();
+    expect(await Promise.all(ended)).toEqual([status.CANCELLED, status.CANCELLED]);
+    await until(() => callsInFlight() === 0);
+    await expect(pension.issueCode(population(1, 9)[0]!)).resolves.toMatchObject({ code: expect.any(String) });
+  });
+});
