@@ -120,7 +120,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       log.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
     if (!o.store) cleanups.push(() => store.close());
     if (store instanceof SqliteRecordStore) store.observe((op, ok, seconds) => metrics.storeOp(op, ok, seconds));
-    const writer = new RecordWriter({ store, sealKey: keyring.sealPrivateKey, sealKeyId: keyring.sealKeyId, log, observer: metrics });
+    const writer = new RecordWriter({ store, sealKey: keyring.sealPrivateKey, sealKeyId: keyring.sealKeyId, log, observer: metrics, appendTimeoutMs: s.recordTimeoutMs });
     cleanups.push(() => writer.close());
     let redis: RedisConnection | undefined;
     if (s.redisUrl) {
@@ -201,7 +201,8 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     });
     let ops: OpsServer | undefined;
     if (o.ops !== false) {
-      ops = await startOpsServer(s.metricsListen, metrics.registry, () => !draining);
+      // Not ready while draining, or while the record store is stalled (nothing could be released).
+      ops = await startOpsServer(s.metricsListen, metrics.registry, () => !draining && !writer.stalled());
       const ops_ = ops;
       cleanups.push(() => ops_.close());
     }

@@ -34,6 +34,8 @@ export interface Settings {
   readonly maxInFlight: number;
   /** Calls one agency may have in flight, so that no agency can take the whole gateway. */
   readonly maxInFlightPerAgency: number;
+  /** Longest a request waits for its access record before failing UNAVAILABLE, ms. */
+  readonly recordTimeoutMs: number;
   /** Worker threads of the mapping pool (default: cores − 1, at least 1). */
   readonly poolThreads: number | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -59,6 +61,7 @@ export const ENV_DOC: readonly [string, string, string][] = [
   ['LINKGW_POOL_THREADS', '(cores − 1, at least 1)', 'worker threads of the mapping pool'],
   ['LINKGW_MAX_IN_FLIGHT', '4096', 'calls handled at once; more are refused with RESOURCE_EXHAUSTED'],
   ['LINKGW_MAX_IN_FLIGHT_PER_AGENCY', 'half of LINKGW_MAX_IN_FLIGHT', 'calls one agency may have in flight (streams count for their whole life)'],
+  ['LINKGW_RECORD_TIMEOUT_MS', '10000', 'longest a request waits for its access record (UNAVAILABLE after; /readyz is 503 while a commit takes longer)'],
   ['LINKGW_LOG_LEVEL', 'info', 'debug, info, warn or error'],
   ['LINKGW_INSECURE_PLAINTEXT', '0', '1: no TLS, callers name themselves (development only, loopback addresses only; logs a warning)'],
 ];
@@ -128,6 +131,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
     maxInFlight,
     maxInFlightPerAgency: Math.min(maxInFlight, positive(env.LINKGW_MAX_IN_FLIGHT_PER_AGENCY, Math.ceil(maxInFlight / 2), 'LINKGW_MAX_IN_FLIGHT_PER_AGENCY')),
     poolThreads: env.LINKGW_POOL_THREADS ? positive(env.LINKGW_POOL_THREADS, 1, 'LINKGW_POOL_THREADS') : undefined,
+    recordTimeoutMs: positive(env.LINKGW_RECORD_TIMEOUT_MS, 10_000, 'LINKGW_RECORD_TIMEOUT_MS'),
     logLevel: level as Settings['logLevel'],
   };
 }

@@ -1,6 +1,6 @@
 /**
  * The operator's HTTP listener: `/metrics` (Prometheus text format), `/healthz` (the process is up) and
- * `/readyz` (serving; 503 while starting or draining). Plain HTTP on a separate address, so probes and scrapers
+ * `/readyz` (serving; 503 while starting, draining, or while the record store is stalled). Plain HTTP on a separate address, so probes and scrapers
  * need no agency certificate; bind it to a private interface.
  */
 import { createServer, type Server } from 'node:http';

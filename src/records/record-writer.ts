@@ -36,6 +36,12 @@ export interface RecordWriterOptions {
    */
   readonly maxBatchSubjects?: number;
   readonly maxBacklog?: number;
+  /**
+   * Longest a request waits for its record, ms (default 10,000). A store that stalls (a hung fsync, a lost
+   * database) then fails requests UNAVAILABLE instead of holding them; nothing is released either way, and a
+   * record that commits later is still a true record of an exchange that was attempted.
+   */
+  readonly appendTimeoutMs?: number;
   readonly chainId?: string;
   readonly observer?: WriterObserver;
 }
@@ -55,6 +61,8 @@ export class RecordWriter {
   readonly #o: Required<Omit<RecordWriterOptions, 'chainId' | 'observer'>> & { observer?: WriterObserver };
   #queue: Entry[] = [];
   #running = false;
+  /** When the commit in progress started (ms since the epoch), or null. */
+  #commitStarted: number | null = null;
   #head: { lastSeq: number; headHash: string } | null;
   #headStale = true;
   #closed = false;
@@ -63,7 +71,7 @@ export class RecordWriter {
 
   constructor(o: RecordWriterOptions) {
     this.chainId = o.chainId ?? `c${base32Encode(randomBytes(10)).toLowerCase()}`;
-    this.#o = { maxBatch: 2000, maxBatchSubjects: 50_000, maxBacklog: 100_000, ...o };
+    this.#o = { maxBatch: 2000, maxBatchSubjects: 50_000, maxBacklog: 100_000, appendTimeoutMs: 10_000, ...o };
     this.#head = null;
   }
 
@@ -77,10 +85,25 @@ export class RecordWriter {
     if (this.#queue.length >= this.#o.maxBacklog)
       return Promise.reject(new GatewayError('UNAVAILABLE', 'the access record store is behind; try again', { details: { 'retry-after-ms': '100' } }));
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ draft, resolve, reject });
+      const timer = setTimeout(
+        () => reject(new GatewayError('UNAVAILABLE', 'the access record store did not answer in time; nothing was released', { details: { 'retry-after-ms': '1000' } })),
+        this.#o.appendTimeoutMs,
+      );
+      timer.unref();
+      const settle = () => clearTimeout(timer);
+      this.#queue.push({
+        draft,
+        resolve: () => (settle(), resolve()),
+        reject: (e) => (settle(), reject(e)),
+      });
       this.#o.observer?.backlog(this.#queue.length);
       if (!this.#running) this.#start();
     });
+  }
+
+  /** True while a commit has been running longer than the append timeout: the store is stalled. */
+  stalled(now = Date.now()): boolean {
+    return this.#commitStarted !== null && now - this.#commitStarted > this.#o.appendTimeoutMs;
   }
 
   /** Appends many records and resolves when all are durable. */
@@ -100,6 +123,7 @@ export class RecordWriter {
       const batch = this.#queue.splice(0, this.#batchLength());
       this.#o.observer?.backlog(this.#queue.length);
       const started = process.hrtime.bigint();
+      this.#commitStarted = Date.now();
       try {
         if (this.#headStale) {
           this.#head = (await this.#o.store.head(this.chainId)) ?? { lastSeq: 0, headHash: genesisHash(this.chainId) };
@@ -119,6 +143,8 @@ export class RecordWriter {
         this.#o.log.error('access record batch not committed; its requests fail', { size: batch.length, err });
         const e = new GatewayError('UNAVAILABLE', 'the access record could not be written; nothing was released', { cause: err });
         for (const x of batch) x.reject(e);
+      } finally {
+        this.#commitStarted = null;
       }
     }
     this.#running = false;
