@@ -32,7 +32,8 @@ Usage:
   linkgw keys rotate                   add a code key version and issue new codes under it
   linkgw keys rotate-seal              add a record sealing key
   linkgw records verify                check all access records against their hash chains and seals
-  linkgw client AGENCY issue NUMBER    issue AGENCY's code for a personal number
+  linkgw client AGENCY issue NUMBER|-  issue AGENCY's code for a personal number (- reads it from standard input,
+                                      keeping it out of the process list and shell history)
   linkgw client AGENCY issue-bulk      issue codes for numbers read from standard input, one a line
   linkgw client AGENCY query CODE PROVIDER PROCEDURE ITEM
                                        ask PROVIDER for ITEM about the person AGENCY knows as CODE
@@ -132,6 +133,11 @@ async function records(args: string[]): Promise<void> {
   }
 }
 
+async function firstLine(): Promise<string | undefined> {
+  for await (const line of createInterface({ input: process.stdin })) if (line.trim()) return line.trim();
+  return undefined;
+}
+
 async function client(args: string[]): Promise<void> {
   const [agency, cmd, ...rest] = args;
   if (!agency || !cmd) fail('client AGENCY COMMAND …; see linkgw help');
@@ -140,8 +146,11 @@ async function client(args: string[]): Promise<void> {
   try {
     switch (cmd) {
       case 'issue': {
-        if (!rest[0]) fail('client AGENCY issue NUMBER');
-        const r = await c.issueCode(rest[0]);
+        if (!rest[0]) fail('client AGENCY issue NUMBER|-');
+        // `-` reads the number from standard input, so it stays out of the process list and shell history.
+        const number = rest[0] === '-' ? await firstLine() : rest[0];
+        if (!number) fail('client AGENCY issue -: no number on standard input');
+        const r = await c.issueCode(number);
         return out({ code: r.code, recordId: r.recordId });
       }
       case 'issue-bulk': {

@@ -20,6 +20,12 @@ describe('linkgw serve', () => {
     const env = { ...process.env, LINKGW_DATA_DIR: dataDir, LINKGW_LISTEN: gw.address };
     const pension = JSON.parse((await run(process.execPath, [BIN, 'client', 'pension', 'issue', '123456789018'], { env })).stdout) as { code: string };
     expect(pension.code).toHaveLength(28);
+    // The same number read from standard input (`-`): the same code.
+    const viaStdin = await new Promise<string>((resolve, reject) => {
+      const child = execFile(process.execPath, [BIN, 'client', 'pension', 'issue', '-'], { env }, (e, stdout) => (e ? reject(e) : resolve(stdout)));
+      child.stdin!.end('123456789018\n');
+    });
+    expect((JSON.parse(viaStdin) as { code: string }).code).toBe(pension.code);
     const q = await run(process.execPath, [BIN, 'client', 'pension', 'query', pension.code, 'tax', 'pension.eligibility', 'income'], { env }).then(
       (r) => JSON.parse(r.stdout) as { legalBasisRow: string },
       (e: { stderr: string }) => ({ legalBasisRow: '', stderr: e.stderr }),
