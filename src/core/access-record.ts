@@ -72,8 +72,26 @@ export interface Seal {
   readonly sealedAt: number;
 }
 
-export function genesisHash(chainId: string): string {
-  return createHash('sha256').update('linkgw-chain-genesis-v1\n').update(chainId).digest('hex');
+/**
+ * A new chain's commitment to a chain already in the store when it started: that chain's last sequence
+ * number and hash at the time. The links are part of the new chain's genesis hash, so the new chain vouches
+ * for its predecessors up to those heads: deleting an older chain, or records of it up to its linked head, is
+ * caught by verification as long as a later chain exists.
+ */
+export interface ChainLink {
+  readonly predecessor: string;
+  readonly lastSeq: number;
+  readonly headHash: string;
+}
+
+/** The hash the first record of a chain links to: the chain id and its links (none: the v1 genesis). */
+export function genesisHash(chainId: string, links: readonly ChainLink[] = []): string {
+  const h = createHash('sha256').update('linkgw-chain-genesis-v1\n').update(chainId);
+  if (links.length > 0) {
+    const sorted = [...links].sort((a, b) => (a.predecessor < b.predecessor ? -1 : a.predecessor > b.predecessor ? 1 : 0));
+    h.update('\nlinks\n').update(JSON.stringify(sorted.map((l) => [l.predecessor, l.lastSeq, l.headHash])));
+  }
+  return h.digest('hex');
 }
 
 export function recordHash(prevHash: string, r: Omit<AccessRecordDraft, 'subjects'> & { chainId: string; subjectsDigest: string | null }): string {

@@ -2,7 +2,7 @@
  * Verification of one chain of access records against its seals. Reports the first problem, naming the record
  * where it shows and what kind of tampering explains it.
  */
-import { genesisHash, recordHash, sealIsValid, subjectsDigest, type ChainedRecord, type Seal } from './access-record.js';
+import { genesisHash, recordHash, sealIsValid, subjectsDigest, type ChainedRecord, type ChainLink, type Seal } from './access-record.js';
 import type { KeyObject } from 'node:crypto';
 
 export type ProblemKind = 'changed' | 'deleted' | 'inserted' | 'reordered' | 'bad-seal' | 'unsealed';
@@ -33,6 +33,7 @@ export function verifyChain(
   seals: readonly Seal[],
   keys: ReadonlyMap<string, KeyObject>,
   subjects: ReadonlyMap<string, readonly string[]> = new Map(),
+  links: readonly ChainLink[] = [],
 ): ChainReport {
   const report = (problem: ChainProblem | null): ChainReport => ({ chainId, records: rows.length, seals: seals.length, problem });
   const at = (kind: ProblemKind, r: ChainedRecord | undefined, detail: string) =>
@@ -41,7 +42,7 @@ export function verifyChain(
   const laterHashes = new Map<string, number>();
   rows.forEach((r, i) => laterHashes.set(r.hash, i));
 
-  let prevHash = genesisHash(chainId);
+  let prevHash = genesisHash(chainId, links);
   let prev: ChainedRecord | undefined;
   let expectedSeq = 1;
   for (let i = 0; i < rows.length; i++) {
@@ -85,4 +86,32 @@ export function verifyChain(
   const tail = rows.find((r) => r.seq > lastSealed);
   if (tail) return at('unsealed', tail, 'records after the last seal: added outside the gateway');
   return report(null);
+}
+
+/**
+ * Checks what later chains committed to about their predecessors: for each link, the predecessor's record at
+ * the linked sequence number must be stored with the linked hash. `rowsOf` gives a stored chain's rows (in
+ * ascending seq order), or undefined for a chain that is not in the store. Returns one problem per
+ * predecessor that fails, the first found.
+ */
+export function verifyLinks(
+  linksOf: ReadonlyMap<string, readonly ChainLink[]>,
+  rowsOf: (chainId: string) => readonly ChainedRecord[] | undefined,
+): Map<string, ChainProblem> {
+  const out = new Map<string, ChainProblem>();
+  for (const [chainId, links] of linksOf) {
+    for (const l of links) {
+      if (out.has(l.predecessor)) continue;
+      const rows = rowsOf(l.predecessor);
+      const r = rows?.find((x) => x.seq === l.lastSeq);
+      const by = `chain ${chainId}, started later, committed to record ${l.lastSeq} of this chain`;
+      if (!rows || rows.length === 0)
+        out.set(l.predecessor, { chainId: l.predecessor, kind: 'deleted', seq: l.lastSeq, recordId: null, detail: `${by}; the whole chain is missing` });
+      else if (!r)
+        out.set(l.predecessor, { chainId: l.predecessor, kind: 'deleted', seq: l.lastSeq, recordId: null, detail: `${by}; that record is missing` });
+      else if (r.hash !== l.headHash)
+        out.set(l.predecessor, { chainId: l.predecessor, kind: 'changed', seq: r.seq, recordId: r.recordId, detail: `${by}; its hash differs from the one committed to` });
+    }
+  }
+  return out;
 }

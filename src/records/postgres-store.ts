@@ -4,9 +4,9 @@
  * schema named by the URL's `schema` parameter (default `public`), so tests and tenants can be kept apart.
  */
 import pg from 'pg';
-import type { ChainedRecord, ChainedRecordWithSubjects, Seal } from '../core/access-record.js';
+import type { ChainedRecord, ChainedRecordWithSubjects, ChainLink, Seal } from '../core/access-record.js';
 import type { RecordQuery, RecordStore, StoredChain } from './record-store.js';
-import { RECORD_COLUMNS, recordToValues, schemaFor, rowToRecord, rowToSeal, type RecordRow, type SealRow } from './schema.js';
+import { RECORD_COLUMNS, recordToValues, schemaFor, rowToLink, rowToRecord, rowToSeal, type LinkRow, type RecordRow, type SealRow } from './schema.js';
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -83,11 +83,18 @@ export class PostgresRecordStore implements RecordStore {
     return new PostgresRecordStore(pool, weak);
   }
 
-  async commit(records: readonly ChainedRecordWithSubjects[], seal: Seal): Promise<void> {
+  async commit(records: readonly ChainedRecordWithSubjects[], seal: Seal, links?: readonly ChainLink[]): Promise<void> {
     const c = await this.#pool.connect();
     try {
       await c.query('BEGIN');
       if (this.syncCommitForced) await c.query('SET LOCAL synchronous_commit TO on');
+      if (links?.length)
+        await c.query('INSERT INTO record_chain_links (chain_id, predecessor, last_seq, head_hash) SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[])', [
+          seal.chainId,
+          links.map((l) => l.predecessor),
+          links.map((l) => l.lastSeq),
+          links.map((l) => l.headHash),
+        ]);
       const cols: unknown[][] = Array.from({ length: 16 }, () => []);
       const subjects: string[] = [];
       const subjectRecords: string[] = [];
@@ -166,7 +173,23 @@ export class PostgresRecordStore implements RecordStore {
       if (!l) subjects.set(x.record_id, (l = []));
       l.push(x.subject);
     }
-    return { rows: rows.rows.map(rowToRecord), seals: seals.rows.map(rowToSeal), subjects };
+    const links = await this.#pool.query<LinkRow>('SELECT predecessor, last_seq, head_hash FROM record_chain_links WHERE chain_id = $1 ORDER BY predecessor', [chainId]);
+    return { rows: rows.rows.map(rowToRecord), seals: seals.rows.map(rowToSeal), subjects, links: links.rows.map(rowToLink) };
+  }
+
+  async heads(): Promise<ChainLink[]> {
+    // A skip scan over the primary key: one index probe per chain, not a read of every record.
+    const r = await this.#pool.query<LinkRow>(
+      `WITH RECURSIVE c AS (
+         (SELECT chain_id FROM access_records ORDER BY chain_id LIMIT 1)
+         UNION ALL
+         SELECT (SELECT a.chain_id FROM access_records a WHERE a.chain_id > c.chain_id ORDER BY a.chain_id LIMIT 1) FROM c WHERE c.chain_id IS NOT NULL
+       )
+       SELECT h.chain_id AS predecessor, h.seq AS last_seq, h.hash AS head_hash
+       FROM c CROSS JOIN LATERAL (SELECT chain_id, seq, hash FROM access_records a WHERE a.chain_id = c.chain_id ORDER BY seq DESC LIMIT 1) h
+       WHERE c.chain_id IS NOT NULL ORDER BY 1`,
+    );
+    return r.rows.map(rowToLink);
   }
 
   async close(): Promise<void> {

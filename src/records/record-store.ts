@@ -3,7 +3,7 @@
  * (embedded default, in its own worker thread) and PostgreSQL. Errors from a store are plain errors; the
  * writer and services turn them into statuses.
  */
-import type { ChainedRecord, ChainedRecordWithSubjects, Seal } from '../core/access-record.js';
+import type { ChainedRecord, ChainedRecordWithSubjects, ChainLink, Seal } from '../core/access-record.js';
 
 export interface RecordQuery {
   readonly subject: string;
@@ -24,10 +24,15 @@ export interface RecordCursor {
 
 export interface RecordStore {
   readonly kind: 'sqlite' | 'postgres';
-  /** Appends records (with the persons of batch records) and the seal over them in one durable transaction. */
-  commit(records: readonly ChainedRecordWithSubjects[], seal: Seal): Promise<void>;
+  /**
+   * Appends records (with the persons of batch records) and the seal over them in one durable transaction;
+   * with `links`, a new chain's links to its predecessors in the same transaction (its first commit).
+   */
+  commit(records: readonly ChainedRecordWithSubjects[], seal: Seal, links?: readonly ChainLink[]): Promise<void>;
   /** The last sequence number and hash of a chain, or null for a chain with no records. */
   head(chainId: string): Promise<{ lastSeq: number; headHash: string } | null>;
+  /** The head of every chain with records, as links (what a new chain commits to). */
+  heads(): Promise<ChainLink[]>;
   /** Disclosable records of a subject (its own and the batch records naming it), newest first. */
   listBySubject(q: RecordQuery): Promise<ChainedRecord[]>;
   chainIds(): Promise<string[]>;
@@ -40,4 +45,6 @@ export interface StoredChain {
   readonly seals: Seal[];
   /** The stored persons of the chain's records, by record id (batch records, and any tampering). */
   readonly subjects: Map<string, string[]>;
+  /** The chain's links to its predecessors, as stored. */
+  readonly links: ChainLink[];
 }

@@ -11,7 +11,7 @@
  * are refused at once (UNAVAILABLE), so a slow store makes requests fail fast instead of piling up memory.
  */
 import { randomBytes, type KeyObject } from 'node:crypto';
-import { chain, genesisHash, makeSeal, type AccessRecordDraft } from '../core/access-record.js';
+import { chain, genesisHash, makeSeal, type AccessRecordDraft, type ChainLink } from '../core/access-record.js';
 import { base32Encode } from '../core/base32.js';
 import { GatewayError } from '../core/errors.js';
 import type { Logger } from '../log/logger.js';
@@ -61,6 +61,8 @@ export class RecordWriter {
   readonly #o: Required<Omit<RecordWriterOptions, 'chainId' | 'observer'>> & { observer?: WriterObserver };
   #queue: Entry[] = [];
   #running = false;
+  /** A new chain's links to its predecessors, until its first commit stores them. */
+  #links: ChainLink[] | undefined;
   /** When the commit in progress started (ms since the epoch), or null. */
   #commitStarted: number | null = null;
   #head: { lastSeq: number; headHash: string } | null;
@@ -126,14 +128,23 @@ export class RecordWriter {
       this.#commitStarted = Date.now();
       try {
         if (this.#headStale) {
-          this.#head = (await this.#o.store.head(this.chainId)) ?? { lastSeq: 0, headHash: genesisHash(this.chainId) };
+          const head = await this.#o.store.head(this.chainId);
+          if (head) {
+            this.#head = head;
+            this.#links = undefined;
+          } else {
+            // A new chain: it commits, in its genesis, to the head of every chain already stored.
+            this.#links = (await this.#o.store.heads()).filter((l) => l.predecessor !== this.chainId);
+            this.#head = { lastSeq: 0, headHash: genesisHash(this.chainId, this.#links) };
+          }
           this.#headStale = false;
         }
         const head = this.#head!;
         const linked = chain(this.chainId, head.lastSeq, head.headHash, batch.map((e) => e.draft));
         const last = linked[linked.length - 1]!;
         const seal = makeSeal(this.chainId, last.seq, last.hash, this.#o.sealKey, this.#o.sealKeyId, Date.now());
-        await this.#o.store.commit(linked, seal);
+        await this.#o.store.commit(linked, seal, this.#links);
+        this.#links = undefined;
         this.#head = { lastSeq: last.seq, headHash: last.hash };
         this.#o.observer?.batchCommitted(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
         for (const e of batch) e.resolve();

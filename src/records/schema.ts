@@ -64,7 +64,25 @@ const SCHEMA = [
     sealed_at BIGINT NOT NULL,
     PRIMARY KEY (chain_id, last_seq)
   )`,
+  // What each chain committed to, in its genesis hash, about the chains already stored when it started.
+  `CREATE TABLE IF NOT EXISTS record_chain_links (
+    chain_id TEXT NOT NULL,
+    predecessor TEXT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    head_hash TEXT NOT NULL,
+    PRIMARY KEY (chain_id, predecessor)
+  )`,
 ];
+
+export interface LinkRow {
+  predecessor: string;
+  last_seq: number | string;
+  head_hash: string;
+}
+
+export function rowToLink(r: LinkRow): ChainLink {
+  return { predecessor: r.predecessor, lastSeq: Number(r.last_seq), headHash: r.head_hash };
+}
 
 export interface RecordRow {
   chain_id: string;
@@ -94,7 +112,7 @@ export interface SealRow {
   sealed_at: number | string;
 }
 
-import type { ChainedRecord, Outcome, Seal } from '../core/access-record.js';
+import type { ChainedRecord, ChainLink, Outcome, Seal } from '../core/access-record.js';
 
 export function rowToRecord(r: RecordRow): ChainedRecord {
   return {

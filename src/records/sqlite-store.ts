@@ -3,7 +3,7 @@
  * only posts requests and matches answers, so the event loop never waits on the disk.
  */
 import { Worker } from 'node:worker_threads';
-import type { ChainedRecord, ChainedRecordWithSubjects, Seal } from '../core/access-record.js';
+import type { ChainedRecord, ChainedRecordWithSubjects, ChainLink, Seal } from '../core/access-record.js';
 import { workerFile } from '../worker-file.js';
 import type { RecordQuery, RecordStore, StoredChain } from './record-store.js';
 import type { SqliteRequest } from './sqlite-worker.js';
@@ -63,8 +63,8 @@ export class SqliteRecordStore implements RecordStore {
     this.#observer = fn;
   }
 
-  commit(records: readonly ChainedRecordWithSubjects[], seal: Seal): Promise<void> {
-    return this.#call({ op: 'commit', records: records as ChainedRecordWithSubjects[], seal });
+  commit(records: readonly ChainedRecordWithSubjects[], seal: Seal, links?: readonly ChainLink[]): Promise<void> {
+    return this.#call({ op: 'commit', records: records as ChainedRecordWithSubjects[], seal, ...(links?.length ? { links: [...links] } : {}) });
   }
   head(chainId: string): Promise<{ lastSeq: number; headHash: string } | null> {
     return this.#call({ op: 'head', chainId });
@@ -72,6 +72,10 @@ export class SqliteRecordStore implements RecordStore {
   listBySubject(query: RecordQuery): Promise<ChainedRecord[]> {
     return this.#call({ op: 'list', query });
   }
+  heads(): Promise<ChainLink[]> {
+    return this.#call({ op: 'heads' });
+  }
+
   chainIds(): Promise<string[]> {
     return this.#call({ op: 'chains' });
   }

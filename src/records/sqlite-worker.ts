@@ -5,13 +5,14 @@
  */
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { ChainedRecord, ChainedRecordWithSubjects, Seal } from '../core/access-record.js';
+import type { ChainedRecord, ChainedRecordWithSubjects, ChainLink, Seal } from '../core/access-record.js';
 import type { RecordQuery } from './record-store.js';
-import { RECORD_COLUMNS, schemaFor, recordToValues, rowToRecord, rowToSeal, type RecordRow, type SealRow } from './schema.js';
+import { RECORD_COLUMNS, schemaFor, recordToValues, rowToLink, rowToRecord, rowToSeal, type LinkRow, type RecordRow, type SealRow } from './schema.js';
 
 export type SqliteRequest =
-  | { id: number; op: 'commit'; records: ChainedRecordWithSubjects[]; seal: Seal }
+  | { id: number; op: 'commit'; records: ChainedRecordWithSubjects[]; seal: Seal; links?: ChainLink[] }
   | { id: number; op: 'head'; chainId: string }
+  | { id: number; op: 'heads' }
   | { id: number; op: 'list'; query: RecordQuery }
   | { id: number; op: 'chains' }
   | { id: number; op: 'readChain'; chainId: string }
@@ -31,7 +32,9 @@ const insertSubject = db.prepare('INSERT INTO record_subjects (subject, record_i
 const insertSeal = db.prepare(
   'INSERT INTO record_seals (chain_id, last_seq, head_hash, signature, key_id, sealed_at) VALUES (?, ?, ?, ?, ?, ?)',
 );
-const commit = db.transaction((records: ChainedRecordWithSubjects[], seal: Seal) => {
+const insertLink = db.prepare('INSERT INTO record_chain_links (chain_id, predecessor, last_seq, head_hash) VALUES (?, ?, ?, ?)');
+const commit = db.transaction((records: ChainedRecordWithSubjects[], seal: Seal, links: ChainLink[] | undefined) => {
+  for (const l of links ?? []) insertLink.run(seal.chainId, l.predecessor, l.lastSeq, l.headHash);
   for (const r of records) {
     insertRecord.run(recordToValues(r));
     if (r.subjects) for (const subject of r.subjects) insertSubject.run(subject, r.recordId);
@@ -79,8 +82,24 @@ function subjectsOfChain(chainId: string): Map<string, string[]> {
 function handle(m: SqliteRequest): unknown {
   switch (m.op) {
     case 'commit':
-      commit(m.records, m.seal);
+      commit(m.records, m.seal, m.links);
       return null;
+    case 'heads':
+      return (
+        db
+          .prepare(
+            // A skip scan over the primary key: one index probe per chain, not a read of every record.
+            `WITH RECURSIVE c(chain_id) AS (
+               SELECT MIN(chain_id) FROM access_records
+               UNION ALL
+               SELECT (SELECT MIN(a.chain_id) FROM access_records a WHERE a.chain_id > c.chain_id) FROM c WHERE c.chain_id IS NOT NULL
+             )
+             SELECT a.chain_id AS predecessor, a.seq AS last_seq, a.hash AS head_hash
+             FROM c JOIN access_records a ON a.chain_id = c.chain_id AND a.seq = (SELECT MAX(seq) FROM access_records WHERE chain_id = c.chain_id)
+             ORDER BY 1`,
+          )
+          .all() as LinkRow[]
+      ).map(rowToLink);
     case 'head': {
       const r = db.prepare('SELECT seq, hash FROM access_records WHERE chain_id = ? ORDER BY seq DESC LIMIT 1').get(m.chainId) as
         | { seq: number; hash: string }
@@ -90,7 +109,7 @@ function handle(m: SqliteRequest): unknown {
     case 'list':
       return list(m.query);
     case 'chains':
-      return (db.prepare('SELECT DISTINCT chain_id FROM access_records UNION SELECT DISTINCT chain_id FROM record_seals ORDER BY 1').all() as {
+      return (db.prepare('SELECT DISTINCT chain_id FROM access_records UNION SELECT DISTINCT chain_id FROM record_seals UNION SELECT DISTINCT chain_id FROM record_chain_links ORDER BY 1').all() as {
         chain_id: string;
       }[]).map((r) => r.chain_id);
     case 'readChain':
@@ -98,6 +117,7 @@ function handle(m: SqliteRequest): unknown {
         rows: (db.prepare('SELECT * FROM access_records WHERE chain_id = ? ORDER BY seq').all(m.chainId) as RecordRow[]).map(rowToRecord),
         seals: (db.prepare('SELECT * FROM record_seals WHERE chain_id = ? ORDER BY last_seq').all(m.chainId) as SealRow[]).map(rowToSeal),
         subjects: subjectsOfChain(m.chainId),
+        links: (db.prepare('SELECT predecessor, last_seq, head_hash FROM record_chain_links WHERE chain_id = ? ORDER BY predecessor').all(m.chainId) as LinkRow[]).map(rowToLink),
       };
     case 'close':
       db.close();

@@ -17,6 +17,7 @@ import type { RecordStore } from '../../src/records/record-store.js';
 import { RecordWriter } from '../../src/records/record-writer.js';
 import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
 import { verifyStore } from '../../src/records/verify-store.js';
+import { verifyChain } from '../../src/core/chain-verify.js';
 import { createPgSchema, PG_URL, startHarness, tempDir, type StoreKind } from '../helpers/gateway-harness.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -86,6 +87,10 @@ async function fixture(kind: StoreKind, batches = [4, 3, 3], withBatchRecord = f
   if (withBatchRecord) await writer.append({ ...draft(i++), subject: '', subjects: ['S1', 'S2', 'S3'] });
   await writer.close();
   return { store, chainId: writer.chainId, exec };
+}
+
+function verifyChainAlone(c: Awaited<ReturnType<RecordStore['readChain']>>, chainId: string) {
+  return verifyChain(chainId, c.rows, c.seals, keys, c.subjects, c.links).problem;
 }
 
 async function firstProblem(f: Fixture) {
@@ -175,6 +180,31 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('verification of records in %s'
     expect(await firstProblem(f)).toBeNull();
     await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('S9', (SELECT record_id FROM access_records WHERE seq = 3))`);
     expect(await firstProblem(f)).toMatchObject({ kind: 'inserted', seq: 3 });
+  });
+
+  it('links a new chain to the heads of the chains before it, and finds an older chain cut back or deleted', async () => {
+    const f = await fixture(kind); // chain A: 10 records under 3 seals
+    const later = new RecordWriter({ store: f.store, sealKey: privateKey, sealKeyId: 'seal-1', log: silentLogger });
+    await later.appendAll([draft(200), draft(201)]);
+    await later.close();
+    const b = later.chainId;
+    const [headA] = await f.exec(`SELECT hash FROM access_records WHERE chain_id = '${f.chainId}' AND seq = 10`);
+    expect((await f.store.readChain(b)).links).toEqual([{ predecessor: f.chainId, lastSeq: 10, headHash: String(headA!.hash) }]);
+    expect((await verifyStore(f.store, keys)).map((r) => r.problem)).toEqual([null, null]);
+    const problemOf = async (chainId: string) => (await verifyStore(f.store, keys)).find((r) => r.chainId === chainId)?.problem;
+
+    // A's last batch and its seal removed: A alone still verifies; B's link shows the cut.
+    await f.exec(`DELETE FROM access_records WHERE chain_id = '${f.chainId}' AND seq >= 8`);
+    await f.exec(`DELETE FROM record_seals WHERE chain_id = '${f.chainId}' AND last_seq = 10`);
+    expect(verifyChainAlone(await f.store.readChain(f.chainId), f.chainId)).toBeNull();
+    expect(await problemOf(f.chainId)).toMatchObject({ kind: 'deleted', seq: 10 });
+    // All of A removed.
+    await f.exec(`DELETE FROM access_records WHERE chain_id = '${f.chainId}'`);
+    await f.exec(`DELETE FROM record_seals WHERE chain_id = '${f.chainId}'`);
+    expect(await problemOf(f.chainId)).toMatchObject({ kind: 'deleted', detail: expect.stringMatching(/whole chain is missing/) });
+    // B's links cannot be dropped to hide it: B's first record no longer follows from its genesis.
+    await f.exec(`DELETE FROM record_chain_links WHERE chain_id = '${b}'`);
+    expect(await problemOf(b)).toMatchObject({ seq: 1 });
   });
 
   it('finds a forged seal', async () => {
