@@ -3,14 +3,13 @@
  * before its WAL is flushed (synchronous_commit = off); the store notices and turns it back on for its own
  * transactions.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Outcome } from '../../src/core/access-record.js';
-import { base32Encode } from '../../src/core/base32.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PostgresRecordStore } from '../../src/records/postgres-store.js';
 import { RecordWriter } from '../../src/records/record-writer.js';
 import { verifyStore } from '../../src/records/verify-store.js';
+import { issuanceDraft } from '../helpers/drafts.js';
 import { createPgSchema } from '../helpers/gateway-harness.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -23,20 +22,9 @@ async function roundTrip(url: string): Promise<{ forced: boolean; verified: bool
   const store = await PostgresRecordStore.open(url);
   try {
     const writer = new RecordWriter({ store, sealKey: privateKey, sealKeyId: 'seal-1', log: silentLogger });
-    const subject = base32Encode(randomBytes(16));
-    await writer.append({
-      recordId: base32Encode(randomBytes(15)),
-      subject,
-      requestedAt: Date.now(),
-      providedAt: null,
-      requester: 'pension',
-      provider: '',
-      procedure: '',
-      legalBasisRow: '',
-      item: '',
-      outcome: Outcome.ISSUED,
-      nonDisclosable: false,
-    });
+    const draft = issuanceDraft();
+    const subject = draft.subject;
+    await writer.append(draft);
     await writer.close();
     const rows = await store.listBySubject({ subject, from: null, to: null, after: null, limit: 10 });
     expect(rows).toHaveLength(1);

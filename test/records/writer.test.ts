@@ -4,12 +4,13 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Outcome, type AccessRecordDraft } from '../../src/core/access-record.js';
+import type { AccessRecordDraft } from '../../src/core/access-record.js';
 import { base32Encode } from '../../src/core/base32.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { RecordWriter } from '../../src/records/record-writer.js';
 import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
 import { verifyStore } from '../../src/records/verify-store.js';
+import { issuanceDraft } from '../helpers/drafts.js';
 import { tempDir } from '../helpers/gateway-harness.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -21,20 +22,7 @@ afterAll(async () => {
 const key = () => base32Encode(randomBytes(16));
 
 function batchRecord(persons: number): AccessRecordDraft {
-  return {
-    recordId: base32Encode(randomBytes(15)),
-    subject: '',
-    subjects: Array.from({ length: persons }, key),
-    requestedAt: Date.now(),
-    providedAt: null,
-    requester: 'pension',
-    provider: '',
-    procedure: '',
-    legalBasisRow: '',
-    item: '',
-    outcome: Outcome.ISSUED,
-    nonDisclosable: false,
-  };
+  return issuanceDraft({ subject: '', subjects: Array.from({ length: persons }, key) });
 }
 
 describe('RecordWriter batches', () => {
