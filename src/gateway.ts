@@ -92,8 +92,19 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
   }
 
   const cleanups: (() => Promise<void> | void)[] = [];
+  // Every step runs even when one before it fails (the writer must still drain and the store close); the
+  // first failure is thrown at the end.
   const cleanup = async () => {
-    for (const c of cleanups.reverse()) await c();
+    let first: unknown;
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        first ??= e;
+        log.error('shutdown step failed', { err: e });
+      }
+    }
+    if (first !== undefined) throw first;
   };
   try {
     let simulated: SimulatedProviders | undefined;
