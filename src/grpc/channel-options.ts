@@ -14,7 +14,10 @@ export const SERVER_OPTIONS: ChannelOptions = {
   'grpc.keepalive_timeout_ms': 10_000,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.http2.min_ping_interval_without_data_ms': 10_000,
-  'grpc.max_connection_age_grace_ms': 30_000,
+  // Connections are closed gracefully (GOAWAY) after 30 minutes, so clients spread over replicas again and
+  // pick up rotated certificates; calls in progress get 10 more minutes (a long bulk stream included).
+  'grpc.max_connection_age_ms': 30 * 60_000,
+  'grpc.max_connection_age_grace_ms': 10 * 60_000,
 };
 
 export const CLIENT_OPTIONS: ChannelOptions = {
