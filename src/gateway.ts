@@ -34,6 +34,7 @@ import { RedisConnection, redactRedisUrl } from './redis/redis-connection.js';
 import { RateLimiter, parseRateLimitSpec } from './redis/rate-limiter.js';
 import { IdempotencyStore } from './redis/idempotency.js';
 import { callsInFlight } from './grpc/handlers.js';
+import { BindingService } from './service/binding-service.js';
 import { RecordsService } from './service/records-service.js';
 
 export interface GatewayOptions {
@@ -205,7 +206,8 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     };
     if (s.insecurePlaintext) log.warn('PLAINTEXT MODE: no TLS, and callers name their own agency. Never use this outside a development machine.');
     const creds = s.insecurePlaintext ? ServerCredentials.createInsecure() : serverCredentials(s.tls);
-    const server = await startGatewayServer(s.listen, creds, env, gateway, records);
+    const bindings = new BindingService({ engine, subjects, writer, store });
+    const server = await startGatewayServer(s.listen, creds, env, gateway, records, bindings);
     let draining = false;
     cleanups.push(() => {
       draining = true;

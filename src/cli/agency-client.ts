@@ -2,6 +2,7 @@
  * A small client that acts as one agency, with that agency's certificate from the dev PKI (or given files):
  * used by `linkgw client`, the README's walk-through, tests and benchmarks.
  */
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { credentials, Metadata, type Client, type ClientDuplexStream, type ClientReadableStream } from '@grpc/grpc-js';
 import {
@@ -64,6 +65,15 @@ export class AgencyClient {
       metadata: { ...this.#md, ...(opts.requestId ? { 'x-request-id': opts.requestId } : {}) },
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
+  }
+
+  reportWrongBinding(code: string, sinceMs?: number, deadlineMs = 10_000) {
+    return callUnary(
+      this.gateway,
+      LinkageGateway.method.reportWrongBinding,
+      { code, ...(sinceMs !== undefined ? { since: timestampFromMs(sinceMs) } : {}) },
+      { deadline: Date.now() + deadlineMs, metadata: this.#md },
+    );
   }
 
   /** Opens a bulk issuance stream. */

@@ -21,6 +21,7 @@ import { openRecordStore } from '../records/open-store.js';
 import { verifyStore } from '../records/verify-store.js';
 import { AgencyClient } from './agency-client.js';
 import { Outcome } from '../gen/linkage/v1/records_pb.js';
+import { Direction } from '../gen/linkage/v1/gateway_pb.js';
 import { statusName } from '../grpc/status.js';
 
 const HELP = `linkgw — the linkage gateway
@@ -35,6 +36,9 @@ Usage:
   linkgw client AGENCY issue NUMBER|-  issue AGENCY's code for a personal number (- reads it from standard input,
                                       keeping it out of the process list and shell history)
   linkgw client AGENCY issue-bulk      issue codes for numbers read from standard input, one a line
+  linkgw client AGENCY report-wrong-binding CODE [--since ISO-TIME]
+                                      report that AGENCY bound this code to the wrong local record; lists the
+                                      exchanges since then that sent or received data about the person
   linkgw client AGENCY query CODE PROVIDER PROCEDURE ITEM
                                        ask PROVIDER for ITEM about the person AGENCY knows as CODE
   linkgw client AGENCY records CODE [--page-size N] [--page-token T]
@@ -165,6 +169,26 @@ async function client(args: string[]): Promise<void> {
         if (!code || !provider || !procedure || !item) fail('client AGENCY query CODE PROVIDER PROCEDURE ITEM');
         const r = await c.queryInformation({ code, provider, procedure, item });
         return out({ recordId: r.recordId, legalBasisRow: r.legalBasisRow, contentType: r.contentType, payload: Buffer.from(r.payload).toString('utf8') });
+      }
+      case 'report-wrong-binding': {
+        const code = rest[0];
+        if (!code) fail('client AGENCY report-wrong-binding CODE [--since ISO-TIME]');
+        const at = rest.indexOf('--since');
+        const since = at >= 0 ? Date.parse(rest[at + 1] ?? '') : undefined;
+        if (since !== undefined && !Number.isFinite(since)) fail('--since: an ISO 8601 time');
+        const r = await c.reportWrongBinding(code, since);
+        out({ recordId: r.recordId, truncated: r.truncated });
+        for (const x of r.affected)
+          out({
+            recordId: x.recordId,
+            requestedAt: x.requestedAt ? new Date(Number(x.requestedAt.seconds) * 1000 + Math.floor(x.requestedAt.nanos / 1e6)).toISOString() : null,
+            direction: x.direction === Direction.SENT ? 'sent' : 'received',
+            requester: x.requester,
+            provider: x.provider,
+            procedure: x.procedure,
+            item: x.item,
+          });
+        return;
       }
       case 'records': {
         const code = rest[0];

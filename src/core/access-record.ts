@@ -19,6 +19,7 @@ export const Outcome = {
   NOT_FOUND: 4,
   FAILED: 5,
   RECORDS_READ: 6,
+  BINDING_REPORTED: 7,
 } as const;
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];
 

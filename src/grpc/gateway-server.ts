@@ -8,6 +8,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { LinkageGateway } from '../gen/linkage/v1/gateway_pb.js';
 import { AccessRecords } from '../gen/linkage/v1/records_pb.js';
 import type { GatewayService } from '../service/gateway-service.js';
+import type { BindingService } from '../service/binding-service.js';
 import type { RecordsService } from '../service/records-service.js';
 import { SERVER_OPTIONS } from './channel-options.js';
 import { bidiOrdered, serverStreaming, unary, type HandlerEnv } from './handlers.js';
@@ -28,12 +29,14 @@ export async function startGatewayServer(
   env: HandlerEnv,
   gateway: GatewayService,
   records: RecordsService,
+  bindings: BindingService,
 ): Promise<RunningServer> {
   const server = new Server(SERVER_OPTIONS);
   server.addService(serverDefinition(LinkageGateway), {
     issueCode: unary(env, 'IssueCode', (req, ctx) => gateway.issueCode(req as never, ctx)),
     issueCodes: bidiOrdered(env, 'IssueCodes', (ctx) => gateway.issueStream(ctx) as never),
     queryInformation: unary(env, 'QueryInformation', (req, ctx) => gateway.queryInformation(req as never, ctx)),
+    reportWrongBinding: unary(env, 'ReportWrongBinding', (req, ctx) => bindings.reportWrongBinding(req as never, ctx)),
   });
   server.addService(serverDefinition(AccessRecords), {
     listAccessRecords: serverStreaming(env, 'ListAccessRecords', (req, ctx, write) => records.list(req as never, ctx, write as never)),

@@ -4,8 +4,8 @@
  * schema named by the URL's `schema` parameter (default `public`), so tests and tenants can be kept apart.
  */
 import pg from 'pg';
-import type { ChainedRecord, ChainedRecordWithSubjects, ChainLink, Seal } from '../core/access-record.js';
-import type { RecordQuery, RecordStore, StoredChain } from './record-store.js';
+import { Outcome, type ChainedRecord, type ChainedRecordWithSubjects, type ChainLink, type Seal } from '../core/access-record.js';
+import type { ExchangeQuery, RecordQuery, RecordStore, StoredChain } from './record-store.js';
 import { RECORD_COLUMNS, recordToValues, schemaFor, rowToLink, rowToRecord, rowToSeal, type LinkRow, type RecordRow, type SealRow } from './schema.js';
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -175,6 +175,15 @@ export class PostgresRecordStore implements RecordStore {
     }
     const links = await this.#pool.query<LinkRow>('SELECT predecessor, last_seq, head_hash FROM record_chain_links WHERE chain_id = $1 ORDER BY predecessor', [chainId]);
     return { rows: rows.rows.map(rowToRecord), seals: seals.rows.map(rowToSeal), subjects, links: links.rows.map(rowToLink) };
+  }
+
+  async exchangesOf(q: ExchangeQuery): Promise<ChainedRecord[]> {
+    const r = await this.#pool.query<RecordRow>(
+      `SELECT * FROM access_records WHERE subject = $1 AND requested_at >= $2 AND outcome = ${Outcome.PROVIDED} AND (requester = $3 OR provider = $3)
+       ORDER BY requested_at DESC, chain_id DESC, seq DESC LIMIT $4`,
+      [q.subject, q.since ?? Number.MIN_SAFE_INTEGER, q.agency, q.limit],
+    );
+    return r.rows.map(rowToRecord);
   }
 
   async heads(): Promise<ChainLink[]> {

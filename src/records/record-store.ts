@@ -22,6 +22,14 @@ export interface RecordCursor {
   readonly seq: number;
 }
 
+export interface ExchangeQuery {
+  readonly subject: string;
+  readonly agency: string;
+  /** ms since the epoch, or null for no lower bound. */
+  readonly since: number | null;
+  readonly limit: number;
+}
+
 export interface RecordStore {
   readonly kind: 'sqlite' | 'postgres';
   /**
@@ -35,6 +43,11 @@ export interface RecordStore {
   heads(): Promise<ChainLink[]>;
   /** Disclosable records of a subject (its own and the batch records naming it), newest first. */
   listBySubject(q: RecordQuery): Promise<ChainedRecord[]>;
+  /**
+   * Exchanges about a subject in which data was released (PROVIDED) with `agency` as requester or provider,
+   * requested at or after `since`, newest first; non-disclosable ones too (the agency was party to them).
+   */
+  exchangesOf(q: ExchangeQuery): Promise<ChainedRecord[]>;
   chainIds(): Promise<string[]>;
   readChain(chainId: string): Promise<StoredChain>;
   close(): Promise<void>;

@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ChainedRecord, ChainedRecordWithSubjects, ChainLink, Seal } from '../core/access-record.js';
 import { workerFile } from '../worker-file.js';
-import type { RecordQuery, RecordStore, StoredChain } from './record-store.js';
+import type { ExchangeQuery, RecordQuery, RecordStore, StoredChain } from './record-store.js';
 import type { SqliteRequest } from './sqlite-worker.js';
 
 type Pending = { op: string; resolve: (v: unknown) => void; reject: (e: Error) => void };
@@ -72,6 +72,10 @@ export class SqliteRecordStore implements RecordStore {
   listBySubject(query: RecordQuery): Promise<ChainedRecord[]> {
     return this.#call({ op: 'list', query });
   }
+  exchangesOf(query: ExchangeQuery): Promise<ChainedRecord[]> {
+    return this.#call({ op: 'exchanges', query });
+  }
+
   heads(): Promise<ChainLink[]> {
     return this.#call({ op: 'heads' });
   }

@@ -5,8 +5,8 @@
  */
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { ChainedRecord, ChainedRecordWithSubjects, ChainLink, Seal } from '../core/access-record.js';
-import type { RecordQuery } from './record-store.js';
+import { Outcome, type ChainedRecord, type ChainedRecordWithSubjects, type ChainLink, type Seal } from '../core/access-record.js';
+import type { ExchangeQuery, RecordQuery } from './record-store.js';
 import { RECORD_COLUMNS, schemaFor, recordToValues, rowToLink, rowToRecord, rowToSeal, type LinkRow, type RecordRow, type SealRow } from './schema.js';
 
 export type SqliteRequest =
@@ -14,6 +14,7 @@ export type SqliteRequest =
   | { id: number; op: 'head'; chainId: string }
   | { id: number; op: 'heads' }
   | { id: number; op: 'list'; query: RecordQuery }
+  | { id: number; op: 'exchanges'; query: ExchangeQuery }
   | { id: number; op: 'chains' }
   | { id: number; op: 'readChain'; chainId: string }
   | { id: number; op: 'close' };
@@ -108,6 +109,15 @@ function handle(m: SqliteRequest): unknown {
     }
     case 'list':
       return list(m.query);
+    case 'exchanges':
+      return (
+        db
+          .prepare(
+            `SELECT * FROM access_records WHERE subject = ? AND requested_at >= ? AND outcome = ${Outcome.PROVIDED} AND (requester = ? OR provider = ?)
+             ORDER BY requested_at DESC, chain_id DESC, seq DESC LIMIT ?`,
+          )
+          .all(m.query.subject, m.query.since ?? Number.MIN_SAFE_INTEGER, m.query.agency, m.query.agency, m.query.limit) as RecordRow[]
+      ).map(rowToRecord);
     case 'chains':
       return (db.prepare('SELECT DISTINCT chain_id FROM access_records UNION SELECT DISTINCT chain_id FROM record_seals UNION SELECT DISTINCT chain_id FROM record_chain_links ORDER BY 1').all() as {
         chain_id: string;

@@ -42,3 +42,23 @@ export function recordsReadRecord(recordId: string, subject: string, agency: str
     nonDisclosable: false,
   };
 }
+
+/** The procedure of a wrong-binding report's record. */
+export const BINDING_REPORT_PROCEDURE = 'binding.report-wrong';
+
+/** The record of a wrong-binding report: the reporting agency, about the person its code named. */
+export function bindingReportRecord(recordId: string, subject: string, agency: string, now: number): AccessRecordDraft {
+  return {
+    recordId,
+    subject,
+    requestedAt: now,
+    providedAt: now,
+    requester: agency,
+    provider: '',
+    procedure: BINDING_REPORT_PROCEDURE,
+    legalBasisRow: '',
+    item: 'code-binding',
+    outcome: Outcome.BINDING_REPORTED,
+    nonDisclosable: false,
+  };
+}

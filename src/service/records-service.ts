@@ -5,7 +5,7 @@
  * before any record is sent.
  */
 import { create } from '@bufbuild/protobuf';
-import { timestampFromMs, timestampMs, type Timestamp } from '@bufbuild/protobuf/wkt';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { ChainedRecord } from '../core/access-record.js';
 import { GatewayError } from '../core/errors.js';
 import type { SubjectKeys } from '../core/subject-key.js';
@@ -16,6 +16,7 @@ import { requireRole } from '../grpc/identity.js';
 import type { RecordCursor, RecordStore } from '../records/record-store.js';
 import { newRecordId, type RecordWriter } from '../records/record-writer.js';
 import { recordsReadRecord } from './records-drafts.js';
+import { timeBound } from './time-bound.js';
 
 export const DEFAULT_PAGE = 100;
 export const MAX_PAGE = 1000;
@@ -35,16 +36,6 @@ export function decodeCursor(s: string): RecordCursor {
   const m = /^(\d{1,16})\.([a-z0-9]{1,40})\.(\d{1,16})$/.exec(Buffer.from(s, 'base64url').toString('utf8'));
   if (!m) throw new GatewayError('INVALID_ARGUMENT', 'page_token: not a cursor this service returned');
   return { requestedAt: Number(m[1]), chainId: m[2]!, seq: Number(m[3]) };
-}
-
-/** The protobuf Timestamp range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z. */
-const MIN_SECONDS = -62_135_596_800n;
-const MAX_SECONDS = 253_402_300_799n;
-
-function timeBound(t: Timestamp, field: string): number {
-  if (t.seconds < MIN_SECONDS || t.seconds > MAX_SECONDS || t.nanos < 0 || t.nanos > 999_999_999)
-    throw new GatewayError('INVALID_ARGUMENT', `${field}: not a valid timestamp (years 1 to 9999)`);
-  return Number(timestampMs(t));
 }
 
 export class RecordsService {

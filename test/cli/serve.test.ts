@@ -36,6 +36,14 @@ describe('linkgw serve', () => {
     const bad = await run(process.execPath, [BIN, 'client', 'pension', 'issue', '123456789012'], { env }).catch((e: { code: number; stderr: string }) => e);
     expect((bad as { code: number }).code).toBe(1);
     expect((bad as { stderr: string }).stderr).toMatch(/check digit .*INVALID_ARGUMENT/);
+    // A wrong binding reported: its record first, then the exchanges (the query above, if the tax office knew
+    // the person).
+    const report = (await run(process.execPath, [BIN, 'client', 'pension', 'report-wrong-binding', pension.code, '--since', '2020-01-01T00:00:00Z'], { env })).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(report[0]).toMatchObject({ recordId: expect.any(String), truncated: false });
+    expect(report.slice(1)).toEqual(q.legalBasisRow ? [expect.objectContaining({ direction: 'received', provider: 'tax', item: 'income' })] : []);
 
     const exited = new Promise<number | null>((r) => gw.child.on('close', (code) => r(code)));
     gw.child.kill('SIGTERM');

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Outcome } from '../../src/core/access-record.js';
 import { AgencyCodec } from '../../src/core/agency-code.js';
 import { checkPersonalNumber } from '../../src/core/personal-number.js';
+import { Direction } from '../../src/gen/linkage/v1/gateway_pb.js';
 import type { ProvideRequest } from '../../src/gen/linkage/v1/provider_pb.js';
 import { isEnrolled } from '../../src/providers/synthetic-data.js';
 import { PG_URL, startHarness, statusOf, type Harness, type StoreKind } from '../helpers/gateway-harness.js';
@@ -198,6 +199,38 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('exchanges with records in %s',
       expect(s.code).toBe(status.INVALID_ARGUMENT);
       expect(s.details).toMatch(/from: not a valid timestamp/);
     }
+  });
+
+  it('takes a report of a wrong binding: recorded first, then the exchanges that sent or received data about the person', async () => {
+    const t0 = Date.now() - 1;
+    const welfare = h.client('welfare');
+    const pension = h.client('pension');
+    const tax = h.client('tax');
+    const wc = (await welfare.issueCode(known)).code;
+    const pc = (await pension.issueCode(known)).code;
+    const byWelfare = await welfare.queryInformation({ code: wc, provider: 'tax', procedure: 'welfare.public-assistance', item: 'income' });
+    const byPension = await pension.queryInformation({ code: pc, provider: 'tax', procedure: 'pension.eligibility', item: 'income' });
+    // The tax office bound its code for this person to someone else's file: both answers it gave went out.
+    const tc = (await tax.issueCode(known)).code;
+    const report = await tax.reportWrongBinding(tc, t0);
+    expect(report.truncated).toBe(false);
+    expect(report.affected.map((a) => [a.recordId, a.requester, a.provider, a.direction])).toEqual([
+      [byPension.recordId, 'pension', 'tax', Direction.SENT],
+      [byWelfare.recordId, 'welfare', 'tax', Direction.SENT],
+    ]);
+    // The welfare office's view: what it received about the person.
+    const fromWelfare = await welfare.reportWrongBinding(wc, t0);
+    expect(fromWelfare.affected.map((a) => [a.recordId, a.provider, a.item, a.direction])).toEqual([[byWelfare.recordId, 'tax', 'income', Direction.RECEIVED]]);
+    // Nothing before `since`.
+    expect((await tax.reportWrongBinding(tc, Date.now() + 60_000)).affected).toEqual([]);
+    // Each report is on record, where the person can see it.
+    const reports = (await sql(`SELECT requester, procedure FROM access_records WHERE outcome = ${Outcome.BINDING_REPORTED} AND record_id = '${report.recordId}'`)) as Record<string, string>[];
+    expect(reports).toEqual([{ requester: 'tax', procedure: 'binding.report-wrong' }]);
+    const dc = (await h.client('disclosure').issueCode(known)).code;
+    const seen = await h.client('disclosure').listRecords({ code: dc });
+    expect(seen.map((r) => r.recordId)).toContain(report.recordId);
+    // Only the caller's own codes.
+    expect((await statusOf(tax.reportWrongBinding(wc))).code).toBe(status.INVALID_ARGUMENT);
   });
 
   it('keeps non-disclosable records out of disclosure', async () => {

@@ -2,15 +2,123 @@
 // @generated from file linkage/v1/gateway.proto (package linkage.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file linkage/v1/gateway.proto.
  */
 export const file_linkage_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("ChhsaW5rYWdlL3YxL2dhdGV3YXkucHJvdG8SCmxpbmthZ2UudjEiKwoQSXNzdWVDb2RlUmVxdWVzdBIXCg9wZXJzb25hbF9udW1iZXIYASABKAkiNAoRSXNzdWVDb2RlUmVzcG9uc2USDAoEY29kZRgBIAEoCRIRCglyZWNvcmRfaWQYAiABKAkiLQoRSXNzdWVDb2Rlc1JlcXVlc3QSGAoQcGVyc29uYWxfbnVtYmVycxgBIAMoCSJlChJJc3N1ZUNvZGVzUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEiwKB3Jlc3VsdHMYAiADKAsyGy5saW5rYWdlLnYxLklzc3VlQ29kZVJlc3VsdBIRCglyZWNvcmRfaWQYAyABKAkiPgoPSXNzdWVDb2RlUmVzdWx0EgwKBGNvZGUYASABKAkSDgoGc3RhdHVzGAIgASgFEg0KBWVycm9yGAMgASgJIloKF1F1ZXJ5SW5mb3JtYXRpb25SZXF1ZXN0EgwKBGNvZGUYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSEQoJcHJvY2VkdXJlGAMgASgJEgwKBGl0ZW0YBCABKAkibQoYUXVlcnlJbmZvcm1hdGlvblJlc3BvbnNlEg8KB3BheWxvYWQYASABKAwSFAoMY29udGVudF90eXBlGAIgASgJEhEKCXJlY29yZF9pZBgDIAEoCRIXCg9sZWdhbF9iYXNpc19yb3cYBCABKAkyigIKDkxpbmthZ2VHYXRld2F5EkgKCUlzc3VlQ29kZRIcLmxpbmthZ2UudjEuSXNzdWVDb2RlUmVxdWVzdBodLmxpbmthZ2UudjEuSXNzdWVDb2RlUmVzcG9uc2USTwoKSXNzdWVDb2RlcxIdLmxpbmthZ2UudjEuSXNzdWVDb2Rlc1JlcXVlc3QaHi5saW5rYWdlLnYxLklzc3VlQ29kZXNSZXNwb25zZSgBMAESXQoQUXVlcnlJbmZvcm1hdGlvbhIjLmxpbmthZ2UudjEuUXVlcnlJbmZvcm1hdGlvblJlcXVlc3QaJC5saW5rYWdlLnYxLlF1ZXJ5SW5mb3JtYXRpb25SZXNwb25zZWIGcHJvdG8z");
+  fileDesc("ChhsaW5rYWdlL3YxL2dhdGV3YXkucHJvdG8SCmxpbmthZ2UudjEiVAoZUmVwb3J0V3JvbmdCaW5kaW5nUmVxdWVzdBIMCgRjb2RlGAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJyChpSZXBvcnRXcm9uZ0JpbmRpbmdSZXNwb25zZRIRCglyZWNvcmRfaWQYASABKAkSLgoIYWZmZWN0ZWQYAiADKAsyHC5saW5rYWdlLnYxLkFmZmVjdGVkRXhjaGFuZ2USEQoJdHJ1bmNhdGVkGAMgASgIIscBChBBZmZlY3RlZEV4Y2hhbmdlEhEKCXJlY29yZF9pZBgBIAEoCRIwCgxyZXF1ZXN0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXJlcXVlc3RlchgDIAEoCRIQCghwcm92aWRlchgEIAEoCRIRCglwcm9jZWR1cmUYBSABKAkSDAoEaXRlbRgGIAEoCRIoCglkaXJlY3Rpb24YByABKA4yFS5saW5rYWdlLnYxLkRpcmVjdGlvbiIrChBJc3N1ZUNvZGVSZXF1ZXN0EhcKD3BlcnNvbmFsX251bWJlchgBIAEoCSI0ChFJc3N1ZUNvZGVSZXNwb25zZRIMCgRjb2RlGAEgASgJEhEKCXJlY29yZF9pZBgCIAEoCSItChFJc3N1ZUNvZGVzUmVxdWVzdBIYChBwZXJzb25hbF9udW1iZXJzGAEgAygJImUKEklzc3VlQ29kZXNSZXNwb25zZRIOCgZvZmZzZXQYASABKAQSLAoHcmVzdWx0cxgCIAMoCzIbLmxpbmthZ2UudjEuSXNzdWVDb2RlUmVzdWx0EhEKCXJlY29yZF9pZBgDIAEoCSI+Cg9Jc3N1ZUNvZGVSZXN1bHQSDAoEY29kZRgBIAEoCRIOCgZzdGF0dXMYAiABKAUSDQoFZXJyb3IYAyABKAkiWgoXUXVlcnlJbmZvcm1hdGlvblJlcXVlc3QSDAoEY29kZRgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIRCglwcm9jZWR1cmUYAyABKAkSDAoEaXRlbRgEIAEoCSJtChhRdWVyeUluZm9ybWF0aW9uUmVzcG9uc2USDwoHcGF5bG9hZBgBIAEoDBIUCgxjb250ZW50X3R5cGUYAiABKAkSEQoJcmVjb3JkX2lkGAMgASgJEhcKD2xlZ2FsX2Jhc2lzX3JvdxgEIAEoCSpSCglEaXJlY3Rpb24SGQoVRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASEgoORElSRUNUSU9OX1NFTlQQARIWChJESVJFQ1RJT05fUkVDRUlWRUQQAjLvAgoOTGlua2FnZUdhdGV3YXkSSAoJSXNzdWVDb2RlEhwubGlua2FnZS52MS5Jc3N1ZUNvZGVSZXF1ZXN0Gh0ubGlua2FnZS52MS5Jc3N1ZUNvZGVSZXNwb25zZRJPCgpJc3N1ZUNvZGVzEh0ubGlua2FnZS52MS5Jc3N1ZUNvZGVzUmVxdWVzdBoeLmxpbmthZ2UudjEuSXNzdWVDb2Rlc1Jlc3BvbnNlKAEwARJdChBRdWVyeUluZm9ybWF0aW9uEiMubGlua2FnZS52MS5RdWVyeUluZm9ybWF0aW9uUmVxdWVzdBokLmxpbmthZ2UudjEuUXVlcnlJbmZvcm1hdGlvblJlc3BvbnNlEmMKElJlcG9ydFdyb25nQmluZGluZxIlLmxpbmthZ2UudjEuUmVwb3J0V3JvbmdCaW5kaW5nUmVxdWVzdBomLmxpbmthZ2UudjEuUmVwb3J0V3JvbmdCaW5kaW5nUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message linkage.v1.ReportWrongBindingRequest
+ */
+export type ReportWrongBindingRequest = Message<"linkage.v1.ReportWrongBindingRequest"> & {
+  /**
+   * The caller's own code whose binding was wrong.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * When the wrong binding began (unset: from the first record).
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message linkage.v1.ReportWrongBindingRequest.
+ * Use `create(ReportWrongBindingRequestSchema)` to create a new message.
+ */
+export const ReportWrongBindingRequestSchema: GenMessage<ReportWrongBindingRequest> = /*@__PURE__*/
+  messageDesc(file_linkage_v1_gateway, 0);
+
+/**
+ * @generated from message linkage.v1.ReportWrongBindingResponse
+ */
+export type ReportWrongBindingResponse = Message<"linkage.v1.ReportWrongBindingResponse"> & {
+  /**
+   * The access record of this report.
+   *
+   * @generated from field: string record_id = 1;
+   */
+  recordId: string;
+
+  /**
+   * Exchanges since `since` that released data about the person to or from
+   * the caller, newest first (at most 1,000; `truncated` says when there were
+   * more).
+   *
+   * @generated from field: repeated linkage.v1.AffectedExchange affected = 2;
+   */
+  affected: AffectedExchange[];
+
+  /**
+   * @generated from field: bool truncated = 3;
+   */
+  truncated: boolean;
+};
+
+/**
+ * Describes the message linkage.v1.ReportWrongBindingResponse.
+ * Use `create(ReportWrongBindingResponseSchema)` to create a new message.
+ */
+export const ReportWrongBindingResponseSchema: GenMessage<ReportWrongBindingResponse> = /*@__PURE__*/
+  messageDesc(file_linkage_v1_gateway, 1);
+
+/**
+ * @generated from message linkage.v1.AffectedExchange
+ */
+export type AffectedExchange = Message<"linkage.v1.AffectedExchange"> & {
+  /**
+   * @generated from field: string record_id = 1;
+   */
+  recordId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp requested_at = 2;
+   */
+  requestedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string requester = 3;
+   */
+  requester: string;
+
+  /**
+   * @generated from field: string provider = 4;
+   */
+  provider: string;
+
+  /**
+   * @generated from field: string procedure = 5;
+   */
+  procedure: string;
+
+  /**
+   * @generated from field: string item = 6;
+   */
+  item: string;
+
+  /**
+   * @generated from field: linkage.v1.Direction direction = 7;
+   */
+  direction: Direction;
+};
+
+/**
+ * Describes the message linkage.v1.AffectedExchange.
+ * Use `create(AffectedExchangeSchema)` to create a new message.
+ */
+export const AffectedExchangeSchema: GenMessage<AffectedExchange> = /*@__PURE__*/
+  messageDesc(file_linkage_v1_gateway, 2);
 
 /**
  * @generated from message linkage.v1.IssueCodeRequest
@@ -29,7 +137,7 @@ export type IssueCodeRequest = Message<"linkage.v1.IssueCodeRequest"> & {
  * Use `create(IssueCodeRequestSchema)` to create a new message.
  */
 export const IssueCodeRequestSchema: GenMessage<IssueCodeRequest> = /*@__PURE__*/
-  messageDesc(file_linkage_v1_gateway, 0);
+  messageDesc(file_linkage_v1_gateway, 3);
 
 /**
  * @generated from message linkage.v1.IssueCodeResponse
@@ -55,7 +163,7 @@ export type IssueCodeResponse = Message<"linkage.v1.IssueCodeResponse"> & {
  * Use `create(IssueCodeResponseSchema)` to create a new message.
  */
 export const IssueCodeResponseSchema: GenMessage<IssueCodeResponse> = /*@__PURE__*/
-  messageDesc(file_linkage_v1_gateway, 1);
+  messageDesc(file_linkage_v1_gateway, 4);
 
 /**
  * @generated from message linkage.v1.IssueCodesRequest
@@ -74,7 +182,7 @@ export type IssueCodesRequest = Message<"linkage.v1.IssueCodesRequest"> & {
  * Use `create(IssueCodesRequestSchema)` to create a new message.
  */
 export const IssueCodesRequestSchema: GenMessage<IssueCodesRequest> = /*@__PURE__*/
-  messageDesc(file_linkage_v1_gateway, 2);
+  messageDesc(file_linkage_v1_gateway, 5);
 
 /**
  * @generated from message linkage.v1.IssueCodesResponse
@@ -107,7 +215,7 @@ export type IssueCodesResponse = Message<"linkage.v1.IssueCodesResponse"> & {
  * Use `create(IssueCodesResponseSchema)` to create a new message.
  */
 export const IssueCodesResponseSchema: GenMessage<IssueCodesResponse> = /*@__PURE__*/
-  messageDesc(file_linkage_v1_gateway, 3);
+  messageDesc(file_linkage_v1_gateway, 6);
 
 /**
  * @generated from message linkage.v1.IssueCodeResult
@@ -140,7 +248,7 @@ export type IssueCodeResult = Message<"linkage.v1.IssueCodeResult"> & {
  * Use `create(IssueCodeResultSchema)` to create a new message.
  */
 export const IssueCodeResultSchema: GenMessage<IssueCodeResult> = /*@__PURE__*/
-  messageDesc(file_linkage_v1_gateway, 4);
+  messageDesc(file_linkage_v1_gateway, 7);
 
 /**
  * @generated from message linkage.v1.QueryInformationRequest
@@ -180,7 +288,7 @@ export type QueryInformationRequest = Message<"linkage.v1.QueryInformationReques
  * Use `create(QueryInformationRequestSchema)` to create a new message.
  */
 export const QueryInformationRequestSchema: GenMessage<QueryInformationRequest> = /*@__PURE__*/
-  messageDesc(file_linkage_v1_gateway, 5);
+  messageDesc(file_linkage_v1_gateway, 8);
 
 /**
  * @generated from message linkage.v1.QueryInformationResponse
@@ -218,7 +326,41 @@ export type QueryInformationResponse = Message<"linkage.v1.QueryInformationRespo
  * Use `create(QueryInformationResponseSchema)` to create a new message.
  */
 export const QueryInformationResponseSchema: GenMessage<QueryInformationResponse> = /*@__PURE__*/
-  messageDesc(file_linkage_v1_gateway, 6);
+  messageDesc(file_linkage_v1_gateway, 9);
+
+/**
+ * Which way data about the person went, seen from the reporting agency.
+ *
+ * @generated from enum linkage.v1.Direction
+ */
+export enum Direction {
+  /**
+   * @generated from enum value: DIRECTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The caller provided it to `requester`, who may have received another
+   * person's data.
+   *
+   * @generated from enum value: DIRECTION_SENT = 1;
+   */
+  SENT = 1,
+
+  /**
+   * The caller received it from `provider`, and may have filed it under the
+   * wrong person.
+   *
+   * @generated from enum value: DIRECTION_RECEIVED = 2;
+   */
+  RECEIVED = 2,
+}
+
+/**
+ * Describes the enum linkage.v1.Direction.
+ */
+export const DirectionSchema: GenEnum<Direction> = /*@__PURE__*/
+  enumDesc(file_linkage_v1_gateway, 0);
 
 /**
  * LinkageGateway is what agencies call. The calling agency is never named in a
@@ -263,6 +405,22 @@ export const LinkageGateway: GenService<{
     methodKind: "unary";
     input: typeof QueryInformationRequestSchema;
     output: typeof QueryInformationResponseSchema;
+  },
+  /**
+   * ReportWrongBinding is how an agency corrects a wrong binding: it had
+   * attached its code for a person to another person's local record (matched
+   * by name and birth date, a shared login...). The gateway records the
+   * report, where the person can see it, and answers with the exchanges since
+   * `since` in which data about that person went from the caller to another
+   * agency, or came to the caller, so the caller can tell those who received
+   * data about it. The answer is released only after the report is durable.
+   *
+   * @generated from rpc linkage.v1.LinkageGateway.ReportWrongBinding
+   */
+  reportWrongBinding: {
+    methodKind: "unary";
+    input: typeof ReportWrongBindingRequestSchema;
+    output: typeof ReportWrongBindingResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_linkage_v1_gateway, 0);
