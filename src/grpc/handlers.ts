@@ -87,7 +87,7 @@ interface AnyServerCall {
   removeListener(event: 'cancelled', l: () => void): unknown;
 }
 
-function begin(env: HandlerEnv, method: string, call: AnyServerCall): { ctx: CallContext; done: () => void } {
+function begin(env: HandlerEnv, method: string, call: AnyServerCall): { ctx: CallContext; done: () => void; abort: () => void } {
   const agency: AgencyEntry = identify(call, env.registry(), env.insecure);
   const deadline = deadlineOf(call);
   const ac = new AbortController();
@@ -113,6 +113,7 @@ function begin(env: HandlerEnv, method: string, call: AnyServerCall): { ctx: Cal
       if (timer) clearTimeout(timer);
       call.removeListener('cancelled', onCancel);
     },
+    abort: onCancel,
   };
 }
 
@@ -261,13 +262,26 @@ export function bidiOrdered<Req, Res>(
       fail(err, ctx.agency.id);
       return;
     }
+    // Up to DEPTH messages are worked on at once (so one message's record commit overlaps the next one's
+    // mapping); results are written strictly in arrival order through `chain`.
+    let chain = Promise.resolve();
     // The call ends once: normally after 'end', with an error, or because the client went away.
     let failed = false;
     const finish = (outcome: { ok: true } | { err: unknown } | { gone: true }) => {
       if (failed) return;
       failed = true;
-      b.done();
-      leave();
+      if ('gone' in outcome) {
+        // The client went away: the work still running is told to stop, and the stream keeps its slot until
+        // that work has ended, so an agency cannot run more work at once than its share by cancelling.
+        if (!ctx.signal.aborted) b.abort();
+        void chain.finally(() => {
+          b.done();
+          leave();
+        });
+      } else {
+        b.done();
+        leave();
+      }
       if ('ok' in outcome) {
         report(env, method, ctx.agency.id, status.OK, started);
         call.end();
@@ -280,9 +294,6 @@ export function bidiOrdered<Req, Res>(
     call.on('close', () => finish({ gone: true }));
     call.on('error', () => finish({ gone: true }));
     const fn = open(ctx);
-    // Up to DEPTH messages are worked on at once (so one message's record commit overlaps the next one's
-    // mapping); results are written strictly in arrival order through `chain`.
-    let chain = Promise.resolve();
     let inFlight = 0;
     const DEPTH = 4;
     call.on('data', (req: Req) => {
