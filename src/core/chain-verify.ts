@@ -36,6 +36,8 @@ export function verifyChain(
   links: readonly ChainLink[] = [],
 ): ChainReport {
   const report = (problem: ChainProblem | null): ChainReport => ({ chainId, records: rows.length, seals: seals.length, problem });
+  if (rows.length === 0 && links.length > 0)
+    return report({ chainId, kind: 'deleted', seq: 1, recordId: null, detail: 'the chain\'s records are missing; only its links to earlier chains remain' });
   const at = (kind: ProblemKind, r: ChainedRecord | undefined, detail: string) =>
     report({ chainId, kind, seq: r?.seq ?? null, recordId: r?.recordId ?? null, detail });
 
@@ -88,30 +90,27 @@ export function verifyChain(
   return report(null);
 }
 
+/** What a later chain (`by`) committed to about a predecessor: its record at `lastSeq` had `headHash`. */
+export interface LinkTo {
+  readonly by: string;
+  readonly lastSeq: number;
+  readonly headHash: string;
+}
+
 /**
- * Checks what later chains committed to about their predecessors: for each link, the predecessor's record at
- * the linked sequence number must be stored with the linked hash. `rowsOf` gives a stored chain's rows (in
- * ascending seq order), or undefined for a chain that is not in the store. Returns one problem per
- * predecessor that fails, the first found.
+ * Checks what later chains committed to about `chainId` against its stored rows (ascending seq; empty when the
+ * chain is gone): each linked record must be stored with the linked hash. Returns the first problem.
  */
-export function verifyLinks(
-  linksOf: ReadonlyMap<string, readonly ChainLink[]>,
-  rowsOf: (chainId: string) => readonly ChainedRecord[] | undefined,
-): Map<string, ChainProblem> {
-  const out = new Map<string, ChainProblem>();
-  for (const [chainId, links] of linksOf) {
-    for (const l of links) {
-      if (out.has(l.predecessor)) continue;
-      const rows = rowsOf(l.predecessor);
-      const r = rows?.find((x) => x.seq === l.lastSeq);
-      const by = `chain ${chainId}, started later, committed to record ${l.lastSeq} of this chain`;
-      if (!rows || rows.length === 0)
-        out.set(l.predecessor, { chainId: l.predecessor, kind: 'deleted', seq: l.lastSeq, recordId: null, detail: `${by}; the whole chain is missing` });
-      else if (!r)
-        out.set(l.predecessor, { chainId: l.predecessor, kind: 'deleted', seq: l.lastSeq, recordId: null, detail: `${by}; that record is missing` });
-      else if (r.hash !== l.headHash)
-        out.set(l.predecessor, { chainId: l.predecessor, kind: 'changed', seq: r.seq, recordId: r.recordId, detail: `${by}; its hash differs from the one committed to` });
-    }
+export function verifyLinksTo(chainId: string, rows: readonly ChainedRecord[], links: readonly LinkTo[]): ChainProblem | null {
+  if (links.length === 0) return null;
+  const hashes = new Map<number, { hash: string; recordId: string }>();
+  for (const r of rows) hashes.set(r.seq, { hash: r.hash, recordId: r.recordId });
+  for (const l of links) {
+    const by = `chain ${l.by}, started later, committed to record ${l.lastSeq} of this chain`;
+    const r = hashes.get(l.lastSeq);
+    if (rows.length === 0) return { chainId, kind: 'deleted', seq: l.lastSeq, recordId: null, detail: `${by}; the whole chain is missing` };
+    if (!r) return { chainId, kind: 'deleted', seq: l.lastSeq, recordId: null, detail: `${by}; that record is missing` };
+    if (r.hash !== l.headHash) return { chainId, kind: 'changed', seq: l.lastSeq, recordId: r.recordId, detail: `${by}; its hash differs from the one committed to` };
   }
-  return out;
+  return null;
 }

@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { Outcome, type ChainedRecord, type ChainedRecordWithSubjects, type ChainLink, type Seal } from '../core/access-record.js';
 import type { ExchangeQuery, RecordQuery, RecordStore, StoredChain } from './record-store.js';
-import { RECORD_COLUMNS, recordToValues, schemaFor, rowToLink, rowToRecord, rowToSeal, type LinkRow, type RecordRow, type SealRow } from './schema.js';
+import { groupLinks, RECORD_COLUMNS, recordToValues, schemaFor, rowToLink, rowToRecord, rowToSeal, type LinkRow, type RecordRow, type SealRow } from './schema.js';
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -19,9 +19,9 @@ export class PostgresRecordStore implements RecordStore {
   #analyzing: Promise<void> | undefined;
 
   /**
-   * True when the server's default is synchronous_commit = off, which would let a commit return before its WAL
-   * is flushed: then every batch sets it back on for its own transaction, since a record must be durable
-   * before anything is released.
+   * True when the server's default was synchronous_commit = off when the store opened, which would let a
+   * commit return before its WAL is flushed (logged as a warning). Every batch checks the setting itself and
+   * turns it back on for its own transaction, since a record must be durable before anything is released.
    */
   readonly syncCommitForced: boolean;
 
@@ -86,8 +86,9 @@ export class PostgresRecordStore implements RecordStore {
   async commit(records: readonly ChainedRecordWithSubjects[], seal: Seal, links?: readonly ChainLink[]): Promise<void> {
     const c = await this.#pool.connect();
     try {
-      await c.query('BEGIN');
-      if (this.syncCommitForced) await c.query('SET LOCAL synchronous_commit TO on');
+      // In the same round trip as BEGIN: if synchronous_commit is off for this session (whatever the server
+      // was set to when the store opened, or since), turn it on for this transaction; stronger settings stay.
+      await c.query("BEGIN; SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'");
       if (links?.length)
         await c.query('INSERT INTO record_chain_links (chain_id, predecessor, last_seq, head_hash) SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[])', [
           seal.chainId,
@@ -156,7 +157,9 @@ export class PostgresRecordStore implements RecordStore {
   }
 
   async chainIds(): Promise<string[]> {
-    const r = await this.#pool.query<{ chain_id: string }>('SELECT chain_id FROM access_records UNION SELECT chain_id FROM record_seals ORDER BY 1');
+    const r = await this.#pool.query<{ chain_id: string }>(
+      'SELECT chain_id FROM access_records UNION SELECT chain_id FROM record_seals UNION SELECT chain_id FROM record_chain_links ORDER BY 1',
+    );
     return r.rows.map((x) => x.chain_id);
   }
 
@@ -196,9 +199,18 @@ export class PostgresRecordStore implements RecordStore {
        )
        SELECT h.chain_id AS predecessor, h.seq AS last_seq, h.hash AS head_hash
        FROM c CROSS JOIN LATERAL (SELECT chain_id, seq, hash FROM access_records a WHERE a.chain_id = c.chain_id ORDER BY seq DESC LIMIT 1) h
-       WHERE c.chain_id IS NOT NULL ORDER BY 1`,
+       WHERE c.chain_id IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM record_chain_links l WHERE l.predecessor = h.chain_id AND l.last_seq = h.seq)
+       ORDER BY 1`,
     );
     return r.rows.map(rowToLink);
+  }
+
+  async allLinks(): Promise<Map<string, ChainLink[]>> {
+    const r = await this.#pool.query<LinkRow & { chain_id: string }>(
+      'SELECT chain_id, predecessor, last_seq, head_hash FROM record_chain_links ORDER BY chain_id, predecessor',
+    );
+    return groupLinks(r.rows);
   }
 
   async close(): Promise<void> {

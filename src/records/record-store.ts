@@ -39,8 +39,13 @@ export interface RecordStore {
   commit(records: readonly ChainedRecordWithSubjects[], seal: Seal, links?: readonly ChainLink[]): Promise<void>;
   /** The last sequence number and hash of a chain, or null for a chain with no records. */
   head(chainId: string): Promise<{ lastSeq: number; headHash: string } | null>;
-  /** The head of every chain with records, as links (what a new chain commits to). */
+  /**
+   * The head of every chain with records that no chain has linked to yet, as links: what a new chain commits
+   * to. (A head already linked is covered through the chain that linked it, so the links stay few.)
+   */
   heads(): Promise<ChainLink[]>;
+  /** Every chain's links to its predecessors, by chain id. */
+  allLinks(): Promise<Map<string, ChainLink[]>>;
   /** Disclosable records of a subject (its own and the batch records naming it), newest first. */
   listBySubject(q: RecordQuery): Promise<ChainedRecord[]>;
   /**

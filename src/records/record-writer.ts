@@ -38,8 +38,9 @@ export interface RecordWriterOptions {
   readonly maxBacklog?: number;
   /**
    * Longest a request waits for its record, ms (default 10,000). A store that stalls (a hung fsync, a lost
-   * database) then fails requests UNAVAILABLE instead of holding them; nothing is released either way, and a
-   * record that commits later is still a true record of an exchange that was attempted.
+   * database) then fails requests UNAVAILABLE instead of holding them, and nothing is released. A record that
+   * no commit has taken yet is dropped with its request; one already in the stalled commit may still land
+   * (the store cannot take it back).
    */
   readonly appendTimeoutMs?: number;
   readonly chainId?: string;
@@ -87,17 +88,19 @@ export class RecordWriter {
     if (this.#queue.length >= this.#o.maxBacklog)
       return Promise.reject(new GatewayError('UNAVAILABLE', 'the access record store is behind; try again', { details: { 'retry-after-ms': '100' } }));
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new GatewayError('UNAVAILABLE', 'the access record store did not answer in time; nothing was released', { details: { 'retry-after-ms': '1000' } })),
-        this.#o.appendTimeoutMs,
-      );
-      timer.unref();
-      const settle = () => clearTimeout(timer);
-      this.#queue.push({
+      const entry: Entry = {
         draft,
-        resolve: () => (settle(), resolve()),
-        reject: (e) => (settle(), reject(e)),
-      });
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      };
+      const timer = setTimeout(() => {
+        // Still queued: it leaves the queue with its request, so no record claims an exchange that failed.
+        const i = this.#queue.indexOf(entry);
+        if (i >= 0) this.#queue.splice(i, 1);
+        reject(new GatewayError('UNAVAILABLE', 'the access record store did not answer in time; nothing was released', { details: { 'retry-after-ms': '1000' } }));
+      }, this.#o.appendTimeoutMs);
+      timer.unref();
+      this.#queue.push(entry);
       this.#o.observer?.backlog(this.#queue.length);
       if (!this.#running) this.#start();
     });

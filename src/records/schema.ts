@@ -72,6 +72,7 @@ const SCHEMA = [
     head_hash TEXT NOT NULL,
     PRIMARY KEY (chain_id, predecessor)
   )`,
+  `CREATE INDEX IF NOT EXISTS record_chain_links_by_predecessor ON record_chain_links (predecessor, last_seq)`,
 ];
 
 export interface LinkRow {
@@ -82,6 +83,17 @@ export interface LinkRow {
 
 export function rowToLink(r: LinkRow): ChainLink {
   return { predecessor: r.predecessor, lastSeq: Number(r.last_seq), headHash: r.head_hash };
+}
+
+/** Link rows of many chains, grouped by the chain that holds them. */
+export function groupLinks(rows: readonly (LinkRow & { chain_id: string })[]): Map<string, ChainLink[]> {
+  const out = new Map<string, ChainLink[]>();
+  for (const r of rows) {
+    let l = out.get(r.chain_id);
+    if (!l) out.set(r.chain_id, (l = []));
+    l.push(rowToLink(r));
+  }
+  return out;
 }
 
 export interface RecordRow {

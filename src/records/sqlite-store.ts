@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { ChainedRecord, ChainedRecordWithSubjects, ChainLink, Seal } from '../core/access-record.js';
 import { workerFile } from '../worker-file.js';
 import type { ExchangeQuery, RecordQuery, RecordStore, StoredChain } from './record-store.js';
+import { groupLinks, type LinkRow } from './schema.js';
 import type { SqliteRequest } from './sqlite-worker.js';
 
 type Pending = { op: string; resolve: (v: unknown) => void; reject: (e: Error) => void };
@@ -74,6 +75,10 @@ export class SqliteRecordStore implements RecordStore {
   }
   exchangesOf(query: ExchangeQuery): Promise<ChainedRecord[]> {
     return this.#call({ op: 'exchanges', query });
+  }
+
+  async allLinks(): Promise<Map<string, ChainLink[]>> {
+    return groupLinks(await this.#call<(LinkRow & { chain_id: string })[]>({ op: 'allLinks' }));
   }
 
   heads(): Promise<ChainLink[]> {

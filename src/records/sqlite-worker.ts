@@ -13,6 +13,7 @@ export type SqliteRequest =
   | { id: number; op: 'commit'; records: ChainedRecordWithSubjects[]; seal: Seal; links?: ChainLink[] }
   | { id: number; op: 'head'; chainId: string }
   | { id: number; op: 'heads' }
+  | { id: number; op: 'allLinks' }
   | { id: number; op: 'list'; query: RecordQuery }
   | { id: number; op: 'exchanges'; query: ExchangeQuery }
   | { id: number; op: 'chains' }
@@ -85,6 +86,8 @@ function handle(m: SqliteRequest): unknown {
     case 'commit':
       commit(m.records, m.seal, m.links);
       return null;
+    case 'allLinks':
+      return db.prepare('SELECT chain_id, predecessor, last_seq, head_hash FROM record_chain_links ORDER BY chain_id, predecessor').all();
     case 'heads':
       return (
         db
@@ -97,6 +100,7 @@ function handle(m: SqliteRequest): unknown {
              )
              SELECT a.chain_id AS predecessor, a.seq AS last_seq, a.hash AS head_hash
              FROM c JOIN access_records a ON a.chain_id = c.chain_id AND a.seq = (SELECT MAX(seq) FROM access_records WHERE chain_id = c.chain_id)
+             WHERE NOT EXISTS (SELECT 1 FROM record_chain_links l WHERE l.predecessor = a.chain_id AND l.last_seq = a.seq)
              ORDER BY 1`,
           )
           .all() as LinkRow[]

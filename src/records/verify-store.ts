@@ -1,26 +1,29 @@
 /**
- * `linkgw records verify`: every chain in a store, checked against its seals, and every chain's links to the
- * chains that were there when it started (so a deleted or cut-back older chain is reported too).
+ * `linkgw records verify`: every chain in a store, checked against its seals, and against what later chains
+ * committed to about it (so a deleted or cut-back older chain is reported too). One chain is in memory at a
+ * time, besides the links.
  */
 import type { KeyObject } from 'node:crypto';
-import type { ChainedRecord, ChainLink } from '../core/access-record.js';
-import { verifyChain, verifyLinks, type ChainReport } from '../core/chain-verify.js';
+import { verifyChain, verifyLinksTo, type ChainReport, type LinkTo } from '../core/chain-verify.js';
 import type { RecordStore } from './record-store.js';
 
 export async function verifyStore(store: RecordStore, keys: ReadonlyMap<string, KeyObject>): Promise<ChainReport[]> {
+  const linksTo = new Map<string, LinkTo[]>();
+  for (const [by, links] of await store.allLinks())
+    for (const l of links) {
+      let to = linksTo.get(l.predecessor);
+      if (!to) linksTo.set(l.predecessor, (to = []));
+      to.push({ by, lastSeq: l.lastSeq, headHash: l.headHash });
+    }
   const out: ChainReport[] = [];
-  const rowsOf = new Map<string, readonly ChainedRecord[]>();
-  const linksOf = new Map<string, readonly ChainLink[]>();
-  for (const id of await store.chainIds()) {
+  const ids = await store.chainIds();
+  for (const id of ids) {
     const { rows, seals, subjects, links } = await store.readChain(id);
-    rowsOf.set(id, rows);
-    if (links.length > 0) linksOf.set(id, links);
-    out.push(verifyChain(id, rows, seals, keys, subjects, links));
+    const report = verifyChain(id, rows, seals, keys, subjects, links);
+    const problem = report.problem ?? verifyLinksTo(id, rows, linksTo.get(id) ?? []);
+    out.push(problem === report.problem ? report : { ...report, problem });
   }
-  for (const [predecessor, problem] of verifyLinks(linksOf, (id) => rowsOf.get(id))) {
-    const i = out.findIndex((r) => r.chainId === predecessor);
-    if (i < 0) out.push({ chainId: predecessor, records: 0, seals: 0, problem });
-    else if (!out[i]!.problem) out[i] = { ...out[i]!, problem };
-  }
+  const known = new Set(ids);
+  for (const [id, links] of linksTo) if (!known.has(id)) out.push({ chainId: id, records: 0, seals: 0, problem: verifyLinksTo(id, [], links) });
   return out;
 }

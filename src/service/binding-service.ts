@@ -37,20 +37,25 @@ export class BindingService {
   constructor(private readonly d: BindingDeps) {}
 
   async reportWrongBinding(req: ReportWrongBindingRequest, ctx: CallContext): Promise<ReportWrongBindingResponse> {
+    // Only agencies that exchange information bind codes to local records.
+    if (!ctx.agency.roles.has('requester') && !ctx.agency.roles.has('provider'))
+      throw new GatewayError('PERMISSION_DENIED', `agency ${ctx.agency.id} does not exchange information and has no bindings to report`);
     if (!req.code) throw new GatewayError('INVALID_ARGUMENT', 'code: the caller\'s code whose binding was wrong is required');
     const since = req.since ? timeBound(req.since, 'since') : null;
     throwIfDone(ctx);
     const [decoded] = await this.d.engine.decode(ctx.agency.id, [req.code], ctx.signal);
     if (!decoded?.ok) throw new GatewayError('INVALID_ARGUMENT', 'code: not a valid code of the calling agency');
     const subject = this.d.subjects.of(decoded.number);
+    // The report is durable first. The writer commits in order, so every exchange of this replica recorded
+    // before the report is committed by then, and the list below includes it.
+    const recordId = newRecordId();
+    await this.d.writer.append(bindingReportRecord(recordId, subject, ctx.agency.id, Date.now()));
     let rows;
     try {
       rows = await this.d.store.exchangesOf({ subject, agency: ctx.agency.id, since, limit: MAX_AFFECTED + 1 });
     } catch (err) {
       throw new GatewayError('UNAVAILABLE', 'the access record store is unavailable', { cause: err });
     }
-    const recordId = newRecordId();
-    await this.d.writer.append(bindingReportRecord(recordId, subject, ctx.agency.id, Date.now()));
     const affected = rows.slice(0, MAX_AFFECTED).map((r) =>
       create(AffectedExchangeSchema, {
         recordId: r.recordId,

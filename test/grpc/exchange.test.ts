@@ -229,8 +229,9 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('exchanges with records in %s',
     const dc = (await h.client('disclosure').issueCode(known)).code;
     const seen = await h.client('disclosure').listRecords({ code: dc });
     expect(seen.map((r) => r.recordId)).toContain(report.recordId);
-    // Only the caller's own codes.
+    // Only the caller's own codes, and only agencies that exchange information.
     expect((await statusOf(tax.reportWrongBinding(wc))).code).toBe(status.INVALID_ARGUMENT);
+    expect((await statusOf(h.client('disclosure').reportWrongBinding(dc))).code).toBe(status.PERMISSION_DENIED);
   });
 
   it('keeps non-disclosable records out of disclosure', async () => {

@@ -6,6 +6,8 @@
 import { status } from '@grpc/grpc-js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkPersonalNumber } from '../../src/core/personal-number.js';
+import { SubjectKeys } from '../../src/core/subject-key.js';
 import { PG_URL, startHarness, statusOf, type Harness } from '../helpers/gateway-harness.js';
 import { population } from '../helpers/population.js';
 import { until } from '../helpers/wait.js';
@@ -18,11 +20,17 @@ afterAll(async () => {
   await h?.stop();
 });
 
+function value(n: string): number {
+  const c = checkPersonalNumber(n);
+  if (!c.ok) throw new Error('bad test number');
+  return c.value;
+}
+
 const ready = async () => (await fetch(`http://${h.gw.opsAddress}/readyz`)).status;
 
 describe('a stalled record store', () => {
   it('fails requests UNAVAILABLE in time, is not ready while stalled, and recovers', async () => {
-    const [a, b] = population(2, 77);
+    const [a, b, c] = population(3, 77);
     const pension = h.client('pension');
     await pension.issueCode(a!);
     expect(await ready()).toBe(200);
@@ -34,9 +42,14 @@ describe('a stalled record store', () => {
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE access_records IN ACCESS EXCLUSIVE MODE');
       const started = Date.now();
-      const s = await statusOf(pension.issueCode(b!, 10_000));
-      expect(s.code).toBe(status.UNAVAILABLE);
-      expect(s.details).toMatch(/did not answer in time; nothing was released/);
+      // b's record goes into the commit that hangs; c's waits behind it in the queue.
+      const first = statusOf(pension.issueCode(b!, 10_000));
+      await new Promise((r) => setTimeout(r, 100));
+      const second = statusOf(pension.issueCode(c!, 10_000));
+      for (const s of await Promise.all([first, second])) {
+        expect(s.code).toBe(status.UNAVAILABLE);
+        expect(s.details).toMatch(/did not answer in time; nothing was released/);
+      }
       expect(Date.now() - started).toBeLessThan(3000);
       await until(async () => (await ready()) === 503, 3000);
     } finally {
@@ -44,6 +57,22 @@ describe('a stalled record store', () => {
       await locker.end();
     }
     await until(async () => (await ready()) === 200, 5000);
-    await expect(pension.issueCode(b!)).resolves.toMatchObject({ code: expect.any(String) });
+    // c's record, still queued when its request failed, was dropped with it; b's was already in the commit
+    // and landed when the store came back (a store cannot take back a commit in progress).
+    const subjects = new SubjectKeys(h.gw.keyring.subjectSecret);
+    const count = async (n: string) => {
+      const q = new pg.Client({ connectionString: PG_URL });
+      await q.connect();
+      try {
+        await q.query(`SET search_path = ${h.pgSchema}`);
+        return Number((await q.query('SELECT count(*) AS n FROM access_records WHERE subject = $1', [subjects.of(value(n))])).rows[0].n);
+      } finally {
+        await q.end();
+      }
+    };
+    expect(await count(c!)).toBe(0);
+    expect(await count(b!)).toBe(1);
+    await expect(pension.issueCode(c!)).resolves.toMatchObject({ code: expect.any(String) });
+    expect(await count(c!)).toBe(1);
   });
 });

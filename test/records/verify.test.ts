@@ -191,6 +191,13 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('verification of records in %s'
     const [headA] = await f.exec(`SELECT hash FROM access_records WHERE chain_id = '${f.chainId}' AND seq = 10`);
     expect((await f.store.readChain(b)).links).toEqual([{ predecessor: f.chainId, lastSeq: 10, headHash: String(headA!.hash) }]);
     expect((await verifyStore(f.store, keys)).map((r) => r.problem)).toEqual([null, null]);
+    // A third chain links only to B: A's head is already covered by B's link, so links stay few.
+    const third = new RecordWriter({ store: f.store, sealKey: privateKey, sealKeyId: 'seal-1', log: silentLogger });
+    await third.append(draft(300));
+    await third.close();
+    const [headB] = await f.exec(`SELECT hash FROM access_records WHERE chain_id = '${b}' AND seq = 2`);
+    expect((await f.store.readChain(third.chainId)).links).toEqual([{ predecessor: b, lastSeq: 2, headHash: String(headB!.hash) }]);
+    expect((await verifyStore(f.store, keys)).map((r) => r.problem)).toEqual([null, null, null]);
     const problemOf = async (chainId: string) => (await verifyStore(f.store, keys)).find((r) => r.chainId === chainId)?.problem;
 
     // A's last batch and its seal removed: A alone still verifies; B's link shows the cut.
@@ -205,6 +212,10 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('verification of records in %s'
     // B's links cannot be dropped to hide it: B's first record no longer follows from its genesis.
     await f.exec(`DELETE FROM record_chain_links WHERE chain_id = '${b}'`);
     expect(await problemOf(b)).toMatchObject({ seq: 1 });
+    // The third chain's records and seals removed, its links left behind: reported, not passed.
+    await f.exec(`DELETE FROM access_records WHERE chain_id = '${third.chainId}'`);
+    await f.exec(`DELETE FROM record_seals WHERE chain_id = '${third.chainId}'`);
+    expect(await problemOf(third.chainId)).toMatchObject({ kind: 'deleted', detail: expect.stringMatching(/only its links/) });
   });
 
   it('finds a forged seal', async () => {
