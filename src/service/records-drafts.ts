@@ -3,10 +3,13 @@ import { Outcome, type AccessRecordDraft } from '../core/access-record.js';
 
 export const ISSUANCE_PROCEDURE = 'code.issue';
 export const RECORDS_READ_PROCEDURE = 'records.read';
+/** The procedure of a wrong-binding report's record. */
+export const BINDING_REPORT_PROCEDURE = 'binding.report-wrong';
 export const UNREGISTERED = '(unregistered)';
 export const UNLISTED = '(unlisted)';
 
-export function issuanceRecord(recordId: string, subject: string, agency: string, now: number): AccessRecordDraft {
+/** A record of something an agency did about a person by itself (no provider, no legal-basis row). */
+function ownAction(recordId: string, subject: string, agency: string, now: number, procedure: string, item: string, outcome: Outcome): AccessRecordDraft {
   return {
     recordId,
     subject,
@@ -14,12 +17,16 @@ export function issuanceRecord(recordId: string, subject: string, agency: string
     providedAt: now,
     requester: agency,
     provider: '',
-    procedure: ISSUANCE_PROCEDURE,
+    procedure,
     legalBasisRow: '',
-    item: 'code',
-    outcome: Outcome.ISSUED,
+    item,
+    outcome,
     nonDisclosable: false,
   };
+}
+
+export function issuanceRecord(recordId: string, subject: string, agency: string, now: number): AccessRecordDraft {
+  return ownAction(recordId, subject, agency, now, ISSUANCE_PROCEDURE, 'code', Outcome.ISSUED);
 }
 
 /** One record for the persons of one bulk issuance message: their subject keys go to the side table. */
@@ -28,37 +35,10 @@ export function bulkIssuanceRecord(recordId: string, subjects: readonly string[]
 }
 
 export function recordsReadRecord(recordId: string, subject: string, agency: string, now: number): AccessRecordDraft {
-  return {
-    recordId,
-    subject,
-    requestedAt: now,
-    providedAt: now,
-    requester: agency,
-    provider: '',
-    procedure: RECORDS_READ_PROCEDURE,
-    legalBasisRow: '',
-    item: 'access-records',
-    outcome: Outcome.RECORDS_READ,
-    nonDisclosable: false,
-  };
+  return ownAction(recordId, subject, agency, now, RECORDS_READ_PROCEDURE, 'access-records', Outcome.RECORDS_READ);
 }
-
-/** The procedure of a wrong-binding report's record. */
-export const BINDING_REPORT_PROCEDURE = 'binding.report-wrong';
 
 /** The record of a wrong-binding report: the reporting agency, about the person its code named. */
 export function bindingReportRecord(recordId: string, subject: string, agency: string, now: number): AccessRecordDraft {
-  return {
-    recordId,
-    subject,
-    requestedAt: now,
-    providedAt: now,
-    requester: agency,
-    provider: '',
-    procedure: BINDING_REPORT_PROCEDURE,
-    legalBasisRow: '',
-    item: 'code-binding',
-    outcome: Outcome.BINDING_REPORTED,
-    nonDisclosable: false,
-  };
+  return ownAction(recordId, subject, agency, now, BINDING_REPORT_PROCEDURE, 'code-binding', Outcome.BINDING_REPORTED);
 }
