@@ -132,7 +132,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       log.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
     if (!o.store) cleanups.push(() => store.close());
     if (store instanceof SqliteRecordStore) store.observe((op, ok, seconds) => metrics.storeOp(op, ok, seconds));
-    const writer = new RecordWriter({ store, sealKey: keyring.sealPrivateKey, sealKeyId: keyring.sealKeyId, log, observer: metrics, appendTimeoutMs: s.recordTimeoutMs });
+    const writer = new RecordWriter({ store, signer: keyring.sealSigner, log, observer: metrics, appendTimeoutMs: s.recordTimeoutMs });
     cleanups.push(() => writer.close());
     let redis: RedisConnection | undefined;
     if (s.redisUrl) {

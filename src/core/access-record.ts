@@ -9,7 +9,7 @@
  * The sequence number is deliberately outside the hash: order is protected by the links, and keeping the
  * number out lets verification tell a renumbered reordering from an altered record.
  */
-import { createHash, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, verify, type KeyObject } from 'node:crypto';
 
 /** Mirrors linkage.v1.Outcome. */
 export const Outcome = {
@@ -128,13 +128,14 @@ export function chain(chainId: string, lastSeq: number, headHash: string, drafts
   return out;
 }
 
-function sealMessage(chainId: string, lastSeq: number, headHash: string): Buffer {
+/** The bytes a seal signs: the chain, its last sequence number and its head hash. */
+export function sealMessage(chainId: string, lastSeq: number, headHash: string): Buffer {
   return Buffer.from(`linkgw-seal-v1\n${chainId}\n${lastSeq}\n${headHash}`, 'utf8');
 }
 
-export function makeSeal(chainId: string, lastSeq: number, headHash: string, key: KeyObject, keyId: string, now: number): Seal {
-  const signature = sign(null, sealMessage(chainId, lastSeq, headHash), key).toString('base64');
-  return { chainId, lastSeq, headHash, signature, keyId, sealedAt: now };
+/** A seal from a signature over `sealMessage(chainId, lastSeq, headHash)`. */
+export function sealOf(chainId: string, lastSeq: number, headHash: string, signature: Uint8Array, keyId: string, now: number): Seal {
+  return { chainId, lastSeq, headHash, signature: Buffer.from(signature).toString('base64'), keyId, sealedAt: now };
 }
 
 export function sealIsValid(s: Seal, publicKey: KeyObject): boolean {

@@ -10,6 +10,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, ty
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { MasterKeys } from '../core/agency-code.js';
+import { KeyObjectSigner, type Signer } from './signer.js';
 
 interface KeyringFileV1 {
   format: 'linkgw-keyring-v1';
@@ -24,8 +25,8 @@ interface KeyringFileV1 {
 export interface Keyring extends MasterKeys {
   readonly subjectSecret: Uint8Array;
   readonly cacheSecret: Uint8Array;
-  readonly sealKeyId: string;
-  readonly sealPrivateKey: KeyObject;
+  /** Signs record seals with the current sealing key. */
+  readonly sealSigner: Signer;
   readonly sealPublicKeys: ReadonlyMap<string, KeyObject>;
 }
 
@@ -76,8 +77,7 @@ function toKeyring(doc: KeyringFileV1): Keyring {
     masters,
     subjectSecret: Buffer.from(doc.subject, 'base64'),
     cacheSecret: Buffer.from(doc.cache, 'base64'),
-    sealKeyId: doc.sealing.current,
-    sealPrivateKey: createPrivateKey(current.privateKey),
+    sealSigner: new KeyObjectSigner(doc.sealing.current, createPrivateKey(current.privateKey), createPublicKey(current.publicKey)),
     sealPublicKeys,
   };
 }

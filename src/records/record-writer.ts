@@ -10,10 +10,11 @@
  * re-read from the store before the next batch, and the writer goes on. When the backlog is full, new records
  * are refused at once (UNAVAILABLE), so a slow store makes requests fail fast instead of piling up memory.
  */
-import { randomBytes, type KeyObject } from 'node:crypto';
-import { chain, genesisHash, makeSeal, type AccessRecordDraft, type ChainLink } from '../core/access-record.js';
+import { randomBytes } from 'node:crypto';
+import { chain, genesisHash, sealMessage, sealOf, type AccessRecordDraft, type ChainLink } from '../core/access-record.js';
 import { base32Encode } from '../core/base32.js';
 import { GatewayError } from '../core/errors.js';
+import type { Signer } from '../keys/signer.js';
 import type { Logger } from '../log/logger.js';
 import type { RecordStore } from './record-store.js';
 
@@ -25,8 +26,8 @@ export interface WriterObserver {
 
 export interface RecordWriterOptions {
   readonly store: RecordStore;
-  readonly sealKey: KeyObject;
-  readonly sealKeyId: string;
+  /** Signs each batch's chain head (a file key or an HSM). */
+  readonly signer: Signer;
   readonly log: Logger;
   readonly maxBatch?: number;
   /**
@@ -145,7 +146,8 @@ export class RecordWriter {
         const head = this.#head!;
         const linked = chain(this.chainId, head.lastSeq, head.headHash, batch.map((e) => e.draft));
         const last = linked[linked.length - 1]!;
-        const seal = makeSeal(this.chainId, last.seq, last.hash, this.#o.sealKey, this.#o.sealKeyId, Date.now());
+        const signature = await this.#o.signer.sign(sealMessage(this.chainId, last.seq, last.hash));
+        const seal = sealOf(this.chainId, last.seq, last.hash, signature, this.#o.signer.keyId, Date.now());
         await this.#o.store.commit(linked, seal, this.#links);
         this.#links = undefined;
         this.#head = { lastSeq: last.seq, headHash: last.hash };

@@ -7,12 +7,14 @@ import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
 import { PostgresRecordStore } from '../../src/records/postgres-store.js';
+import { KeyObjectSigner } from '../../src/keys/signer.js';
 import { RecordWriter } from '../../src/records/record-writer.js';
 import { verifyStore } from '../../src/records/verify-store.js';
 import { issuanceDraft } from '../helpers/drafts.js';
 import { createPgSchema } from '../helpers/gateway-harness.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const signer = new KeyObjectSigner('seal-1', privateKey, publicKey);
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
   for (const c of cleanups) await c();
@@ -21,7 +23,7 @@ afterAll(async () => {
 async function roundTrip(url: string): Promise<{ forced: boolean; verified: boolean }> {
   const store = await PostgresRecordStore.open(url);
   try {
-    const writer = new RecordWriter({ store, sealKey: privateKey, sealKeyId: 'seal-1', log: silentLogger });
+    const writer = new RecordWriter({ store, signer, log: silentLogger });
     const draft = issuanceDraft();
     const subject = draft.subject;
     await writer.append(draft);

@@ -14,6 +14,7 @@ import { base32Encode } from '../../src/core/base32.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PostgresRecordStore } from '../../src/records/postgres-store.js';
 import type { RecordStore } from '../../src/records/record-store.js';
+import { KeyObjectSigner } from '../../src/keys/signer.js';
 import { RecordWriter } from '../../src/records/record-writer.js';
 import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
 import { verifyStore } from '../../src/records/verify-store.js';
@@ -21,6 +22,7 @@ import { verifyChain } from '../../src/core/chain-verify.js';
 import { createPgSchema, PG_URL, startHarness, tempDir, type StoreKind } from '../helpers/gateway-harness.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const signer = new KeyObjectSigner('seal-1', privateKey, publicKey);
 const keys = new Map([['seal-1', publicKey]]);
 
 function draft(i: number): AccessRecordDraft {
@@ -81,7 +83,7 @@ async function fixture(kind: StoreKind, batches = [4, 3, 3], withBatchRecord = f
     };
   }
   cleanups.push(() => store.close());
-  const writer = new RecordWriter({ store, sealKey: privateKey, sealKeyId: 'seal-1', log: silentLogger });
+  const writer = new RecordWriter({ store, signer, log: silentLogger });
   let i = 0;
   for (const n of batches) await writer.appendAll(Array.from({ length: n }, () => draft(i++)));
   if (withBatchRecord) await writer.append({ ...draft(i++), subject: '', subjects: ['S1', 'S2', 'S3'] });
@@ -184,7 +186,7 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('verification of records in %s'
 
   it('links a new chain to the heads of the chains before it, and finds an older chain cut back or deleted', async () => {
     const f = await fixture(kind); // chain A: 10 records under 3 seals
-    const later = new RecordWriter({ store: f.store, sealKey: privateKey, sealKeyId: 'seal-1', log: silentLogger });
+    const later = new RecordWriter({ store: f.store, signer, log: silentLogger });
     await later.appendAll([draft(200), draft(201)]);
     await later.close();
     const b = later.chainId;
@@ -192,7 +194,7 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('verification of records in %s'
     expect((await f.store.readChain(b)).links).toEqual([{ predecessor: f.chainId, lastSeq: 10, headHash: String(headA!.hash) }]);
     expect((await verifyStore(f.store, keys)).map((r) => r.problem)).toEqual([null, null]);
     // A third chain links only to B: A's head is already covered by B's link, so links stay few.
-    const third = new RecordWriter({ store: f.store, sealKey: privateKey, sealKeyId: 'seal-1', log: silentLogger });
+    const third = new RecordWriter({ store: f.store, signer, log: silentLogger });
     await third.append(draft(300));
     await third.close();
     const [headB] = await f.exec(`SELECT hash FROM access_records WHERE chain_id = '${b}' AND seq = 2`);

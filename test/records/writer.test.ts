@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { AccessRecordDraft } from '../../src/core/access-record.js';
 import { base32Encode } from '../../src/core/base32.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { KeyObjectSigner } from '../../src/keys/signer.js';
 import { RecordWriter } from '../../src/records/record-writer.js';
 import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
 import { verifyStore } from '../../src/records/verify-store.js';
@@ -14,6 +15,7 @@ import { issuanceDraft } from '../helpers/drafts.js';
 import { tempDir } from '../helpers/gateway-harness.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const signer = new KeyObjectSigner('seal-1', privateKey, publicKey);
 const stores: SqliteRecordStore[] = [];
 afterAll(async () => {
   for (const s of stores) await s.close();
@@ -32,8 +34,7 @@ describe('RecordWriter batches', () => {
     const sizes: number[] = [];
     const writer = new RecordWriter({
       store,
-      sealKey: privateKey,
-      sealKeyId: 'seal-1',
+      signer,
       log: silentLogger,
       maxBatchSubjects: 6,
       observer: { batchCommitted: (n) => void sizes.push(n), batchFailed: () => undefined, backlog: () => undefined },
