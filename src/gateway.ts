@@ -1,47 +1,58 @@
 /**
- * The composition root: builds every module from settings, starts the gRPC server and the ops listener, and
- * stops them in order. Tests start gateways through this too, on port 0.
+ * The composition root. Each tier has a builder that takes the settings and the tiers it needs, returns its
+ * value, and registers how to close it on one lifetime stack, so the gateway stops in the reverse order it was
+ * built (server, then services, writer, store, Redis). Tests start gateways through this too, on port 0.
+ *
+ *   keys      keyring, development PKI
+ *   policy    agency registry and legal-basis table (+ simulated providing agencies in the default setup)
+ *   records   record store and the group-commit writer
+ *   redis     the optional shared-state connection
+ *   engine    where codes are computed (inline, pool, auto), with the optional conversion cache
+ *   limits    in-flight budget, rate limits, idempotency
+ *   services  the gateway's methods over those tiers
+ *   server    the gRPC server and the operator's HTTP listener
  */
 import { ServerCredentials } from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { withProviderAddresses } from './core/agency-registry.js';
-import { SubjectKeys } from './core/subject-key.js';
+import { ConversionCache } from './cache/conversion-cache.js';
 import { loadPolicy, Policy } from './config/policy.js';
 import type { Settings } from './config/settings.js';
-import { InlineEngine, type MappingEngine } from './engine/mapping-engine.js';
+import { withProviderAddresses } from './core/agency-registry.js';
+import { SubjectKeys } from './core/subject-key.js';
 import { AutoEngine } from './engine/auto-engine.js';
+import { CachedEngine } from './engine/cached-engine.js';
+import { InlineEngine, type MappingEngine } from './engine/mapping-engine.js';
 import { PooledEngine } from './engine/pooled-engine.js';
-import { startGatewayServer } from './grpc/gateway-server.js';
-import type { HandlerEnv } from './grpc/handlers.js';
+import type { BidiEnv } from './grpc/bidi-ordered.js';
+import { gatewayPipeline } from './grpc/call-steps.js';
+import { startGatewayServer, type GatewayServices } from './grpc/gateway-server.js';
 import { serverCredentials } from './grpc/tls.js';
 import { loadOrCreateKeyring, type Keyring } from './keys/keyring-file.js';
+import { Lifetime } from './lifetime.js';
+import { InFlight } from './limits/in-flight.js';
 import type { Logger } from './log/logger.js';
-import { GatewayMetrics } from './metrics/metrics.js';
 import { startOpsServer, type OpsServer } from './metrics/http-server.js';
+import { GatewayMetrics } from './metrics/metrics.js';
 import { ensureDevPki, pkiFiles } from './pki/dev-pki.js';
 import { ProviderClients } from './providers/provider-client.js';
 import { startSimulatedProviders, type SimulatedProviders, type SimulationOptions } from './providers/simulated-provider.js';
 import { openRecordStore } from './records/open-store.js';
-import { SqliteRecordStore } from './records/sqlite-store.js';
 import type { RecordStore } from './records/record-store.js';
 import { RecordWriter } from './records/record-writer.js';
+import { IdempotencyStore } from './redis/idempotency.js';
+import { RateLimiter, parseRateLimitSpec } from './redis/rate-limiter.js';
+import { RedisConnection, redactRedisUrl } from './redis/redis-connection.js';
+import { BindingService } from './service/binding-service.js';
 import { GatewayService } from './service/gateway-service.js';
 import { IdempotentQueries } from './service/idempotent-query.js';
-import { GatewayError } from './core/errors.js';
-import { ConversionCache, CachedEngine } from './cache/conversion-cache.js';
-import { RedisConnection, redactRedisUrl } from './redis/redis-connection.js';
-import { RateLimiter, parseRateLimitSpec } from './redis/rate-limiter.js';
-import { IdempotencyStore } from './redis/idempotency.js';
-import { callsInFlight } from './grpc/handlers.js';
-import { BindingService } from './service/binding-service.js';
 import { RecordsService } from './service/records-service.js';
 
 export interface GatewayOptions {
   readonly log: Logger;
   /** Passed to the simulated providers (tests capture requests or add delay). */
   readonly simulation?: Omit<SimulationOptions, 'caCert'>;
-  /** Use this store instead of opening one from settings (tests). */
+  /** Use this store instead of opening one from settings (tests); the caller closes it. */
   readonly store?: RecordStore;
   /** Start the HTTP ops listener (default true). */
   readonly ops?: boolean;
@@ -60,167 +71,166 @@ export interface RunningGateway {
   readonly metrics: GatewayMetrics;
   readonly simulated: SimulatedProviders | undefined;
   readonly redis: RedisConnection | undefined;
+  readonly inFlight: InFlight;
   stop(graceMs?: number): Promise<void>;
 }
 
-/** The mapping engine the settings ask for, with its pool's metrics. */
-async function buildEngine(s: Settings, keyring: Keyring, metrics: GatewayMetrics): Promise<MappingEngine> {
-  if (s.engine === 'inline') return new InlineEngine(keyring);
-  const pool = await PooledEngine.create(keyring, {
-    ...(s.poolThreads ? { threads: s.poolThreads } : {}),
-    onTask: (seconds, items) => metrics.poolTask(seconds, items),
+/** The keyring (created on first start) and, when the settings point at it, the development PKI. */
+async function keysTier(s: Settings, log: Logger): Promise<Keyring> {
+  mkdirSync(s.dataDir, { recursive: true, mode: 0o700 });
+  const file = join(s.dataDir, 'keyring.json');
+  const { keyring, created } = loadOrCreateKeyring(file);
+  if (created) log.info('created a new keyring', { file });
+  const pkiDir = join(s.dataDir, 'pki');
+  if (s.tls.ca === pkiFiles(pkiDir).caCert) {
+    // The registry as written names the agencies the dev PKI issues certificates for.
+    const { registry } = loadPolicy({ agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile });
+    const cns = new Map([...registry.agencies.values()].map((a) => [a.id, a.certificateCommonName]));
+    const issued = await ensureDevPki(pkiDir, cns);
+    if (issued.length) log.info('issued development certificates', { dir: pkiDir, agencies: issued });
+  }
+  return keyring;
+}
+
+/** The live policy; in the default setup, with the simulated providing agencies it points at. */
+async function policyTier(s: Settings, o: GatewayOptions, life: Lifetime): Promise<{ policy: Policy; simulated: SimulatedProviders | undefined }> {
+  let simulated: SimulatedProviders | undefined;
+  const sources = { agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile };
+  if (s.simulate) {
+    const f = pkiFiles(join(s.dataDir, 'pki'));
+    const agencies = [...loadPolicy(sources).registry.agencies.values()]
+      .filter((a) => a.roles.has('provider'))
+      .map((a) => ({ id: a.id, cert: f.agencyCert(a.id), key: f.agencyKey(a.id), listen: '127.0.0.1:0' }));
+    simulated = life.own('simulated providers', await startSimulatedProviders(agencies, { caCert: f.caCert, ...o.simulation }), (p) => p.close());
+    o.log.info('simulated providing agencies started', { addresses: Object.fromEntries(simulated.addresses) });
+  }
+  const addresses = simulated?.addresses;
+  const policy = life.own('policy', new Policy({ ...sources, ...(addresses ? { adjustRegistry: (r) => withProviderAddresses(r, addresses) } : {}) }, o.log), (p) => p.close());
+  return { policy, simulated };
+}
+
+/** The record store and the only thing that writes it. */
+async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, metrics: GatewayMetrics, life: Lifetime): Promise<{ store: RecordStore; writer: RecordWriter }> {
+  const store = o.store ?? life.own('record store', await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }, { observer: metrics, log: o.log }), (st) => st.close());
+  const writer = life.own('record writer', new RecordWriter({ store, signer: keyring.sealSigner, log: o.log, observer: metrics, appendTimeoutMs: s.recordTimeoutMs }), (w) => w.close());
+  return { store, writer };
+}
+
+function redisTier(s: Settings, log: Logger, metrics: GatewayMetrics, life: Lifetime): RedisConnection | undefined {
+  if (!s.redisUrl) return undefined;
+  const where = { redis: redactRedisUrl(s.redisUrl) };
+  const r = life.own(
+    'redis',
+    new RedisConnection({
+      url: s.redisUrl,
+      commandTimeoutMs: s.redisCommandTimeoutMs,
+      logger: log,
+      onStateChange: (state) => (state === 'up' ? log.info('redis is up', where) : log.warn('redis is down; running on local state', where)),
+    }),
+    (c) => c.close(),
+  );
+  metrics.gaugeFrom('linkgw_redis_up', '1 when Redis answers, 0 while the gateway runs on local state.', () => (r.state() === 'up' ? 1 : 0));
+  return r;
+}
+
+/** Where codes are computed, as the settings ask, behind the conversion cache when it is on. */
+async function engineTier(s: Settings, o: GatewayOptions, keyring: Keyring, redis: RedisConnection | undefined, metrics: GatewayMetrics, life: Lifetime): Promise<MappingEngine> {
+  let inner: MappingEngine;
+  if (o.engine) inner = await o.engine(keyring);
+  else if (s.engine === 'inline') inner = new InlineEngine(keyring);
+  else {
+    const pool = await PooledEngine.create(keyring, { ...(s.poolThreads ? { threads: s.poolThreads } : {}), observer: metrics });
+    metrics.gaugeFrom('linkgw_pool_queue_depth', 'Mapping tasks waiting for a worker thread.', () => pool.stats().queueSize);
+    metrics.gaugeFrom('linkgw_pool_utilization', 'Share of worker thread time spent on mapping tasks since start (0..1).', () => pool.stats().utilization);
+    metrics.gaugeFrom('linkgw_pool_threads', 'Live mapping worker threads.', () => pool.stats().threads);
+    inner = s.engine === 'pool' ? pool : new AutoEngine(new InlineEngine(keyring), pool);
+  }
+  const engine =
+    s.cache === 'off'
+      ? inner
+      : new CachedEngine(
+          inner,
+          new ConversionCache({ cacheSecret: keyring.cacheSecret, generation: keyring.current, ...(s.cache === 'local,redis' && redis ? { redis } : {}), observer: metrics }),
+        );
+  return life.own('mapping engine', engine, (e) => e.close());
+}
+
+/** What bounds each agency: calls in flight, rate limits, and the idempotency window of retried queries. */
+function limitsTier(s: Settings, keyring: Keyring, redis: RedisConnection | undefined, metrics: GatewayMetrics) {
+  const inFlight = new InFlight({ max: s.maxInFlight, perAgency: s.maxInFlightPerAgency });
+  metrics.gaugeFrom('linkgw_calls_in_flight', 'gRPC calls being handled.', () => inFlight.total);
+  const limits = parseRateLimitSpec(s.rateLimit);
+  const limiter = new RateLimiter({
+    ...(redis ? { redis } : {}),
+    default: limits.default,
+    perAgency: limits.perAgency,
+    expectedReplicas: s.rateLimitReplicas,
+    onFallback: (_agency, reason) => metrics.redisFallback('rate-limit', reason),
+    observer: metrics,
   });
-  metrics.gaugeFrom('linkgw_pool_queue_depth', 'Mapping tasks waiting for a worker thread.', () => pool.stats().queueSize);
-  metrics.gaugeFrom('linkgw_pool_utilization', 'Share of worker thread time spent on mapping tasks since start (0..1).', () => pool.stats().utilization);
-  metrics.gaugeFrom('linkgw_pool_threads', 'Live mapping worker threads.', () => pool.stats().threads);
-  return s.engine === 'pool' ? pool : new AutoEngine(new InlineEngine(keyring), pool);
+  const idempotency = new IdempotencyStore({
+    secret: keyring.cacheSecret,
+    ...(redis ? { redis } : {}),
+    windowMs: s.idempotencyWindowMs,
+    onFallback: (reason) => metrics.redisFallback('idempotency', reason),
+  });
+  return { inFlight, limiter, idempotency };
+}
+
+function servicesTier(
+  s: Settings,
+  t: { keyring: Keyring; engine: MappingEngine; writer: RecordWriter; store: RecordStore; policy: Policy; idempotency: IdempotencyStore; metrics: GatewayMetrics },
+  life: Lifetime,
+): GatewayServices {
+  const subjects = new SubjectKeys(t.keyring.subjectSecret);
+  const providers = life.own('provider clients', new ProviderClients({ ca: s.tls.ca, cert: s.tls.cert, key: s.tls.key }), (p) => p.close());
+  const persons = { engine: t.engine, subjects };
+  return {
+    gateway: new GatewayService({
+      ...persons,
+      writer: t.writer,
+      policy: () => t.policy.current,
+      providers,
+      providerTimeoutMs: s.providerTimeoutMs,
+      observer: t.metrics,
+      idempotent: new IdempotentQueries(t.idempotency, t.metrics),
+    }),
+    records: new RecordsService({ ...persons, writer: t.writer, store: t.store }),
+    bindings: new BindingService({ ...persons, writer: t.writer, store: t.store }),
+  };
 }
 
 export async function startGateway(s: Settings, o: GatewayOptions): Promise<RunningGateway> {
   const log = o.log;
-  mkdirSync(s.dataDir, { recursive: true, mode: 0o700 });
-  const { keyring, created } = loadOrCreateKeyring(join(s.dataDir, 'keyring.json'));
-  if (created) log.info('created a new keyring', { file: join(s.dataDir, 'keyring.json') });
-
-  // The registry as written names the agencies the dev PKI issues certificates for.
-  const initial = loadPolicy({ agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile });
-  const pkiDir = join(s.dataDir, 'pki');
-  const usingDevPki = s.tls.ca === pkiFiles(pkiDir).caCert;
-  if (usingDevPki) {
-    const cns = new Map([...initial.registry.agencies.values()].map((a) => [a.id, a.certificateCommonName]));
-    const issued = await ensureDevPki(pkiDir, cns);
-    if (issued.length) log.info('issued development certificates', { dir: pkiDir, agencies: issued });
-  }
-
-  const cleanups: (() => Promise<void> | void)[] = [];
-  // Every step runs even when one before it fails (the writer must still drain and the store close); the
-  // first failure is thrown at the end.
-  const cleanup = async () => {
-    let first: unknown;
-    for (const c of cleanups.splice(0).reverse()) {
-      try {
-        await c();
-      } catch (e) {
-        first ??= e;
-        log.error('shutdown step failed', { err: e });
-      }
-    }
-    if (first !== undefined) throw first;
-  };
+  const life = new Lifetime(log);
   try {
-    let simulated: SimulatedProviders | undefined;
-    if (s.simulate) {
-      const f = pkiFiles(pkiDir);
-      const agencies = [...initial.registry.agencies.values()]
-        .filter((a) => a.roles.has('provider'))
-        .map((a) => ({ id: a.id, cert: f.agencyCert(a.id), key: f.agencyKey(a.id), listen: '127.0.0.1:0' }));
-      simulated = await startSimulatedProviders(agencies, { caCert: f.caCert, ...o.simulation });
-      const sim = simulated;
-      cleanups.push(() => sim.close());
-      log.info('simulated providing agencies started', { addresses: Object.fromEntries(simulated.addresses) });
-    }
-    const addresses = simulated?.addresses;
-    const policy = new Policy(
-      { agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile, ...(addresses ? { adjustRegistry: (r) => withProviderAddresses(r, addresses) } : {}) },
-      log,
-    );
-    cleanups.push(() => policy.close());
-
+    const keyring = await keysTier(s, log);
+    const { policy, simulated } = await policyTier(s, o, life);
     const metrics = new GatewayMetrics(() => new Set(policy.current.registry.agencies.keys()));
-    const store = o.store ?? (await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }));
-    if ('syncCommitForced' in store && store.syncCommitForced)
-      log.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
-    if (!o.store) cleanups.push(() => store.close());
-    if (store instanceof SqliteRecordStore) store.observe((op, ok, seconds) => metrics.storeOp(op, ok, seconds));
-    const writer = new RecordWriter({ store, signer: keyring.sealSigner, log, observer: metrics, appendTimeoutMs: s.recordTimeoutMs });
-    cleanups.push(() => writer.close());
-    let redis: RedisConnection | undefined;
-    if (s.redisUrl) {
-      const r = new RedisConnection({
-        url: s.redisUrl,
-        commandTimeoutMs: s.redisCommandTimeoutMs,
-        logger: log,
-        onStateChange: (state) => (state === 'up' ? log.info('redis is up', { redis: redactRedisUrl(s.redisUrl!) }) : log.warn('redis is down; running on local state', { redis: redactRedisUrl(s.redisUrl!) })),
-      });
-      redis = r;
-      cleanups.push(() => r.close());
-      metrics.gaugeFrom('linkgw_redis_up', '1 when Redis answers, 0 while the gateway runs on local state.', () => (r.state() === 'up' ? 1 : 0));
-    }
-    const inner = o.engine ? await o.engine(keyring) : await buildEngine(s, keyring, metrics);
-    const engine =
-      s.cache === 'off'
-        ? inner
-        : new CachedEngine(
-            inner,
-            new ConversionCache({
-              cacheSecret: keyring.cacheSecret,
-              generation: keyring.current,
-              ...(s.cache === 'local,redis' && redis ? { redis } : {}),
-              observer: { onLookup: (tier, outcome, n) => metrics.cacheLookup(tier, outcome, n), onRedisProblem: (reason) => metrics.redisFallback('cache', reason) },
-            }),
-          );
-    cleanups.push(() => engine.close());
-    const limits = parseRateLimitSpec(s.rateLimit);
-    const limiter = new RateLimiter({
-      ...(redis ? { redis } : {}),
-      default: limits.default,
-      perAgency: limits.perAgency,
-      expectedReplicas: s.rateLimitReplicas,
-      onFallback: (_agency, reason) => metrics.redisFallback('rate-limit', reason),
-    });
-    const idempotency = new IdempotencyStore({
-      secret: keyring.cacheSecret,
-      ...(redis ? { redis } : {}),
-      windowMs: s.idempotencyWindowMs,
-      onFallback: (reason) => metrics.redisFallback('idempotency', reason),
-    });
-    metrics.gaugeFrom('linkgw_calls_in_flight', 'gRPC calls being handled.', callsInFlight);
-    const providers = new ProviderClients({ ca: s.tls.ca, cert: s.tls.cert, key: s.tls.key });
-    cleanups.push(() => providers.close());
-    const subjects = new SubjectKeys(keyring.subjectSecret);
-    const gateway = new GatewayService({
-      engine,
-      subjects,
-      writer,
-      policy: () => policy.current,
-      providers,
-      providerTimeoutMs: s.providerTimeoutMs,
+    const { store, writer } = await recordsTier(s, o, keyring, metrics, life);
+    const redis = redisTier(s, log, metrics, life);
+    const engine = await engineTier(s, o, keyring, redis, metrics, life);
+    const { inFlight, limiter, idempotency } = limitsTier(s, keyring, redis, metrics);
+    const services = servicesTier(s, { keyring, engine, writer, store, policy, idempotency, metrics }, life);
+
+    const env: BidiEnv = {
+      pipeline: gatewayPipeline({ registry: () => policy.current.registry, insecure: s.insecurePlaintext, log, inFlight, admission: limiter, observer: metrics }),
+      admission: limiter,
       observer: metrics,
-      idempotent: new IdempotentQueries(idempotency, metrics),
-    });
-    const records = new RecordsService({ engine, subjects, writer, store });
-    const env: HandlerEnv = {
-      registry: () => policy.current.registry,
-      insecure: s.insecurePlaintext,
-      log,
-      observer: metrics,
-      maxInFlight: s.maxInFlight,
-      maxInFlightPerAgency: s.maxInFlightPerAgency,
-      admit: async (ctx) => {
-        const d = await limiter.take(ctx.agency.id);
-        if (d.allowed) return;
-        metrics.limited(ctx.agency.id);
-        const ms = Number.isFinite(d.retryAfterMs) ? Math.max(1, Math.ceil(d.retryAfterMs)) : 1000;
-        throw new GatewayError('RESOURCE_EXHAUSTED', 'rate limit of this agency exceeded; retry later', { details: { 'retry-after-ms': String(ms) } });
-      },
     };
     if (s.insecurePlaintext) log.warn('PLAINTEXT MODE: no TLS, and callers name their own agency. Never use this outside a development machine.');
     const creds = s.insecurePlaintext ? ServerCredentials.createInsecure() : serverCredentials(s.tls);
-    const bindings = new BindingService({ engine, subjects, writer, store });
-    const server = await startGatewayServer(s.listen, creds, env, gateway, records, bindings);
+    const server = await startGatewayServer(s.listen, creds, env, services);
     let draining = false;
-    cleanups.push(() => {
-      draining = true;
-    });
     let ops: OpsServer | undefined;
     if (o.ops !== false) {
       // Not ready while draining, or while the record store is stalled (nothing could be released).
-      ops = await startOpsServer(s.metricsListen, metrics.registry, () => !draining && !writer.stalled());
-      const ops_ = ops;
-      cleanups.push(() => ops_.close());
+      ops = life.own('ops listener', await startOpsServer(s.metricsListen, metrics.registry, () => !draining && !writer.stalled()), (x) => x.close());
     }
-    const host = s.listen.slice(0, s.listen.lastIndexOf(':'));
-    const address = `${host}:${server.port}`;
+    life.defer('draining', () => {
+      draining = true;
+    });
+    const address = `${s.listen.slice(0, s.listen.lastIndexOf(':'))}:${server.port}`;
     log.info('gateway serving', { address, ops: ops?.address, records: store.kind, engine: engine.kind, cache: s.cache, redis: s.redisUrl ? redactRedisUrl(s.redisUrl) : 'off', chain: writer.chainId, tls: !s.insecurePlaintext });
     let stopped: Promise<void> | undefined;
     return {
@@ -234,16 +244,17 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       metrics,
       simulated,
       redis,
+      inFlight,
       stop: (graceMs = 5000) =>
         (stopped ??= (async () => {
           draining = true;
           await server.shutdown(graceMs);
-          await cleanup();
+          await life.close();
           log.info('gateway stopped');
         })()),
     };
   } catch (e) {
-    await cleanup();
+    await life.close();
     throw e;
   }
 }

@@ -22,7 +22,6 @@ import { LRUCache } from 'lru-cache';
 import { CODE_BYTES } from '../core/agency-code.js';
 import type { Decoded } from '../core/agency-code.js';
 import { base32Decode } from '../core/base32.js';
-import type { MappingEngine } from '../engine/mapping-engine.js';
 import { RedisSealer, type RedisConnection } from '../redis/redis-connection.js';
 
 export type CacheTier = 'local' | 'redis';
@@ -257,54 +256,4 @@ function decodeCode(b: Buffer): string | undefined {
 function decodeNumber(b: Buffer): NumberEntry | undefined {
   if (b.length !== 6 || b[0] === 0) return undefined;
   return { version: b[0]!, number: b.readUIntBE(1, 5) };
-}
-
-/**
- * A MappingEngine with the conversion cache in front: issue looks up number→code per number, decode looks up
- * code→number per code; only the misses go to the inner engine, and what it computes is remembered. The cache
- * never fails a call; the inner engine's errors pass through unchanged.
- */
-export class CachedEngine implements MappingEngine {
-  readonly kind: MappingEngine['kind'];
-  readonly #inner: MappingEngine;
-  readonly #cache: ConversionCache;
-
-  constructor(inner: MappingEngine, cache: ConversionCache) {
-    this.kind = inner.kind;
-    this.#inner = inner;
-    this.#cache = cache;
-  }
-
-  get cache(): ConversionCache {
-    return this.#cache;
-  }
-
-  async issue(agency: string, numbers: readonly number[], signal?: AbortSignal): Promise<string[]> {
-    const cached = await this.#cache.getCodes(agency, numbers);
-    const miss: number[] = [];
-    for (let i = 0; i < cached.length; i++) if (cached[i] === undefined) miss.push(i);
-    if (miss.length === 0) return cached as string[];
-    const todo = miss.length === numbers.length ? numbers : miss.map((i) => numbers[i]!);
-    const computed = await this.#inner.issue(agency, todo, signal);
-    for (let j = 0; j < miss.length; j++) cached[miss[j]!] = computed[j];
-    this.#cache.putCodes(agency, todo, computed);
-    return cached as string[];
-  }
-
-  async decode(agency: string, codes: readonly string[], signal?: AbortSignal): Promise<Decoded[]> {
-    const cached = await this.#cache.getNumbers(agency, codes);
-    const miss: number[] = [];
-    for (let i = 0; i < cached.length; i++) if (cached[i] === undefined) miss.push(i);
-    if (miss.length === 0) return cached as Decoded[];
-    const todo = miss.length === codes.length ? codes : miss.map((i) => codes[i]!);
-    const computed = await this.#inner.decode(agency, todo, signal);
-    for (let j = 0; j < miss.length; j++) cached[miss[j]!] = computed[j];
-    this.#cache.putNumbers(agency, todo, computed);
-    return cached as Decoded[];
-  }
-
-  /** Closes the inner engine; the Redis connection belongs to whoever made it. */
-  async close(): Promise<void> {
-    await this.#inner.close();
-  }
 }

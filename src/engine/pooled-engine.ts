@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { Piscina, move, transferableSymbol, valueSymbol } from 'piscina';
 import { AgencyCodec, CODE_LENGTH, type Decoded, type DecodeProblem, type MasterKeys } from '../core/agency-code.js';
 import { GatewayError } from '../core/errors.js';
+import { notify } from '../core/observer.js';
 import { workerFile } from '../worker-file.js';
 import type { MappingEngine } from './mapping-engine.js';
 import { PROBLEM_CODES, VERSION_SHIFT, type DecodeTask, type IssueTask, type MappingWorkerData } from './mapping-worker.js';
@@ -32,8 +33,13 @@ export interface PooledEngineOptions {
   maxQueue?: number;
   /** Most items (numbers or codes) in one task. Default: 2048. */
   batchSize?: number;
-  /** Called after every task with its round trip (queueing in piscina included) in seconds and its item count. */
-  onTask?: (seconds: number, size: number) => void;
+  /** Told of every task. */
+  observer?: PoolObserver;
+}
+
+export interface PoolObserver {
+  /** A task ended: its round trip (queueing in piscina included) in seconds, and its item count. */
+  poolTask(seconds: number, items: number): void;
 }
 
 export interface PooledEngineStats {
@@ -101,7 +107,7 @@ export class PooledEngine implements MappingEngine {
   readonly #threads: number;
   readonly #maxQueue: number;
   readonly #batch: number;
-  readonly #onTask: ((seconds: number, size: number) => void) | undefined;
+  readonly #observer: PoolObserver | undefined;
   readonly #queue: Entry[] = [];
   /** The entry that small requests of each operation and agency join, while it waits. */
   readonly #open = { issue: new Map<string, Entry>(), decode: new Map<string, Entry>() };
@@ -120,7 +126,7 @@ export class PooledEngine implements MappingEngine {
     this.#threads = threads;
     this.#maxQueue = maxQueue;
     this.#batch = batch;
-    this.#onTask = opts.onTask;
+    this.#observer = opts.observer;
     // Fresh copies: a key held in a Buffer from Node's shared pool would otherwise clone the whole pool slab.
     const workerData: MappingWorkerData = {
       current: keys.current,
@@ -333,12 +339,7 @@ export class PooledEngine implements MappingEngine {
   }
 
   #observe(started: number, size: number): void {
-    if (!this.#onTask) return;
-    try {
-      this.#onTask((performance.now() - started) / 1000, size);
-    } catch {
-      // An observer's failure must not fail the callers.
-    }
+    notify(this.#observer, (o) => o.poolTask((performance.now() - started) / 1000, size));
   }
 
   /** Answers a request once (null: with its results) and drops its unsent items. */

@@ -1,59 +1,60 @@
 /**
- * The gateway's gRPC server: LinkageGateway and AccessRecords behind mTLS, grpc.health.v1 and reflection.
- * Shutdown goes in order: health NOT_SERVING, stop taking calls, let calls in flight finish (bounded), then
- * force the rest.
+ * The gateway's gRPC server: LinkageGateway and AccessRecords behind mTLS, grpc.health.v1 and reflection, every
+ * call through the one call pipeline. Shutdown goes in order: health NOT_SERVING, stop taking calls, let calls
+ * in flight finish (bounded), then force the rest.
  */
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, type ServerCredentials } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { LinkageGateway } from '../gen/linkage/v1/gateway_pb.js';
 import { AccessRecords } from '../gen/linkage/v1/records_pb.js';
-import type { GatewayService } from '../service/gateway-service.js';
 import type { BindingService } from '../service/binding-service.js';
+import type { GatewayService } from '../service/gateway-service.js';
 import type { RecordsService } from '../service/records-service.js';
+import type { BidiEnv } from './bidi-ordered.js';
 import { SERVER_OPTIONS } from './channel-options.js';
-import { bidiOrdered, serverStreaming, unary, type HandlerEnv } from './handlers.js';
+import { implement } from './implement.js';
 import { addReflection } from './reflection.js';
-import { serverDefinition } from './service-definition.js';
 
-export const SERVICE_NAMES = ['linkage.v1.LinkageGateway', 'linkage.v1.AccessRecords'] as const;
+export const SERVICE_NAMES = [LinkageGateway.typeName, AccessRecords.typeName] as const;
+
+export interface GatewayServices {
+  readonly gateway: GatewayService;
+  readonly records: RecordsService;
+  readonly bindings: BindingService;
+}
 
 export interface RunningServer {
   readonly port: number;
-  readonly health: HealthImplementation;
   shutdown(graceMs: number): Promise<void>;
 }
 
-export async function startGatewayServer(
-  listen: string,
-  creds: ServerCredentials,
-  env: HandlerEnv,
-  gateway: GatewayService,
-  records: RecordsService,
-  bindings: BindingService,
-): Promise<RunningServer> {
+export async function startGatewayServer(listen: string, creds: ServerCredentials, env: BidiEnv, s: GatewayServices): Promise<RunningServer> {
   const server = new Server(SERVER_OPTIONS);
-  server.addService(serverDefinition(LinkageGateway), {
-    issueCode: unary(env, 'IssueCode', (req, ctx) => gateway.issueCode(req as never, ctx)),
-    issueCodes: bidiOrdered(env, 'IssueCodes', (ctx) => gateway.issueStream(ctx) as never),
-    queryInformation: unary(env, 'QueryInformation', (req, ctx) => gateway.queryInformation(req as never, ctx)),
-    reportWrongBinding: unary(env, 'ReportWrongBinding', (req, ctx) => bindings.reportWrongBinding(req as never, ctx)),
+  const gateway = implement(LinkageGateway, env, {
+    issueCode: (req, ctx) => s.gateway.issueCode(req, ctx),
+    issueCodes: (ctx) => s.gateway.issueStream(ctx),
+    queryInformation: (req, ctx) => s.gateway.queryInformation(req, ctx),
+    reportWrongBinding: (req, ctx) => s.bindings.reportWrongBinding(req, ctx),
   });
-  server.addService(serverDefinition(AccessRecords), {
-    listAccessRecords: serverStreaming(env, 'ListAccessRecords', (req, ctx, write) => records.list(req as never, ctx, write as never)),
+  server.addService(gateway.definition, gateway.implementation);
+  const records = implement(AccessRecords, env, {
+    listAccessRecords: (req, ctx, write) => s.records.list(req, ctx, write),
   });
-  const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });
+  server.addService(records.definition, records.implementation);
+  const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((n) => [n, 'NOT_SERVING'])) });
   health.addToServer(server);
   addReflection(server, env, SERVICE_NAMES);
   const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, creds, (e, p) => (e ? reject(e) : resolve(p))));
-  health.setStatus('', 'SERVING');
-  for (const s of SERVICE_NAMES) health.setStatus(s, 'SERVING');
+  const setAll = (st: 'SERVING' | 'NOT_SERVING') => {
+    health.setStatus('', st);
+    for (const n of SERVICE_NAMES) health.setStatus(n, st);
+  };
+  setAll('SERVING');
   return {
     port,
-    health,
     shutdown: (graceMs) =>
       new Promise<void>((resolve) => {
-        health.setStatus('', 'NOT_SERVING');
-        for (const s of SERVICE_NAMES) health.setStatus(s, 'NOT_SERVING');
+        setAll('NOT_SERVING');
         const t = setTimeout(() => {
           server.forceShutdown();
           resolve();

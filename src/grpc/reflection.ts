@@ -19,8 +19,8 @@ import {
 } from '../gen/grpc/reflection/v1/reflection_pb.js';
 import { file_linkage_v1_gateway } from '../gen/linkage/v1/gateway_pb.js';
 import { file_linkage_v1_records } from '../gen/linkage/v1/records_pb.js';
-import { bidiOrdered, type HandlerEnv } from './handlers.js';
-import { serverDefinition } from './service-definition.js';
+import type { BidiEnv } from './bidi-ordered.js';
+import { implement } from './implement.js';
 
 const SERVED_FILES = [file_linkage_v1_gateway, file_linkage_v1_records, file_grpc_health_v1_health, file_grpc_reflection_v1_reflection];
 
@@ -91,12 +91,11 @@ export class ReflectionIndex {
   }
 }
 
-export function addReflection(server: Server, env: HandlerEnv, services: readonly string[]): void {
+export function addReflection(server: Server, env: BidiEnv, services: readonly string[]): void {
   const index = new ReflectionIndex([...services, 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection']);
-  const impl = { serverReflectionInfo: bidiOrdered(env, 'ServerReflectionInfo', () => (req: ServerReflectionRequest) => async () => index.answer(req)) };
-  const v1 = serverDefinition(ServerReflection);
-  server.addService(v1, impl);
+  const v1 = implement(ServerReflection, env, { serverReflectionInfo: () => (req: ServerReflectionRequest) => async () => index.answer(req) });
+  server.addService(v1.definition, v1.implementation);
   // v1alpha has the same messages under another package: same handler, other path.
-  const alpha = Object.fromEntries(Object.entries(v1).map(([k, d]) => [k, { ...d, path: d.path.replace('grpc.reflection.v1.', 'grpc.reflection.v1alpha.') }]));
-  server.addService(alpha, impl);
+  const alpha = Object.fromEntries(Object.entries(v1.definition).map(([k, d]) => [k, { ...d, path: d.path.replace('grpc.reflection.v1.', 'grpc.reflection.v1alpha.') }]));
+  server.addService(alpha, v1.implementation);
 }

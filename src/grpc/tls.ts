@@ -2,6 +2,7 @@
 import { ChannelCredentials, ServerCredentials } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import type { ExpectedPeer } from '../service/ports.js';
 
 export interface TlsFiles {
   readonly ca: string;
@@ -17,10 +18,6 @@ export function channelCredentials(f: TlsFiles, peer?: ExpectedPeer): ChannelCre
   return credentialsFrom({ ca: readFileSync(f.ca), key: readFileSync(f.key), cert: readFileSync(f.cert) }, peer);
 }
 
-/** Who the server at the other end must be: its certificate's subject common name. */
-export interface ExpectedPeer {
-  readonly commonName: string;
-}
 
 /**
  * Client credentials from PEM contents. With `peer`, the server's certificate must also carry that common

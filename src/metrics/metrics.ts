@@ -3,15 +3,22 @@
  * of the registry, provider outcomes. Nothing from a request body ever becomes a label.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CallObserver } from '../grpc/handlers.js';
+import type { CacheObserver, CacheOutcome, CacheProblem, CacheTier } from '../cache/conversion-cache.js';
+import type { PoolObserver } from '../engine/pooled-engine.js';
+import type { CallObserver, RpcInfo } from '../grpc/call-steps.js';
 import { statusName } from '../grpc/status.js';
+import type { StoreObserver } from '../records/sqlite-store.js';
 import type { WriterObserver } from '../records/record-writer.js';
+import type { RateLimitObserver } from '../redis/rate-limiter.js';
 import type { ProviderCallObserver } from '../service/gateway-service.js';
 import type { IdempotencyObserver } from '../service/idempotent-query.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCallObserver, IdempotencyObserver {
+/** Implements every module's observer interface; the composition root passes it as each module's `observer`. */
+export class GatewayMetrics
+  implements CallObserver, WriterObserver, ProviderCallObserver, IdempotencyObserver, StoreObserver, RateLimitObserver, PoolObserver, CacheObserver
+{
   readonly registry = new Registry();
   readonly #known: () => ReadonlySet<string>;
   readonly requests: Counter<'method' | 'code' | 'agency'>;
@@ -63,8 +70,12 @@ export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCal
     } });
   }
 
-  cacheLookup(tier: string, outcome: string, count: number): void {
+  onLookup(tier: CacheTier, outcome: CacheOutcome, count: number): void {
     this.cacheLookups.inc({ tier, outcome }, count);
+  }
+
+  onRedisProblem(problem: CacheProblem): void {
+    this.redisFallback('cache', problem);
   }
 
   redisFallback(feature: string, reason: string): void {
@@ -92,10 +103,10 @@ export class GatewayMetrics implements CallObserver, WriterObserver, ProviderCal
     return a !== undefined && this.#known().has(a) ? a : 'unknown';
   }
 
-  callEnded(method: string, agency: string | undefined, code: number, seconds: number): void {
+  callEnded(rpc: RpcInfo, agency: string | undefined, code: number, seconds: number): void {
     const c = statusName(code);
-    this.requests.inc({ method, code: c, agency: this.#agency(agency) });
-    this.latency.observe({ method, code: c }, seconds);
+    this.requests.inc({ method: rpc.method, code: c, agency: this.#agency(agency) });
+    this.latency.observe({ method: rpc.method, code: c }, seconds);
   }
 
   providerCall(provider: string, outcome: string, seconds: number): void {

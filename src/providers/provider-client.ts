@@ -11,30 +11,10 @@ import { readFileSync } from 'node:fs';
 import { InformationProvider } from '../gen/linkage/v1/provider_pb.js';
 import { clientOptionsFor } from '../grpc/channel-options.js';
 import { callUnary, makeClient } from '../grpc/generic-client.js';
-import { credentialsFrom, type ExpectedPeer, type TlsFiles } from '../grpc/tls.js';
+import { credentialsFrom, type TlsFiles } from '../grpc/tls.js';
+import type { ExpectedPeer, ProvideCall, Providers, ProvideResult } from '../service/ports.js';
 
-export interface ProvideCall {
-  readonly address: string;
-  /** The provider the server at `address` must prove to be. */
-  readonly peer: ExpectedPeer;
-  readonly code: string;
-  readonly requester: string;
-  readonly procedure: string;
-  readonly item: string;
-  readonly recordId: string;
-  readonly legalBasisRow: string;
-  /** Absolute deadline, ms since the epoch. */
-  readonly deadline: number;
-  /** Aborts when the requester goes away: the provider call is cancelled with it. */
-  readonly signal?: AbortSignal;
-}
-
-export type ProvideResult =
-  | { kind: 'provided'; payload: Uint8Array; contentType: string }
-  | { kind: 'not-found' }
-  | { kind: 'failed'; code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | 'INTERNAL'; grpcStatus: number };
-
-export class ProviderClients {
+export class ProviderClients implements Providers {
   readonly #pem: { ca: Buffer; key: Buffer; cert: Buffer };
   /** One client per address and expected peer (a policy reload can change either). */
   readonly #clients = new Map<string, Client>();

@@ -4,6 +4,7 @@
  * schema named by the URL's `schema` parameter (default `public`), so tests and tenants can be kept apart.
  */
 import pg from 'pg';
+import type { Logger } from '../log/logger.js';
 import { Outcome, type ChainedRecord, type ChainedRecordWithSubjects, type ChainLink, type Seal } from '../core/access-record.js';
 import type { ExchangeQuery, RecordQuery, RecordStore, StoredChain } from './record-store.js';
 import { groupLinks, RECORD_COLUMNS, recordToValues, schemaFor, rowToLink, rowToRecord, rowToSeal, type LinkRow, type RecordRow, type SealRow } from './schema.js';
@@ -53,7 +54,7 @@ export class PostgresRecordStore implements RecordStore {
       });
   }
 
-  static async open(url: string, opts: { statementTimeoutMs?: number; max?: number } = {}): Promise<PostgresRecordStore> {
+  static async open(url: string, opts: { statementTimeoutMs?: number; max?: number; log?: Logger } = {}): Promise<PostgresRecordStore> {
     const u = new URL(url);
     const schema = u.searchParams.get('schema') ?? 'public';
     if (!IDENT.test(schema)) throw new Error('records URL: schema must be a plain lower-case identifier');
@@ -80,6 +81,7 @@ export class PostgresRecordStore implements RecordStore {
     } finally {
       c.release();
     }
+    if (weak) opts.log?.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
     return new PostgresRecordStore(pool, weak);
   }
 

@@ -16,6 +16,7 @@ import { base32Encode } from '../core/base32.js';
 import { GatewayError } from '../core/errors.js';
 import type { Signer } from '../keys/signer.js';
 import type { Logger } from '../log/logger.js';
+import type { RecordAppender } from '../service/ports.js';
 import type { RecordStore } from './record-store.js';
 
 export interface WriterObserver {
@@ -54,11 +55,7 @@ interface Entry {
   readonly reject: (e: Error) => void;
 }
 
-export function newRecordId(): string {
-  return base32Encode(randomBytes(15));
-}
-
-export class RecordWriter {
+export class RecordWriter implements RecordAppender {
   readonly chainId: string;
   readonly #o: Required<Omit<RecordWriterOptions, 'chainId' | 'observer'>> & { observer?: WriterObserver };
   #queue: Entry[] = [];
@@ -77,10 +74,6 @@ export class RecordWriter {
     this.chainId = o.chainId ?? `c${base32Encode(randomBytes(10)).toLowerCase()}`;
     this.#o = { maxBatch: 2000, maxBatchSubjects: 50_000, maxBacklog: 100_000, appendTimeoutMs: 10_000, ...o };
     this.#head = null;
-  }
-
-  get backlog(): number {
-    return this.#queue.length;
   }
 
   /** Resolves when the record is durable; rejects with UNAVAILABLE when it cannot be. */

@@ -4,6 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { ChainedRecord, ChainedRecordWithSubjects, ChainLink, Seal } from '../core/access-record.js';
+import { notify } from '../core/observer.js';
 import { workerFile } from '../worker-file.js';
 import type { ExchangeQuery, RecordQuery, RecordStore, StoredChain } from './record-store.js';
 import { groupLinks, type LinkRow } from './schema.js';
@@ -12,7 +13,9 @@ import type { SqliteRequest } from './sqlite-worker.js';
 type Pending = { op: string; resolve: (v: unknown) => void; reject: (e: Error) => void };
 
 /** Told how long each operation took inside the store's thread (measured there). */
-export type SqliteThreadObserver = (op: string, ok: boolean, seconds: number) => void;
+export interface StoreObserver {
+  storeOp(op: string, ok: boolean, seconds: number): void;
+}
 type Body<T> = T extends unknown ? Omit<T, 'id'> : never;
 
 export class SqliteRecordStore implements RecordStore {
@@ -22,15 +25,16 @@ export class SqliteRecordStore implements RecordStore {
   #next = 1;
   #dead: Error | undefined;
 
-  #observer: SqliteThreadObserver | undefined;
+  readonly #observer: StoreObserver | undefined;
 
-  private constructor(path: string, busyTimeoutMs: number) {
+  private constructor(path: string, busyTimeoutMs: number, observer: StoreObserver | undefined) {
+    this.#observer = observer;
     this.#worker = new Worker(workerFile(import.meta.url, 'sqlite-worker'), { workerData: { path, busyTimeoutMs } });
     this.#worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: { message: string; code?: string }; seconds: number }) => {
       const p = this.#pending.get(m.id);
       if (!p) return;
       this.#pending.delete(m.id);
-      this.#observer?.(p.op, m.ok, m.seconds);
+      notify(this.#observer, (o) => o.storeOp(p.op, m.ok, m.seconds));
       if (m.ok) p.resolve(m.value);
       else p.reject(Object.assign(new Error(m.error?.message ?? 'sqlite error'), { code: m.error?.code }));
     });
@@ -44,8 +48,8 @@ export class SqliteRecordStore implements RecordStore {
   }
 
   /** Opens (and creates) the store at `path`; resolves once the schema is in place. */
-  static async open(path: string, opts: { busyTimeoutMs?: number } = {}): Promise<SqliteRecordStore> {
-    const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000);
+  static async open(path: string, opts: { busyTimeoutMs?: number; observer?: StoreObserver } = {}): Promise<SqliteRecordStore> {
+    const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000, opts.observer);
     await s.chainIds();
     return s;
   }
@@ -57,11 +61,6 @@ export class SqliteRecordStore implements RecordStore {
       this.#pending.set(id, { op: req.op, resolve: resolve as (v: unknown) => void, reject });
       this.#worker.postMessage({ ...req, id });
     });
-  }
-
-  /** Reports the store thread's own timings (metrics). */
-  observe(fn: SqliteThreadObserver): void {
-    this.#observer = fn;
   }
 
   commit(records: readonly ChainedRecordWithSubjects[], seal: Seal, links?: readonly ChainLink[]): Promise<void> {

@@ -18,6 +18,8 @@
  * have fitted the shared bucket.)
  */
 import { LRUCache } from 'lru-cache';
+import { GatewayError } from '../core/errors.js';
+import { notify } from '../core/observer.js';
 import { RedisScript, type RedisConnection, type RedisFailure } from './redis-connection.js';
 
 export interface RateLimit {
@@ -45,6 +47,12 @@ export interface RateLimiterOptions {
   onFallback?: (agency: string, reason: RedisFailure) => void;
   /** Bound on agencies with a local bucket (default 10 000). */
   maxLocalBuckets?: number;
+  /** Told of every refusal by `admit`. */
+  observer?: RateLimitObserver;
+}
+
+export interface RateLimitObserver {
+  limited(agency: string): void;
 }
 
 const GCRA = new RedisScript(`
@@ -74,6 +82,7 @@ export class RateLimiter {
   readonly #redis: RedisConnection | undefined;
   readonly #replicas: number;
   readonly #onFallback: RateLimiterOptions['onFallback'];
+  readonly #observer: RateLimitObserver | undefined;
   readonly #local: LRUCache<string, { tat: number }>;
   readonly #prefix: string;
   #default: RateLimit;
@@ -83,6 +92,7 @@ export class RateLimiter {
     this.#redis = opts.redis;
     this.#replicas = Math.max(1, opts.expectedReplicas ?? 1);
     this.#onFallback = opts.onFallback;
+    this.#observer = opts.observer;
     this.#local = new LRUCache({ max: Math.max(1, opts.maxLocalBuckets ?? 10_000) });
     this.#prefix = `${opts.redis?.keyPrefix ?? ''}rl:`;
     this.#default = check(opts.default, 'default rate limit');
@@ -101,6 +111,15 @@ export class RateLimiter {
 
   limitFor(agency: string): RateLimit {
     return this.#perAgency.get(agency) ?? this.#default;
+  }
+
+  /** Admission for the call pipeline: takes `cost` or refuses with RESOURCE_EXHAUSTED and a retry hint. */
+  async admit(agency: string, cost = 1): Promise<void> {
+    const d = await this.take(agency, cost);
+    if (d.allowed) return;
+    notify(this.#observer, (o) => o.limited(agency));
+    const ms = Number.isFinite(d.retryAfterMs) ? Math.max(1, Math.ceil(d.retryAfterMs)) : 1000;
+    throw new GatewayError('RESOURCE_EXHAUSTED', 'rate limit of this agency exceeded; retry later', { details: { 'retry-after-ms': String(ms) } });
   }
 
   /** Takes `cost` from the agency's bucket. Never throws. */

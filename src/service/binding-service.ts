@@ -8,8 +8,7 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { GatewayError } from '../core/errors.js';
-import type { SubjectKeys } from '../core/subject-key.js';
-import type { MappingEngine } from '../engine/mapping-engine.js';
+import { newRecordId } from '../core/record-id.js';
 import {
   AffectedExchangeSchema,
   Direction,
@@ -17,20 +16,18 @@ import {
   type ReportWrongBindingRequest,
   type ReportWrongBindingResponse,
 } from '../gen/linkage/v1/gateway_pb.js';
-import { throwIfDone, type CallContext } from '../grpc/call-context.js';
-import type { RecordStore } from '../records/record-store.js';
-import { newRecordId, type RecordWriter } from '../records/record-writer.js';
+import type { CallContext } from './call-context.js';
+import { personNamedBy, type PersonDeps } from './person.js';
+import type { RecordAppender, RecordReader } from './ports.js';
 import { timeBound } from './time-bound.js';
 import { bindingReportRecord } from './records-drafts.js';
 
 /** Exchanges returned at most; `truncated` says when there were more. */
 export const MAX_AFFECTED = 1000;
 
-export interface BindingDeps {
-  readonly engine: MappingEngine;
-  readonly subjects: SubjectKeys;
-  readonly writer: RecordWriter;
-  readonly store: RecordStore;
+export interface BindingDeps extends PersonDeps {
+  readonly writer: RecordAppender;
+  readonly store: RecordReader;
 }
 
 export class BindingService {
@@ -40,12 +37,8 @@ export class BindingService {
     // Only agencies that exchange information bind codes to local records.
     if (!ctx.agency.roles.has('requester') && !ctx.agency.roles.has('provider'))
       throw new GatewayError('PERMISSION_DENIED', `agency ${ctx.agency.id} does not exchange information and has no bindings to report`);
-    if (!req.code) throw new GatewayError('INVALID_ARGUMENT', 'code: the caller\'s code whose binding was wrong is required');
     const since = req.since ? timeBound(req.since, 'since') : null;
-    throwIfDone(ctx);
-    const [decoded] = await this.d.engine.decode(ctx.agency.id, [req.code], ctx.signal);
-    if (!decoded?.ok) throw new GatewayError('INVALID_ARGUMENT', 'code: not a valid code of the calling agency');
-    const subject = this.d.subjects.of(decoded.number);
+    const { subject } = await personNamedBy(this.d, ctx, req.code);
     // The report is durable first. The writer commits in order, so every exchange of this replica recorded
     // before the report is committed by then, and the list below includes it.
     const recordId = newRecordId();

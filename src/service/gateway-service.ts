@@ -4,7 +4,7 @@
  * identity → input → policy → mapping → provider → record → response.
  */
 import { create } from '@bufbuild/protobuf';
-import { Outcome, type AccessRecordDraft } from '../core/access-record.js';
+import { Outcome } from '../core/access-record.js';
 import { decide, type Decision } from '../core/legal-basis.js';
 import { GatewayError } from '../core/errors.js';
 import type { SubjectKeys } from '../core/subject-key.js';
@@ -22,12 +22,13 @@ import {
   type QueryInformationRequest,
   type QueryInformationResponse,
 } from '../gen/linkage/v1/gateway_pb.js';
-import { throwIfDone, remaining, type CallContext } from '../grpc/call-context.js';
-import { requireRole } from '../grpc/identity.js';
-import type { ProviderClients, ProvideResult } from '../providers/provider-client.js';
-import { newRecordId, type RecordWriter } from '../records/record-writer.js';
+import { notify } from '../core/observer.js';
+import { remaining, requireRole, throwIfDone, type CallContext } from './call-context.js';
+import { newRecordId } from '../core/record-id.js';
+import type { ProvideResult, Providers, RecordAppender } from './ports.js';
 import { parsePersonalNumber, personalNumberProblem } from './personal-number-input.js';
-import { bulkIssuanceRecord, issuanceRecord, UNLISTED, UNREGISTERED } from './records-drafts.js';
+import { personNamedBy } from './person.js';
+import { bulkIssuanceRecord, issuanceRecord, queryRecord, UNLISTED, UNREGISTERED, type QueryFacts } from './records-drafts.js';
 import { checkPersonalNumber } from '../core/personal-number.js';
 import type { IdempotentQueries } from './idempotent-query.js';
 
@@ -40,9 +41,9 @@ export interface ProviderCallObserver {
 export interface GatewayDeps {
   readonly engine: MappingEngine;
   readonly subjects: SubjectKeys;
-  readonly writer: RecordWriter;
+  readonly writer: RecordAppender;
   policy(): PolicySnapshot;
-  readonly providers: ProviderClients;
+  readonly providers: Providers;
   /** Upper bound on the time given to a provider, ms. */
   readonly providerTimeoutMs: number;
   readonly observer?: ProviderCallObserver;
@@ -116,19 +117,14 @@ export class GatewayService {
     requireName(req.provider, 'provider');
     requireName(req.procedure, 'procedure');
     requireName(req.item, 'item');
-    if (!req.code) throw new GatewayError('INVALID_ARGUMENT', 'code: the caller\'s code for the person is required');
-    throwIfDone(ctx);
-    const [decoded] = await this.d.engine.decode(ctx.agency.id, [req.code], ctx.signal);
-    if (!decoded?.ok) throw new GatewayError('INVALID_ARGUMENT', 'code: not a valid code of the calling agency');
-
+    const person = await personNamedBy(this.d, ctx, req.code);
     const { registry, table } = this.d.policy();
-    const requestedAt = Date.now();
     const recordId = newRecordId();
     const provider = registry.agencies.get(req.provider);
-    const base = {
+    const facts: QueryFacts = {
       recordId,
-      subject: this.d.subjects.of(decoded.number),
-      requestedAt,
+      subject: person.subject,
+      requestedAt: Date.now(),
       requester: ctx.agency.id,
       provider: provider ? provider.id : UNREGISTERED,
       procedure: table.procedures.has(req.procedure) ? req.procedure : UNLISTED,
@@ -137,18 +133,18 @@ export class GatewayService {
     // An agency without the requester role is refused like a query without legal basis, and recorded too:
     // it named a person.
     if (!ctx.agency.roles.has('requester')) {
-      await this.#record({ ...base, providedAt: null, legalBasisRow: '', outcome: Outcome.DENIED, nonDisclosable: false });
+      await this.d.writer.append(queryRecord(facts, Outcome.DENIED, undefined));
       requireRole(ctx.agency, 'requester', 'query information');
     }
-    const decision = provider?.roles.has('provider') && provider.providerAddress
+    const decision: Decision = provider?.roles.has('provider') && provider.providerAddress
       ? decide(table, { requester: ctx.agency.id, procedure: req.procedure, provider: provider.id, item: req.item })
-      : ({ allowed: false, reason: 'no-row' } as Decision);
+      : { allowed: false, reason: 'no-row' };
     if (!decision.allowed) {
-      await this.#record({ ...base, providedAt: null, legalBasisRow: decision.row?.id ?? '', outcome: Outcome.DENIED, nonDisclosable: decision.row?.nonDisclosable ?? false });
+      await this.d.writer.append(queryRecord(facts, Outcome.DENIED, decision.row));
       throw new GatewayError('PERMISSION_DENIED', 'no legal basis for this requester, procedure, provider and item');
     }
     const row = decision.row;
-    const [providerCode] = await this.d.engine.issue(provider!.id, [decoded.number], ctx.signal);
+    const [providerCode] = await this.d.engine.issue(provider!.id, [person.number], ctx.signal);
     const started = process.hrtime.bigint();
     const result: ProvideResult = await this.d.providers.provide({
       address: provider!.providerAddress!,
@@ -162,24 +158,19 @@ export class GatewayService {
       deadline: Date.now() + remaining(ctx, this.d.providerTimeoutMs),
       signal: ctx.signal,
     });
-    this.d.observer?.providerCall(provider!.id, result.kind === 'failed' ? result.code.toLowerCase() : result.kind, Number(process.hrtime.bigint() - started) / 1e9);
-    const common = { ...base, legalBasisRow: row.id, nonDisclosable: row.nonDisclosable };
+    notify(this.d.observer, (o) => o.providerCall(provider!.id, result.kind === 'failed' ? result.code.toLowerCase() : result.kind, Number(process.hrtime.bigint() - started) / 1e9));
     switch (result.kind) {
       case 'provided':
-        await this.#record({ ...common, providedAt: Date.now(), outcome: Outcome.PROVIDED });
+        await this.d.writer.append(queryRecord(facts, Outcome.PROVIDED, row, Date.now()));
         return create(QueryInformationResponseSchema, { payload: result.payload, contentType: result.contentType, recordId, legalBasisRow: row.id });
       case 'not-found':
-        await this.#record({ ...common, providedAt: null, outcome: Outcome.NOT_FOUND });
+        await this.d.writer.append(queryRecord(facts, Outcome.NOT_FOUND, row));
         throw new GatewayError('NOT_FOUND', 'the provider has no information about this person', { details: { 'x-record-id': recordId } });
       case 'failed':
-        await this.#record({ ...common, providedAt: null, outcome: Outcome.FAILED });
+        await this.d.writer.append(queryRecord(facts, Outcome.FAILED, row));
         if (result.code === 'DEADLINE_EXCEEDED') throw new GatewayError('DEADLINE_EXCEEDED', 'the provider did not answer in time', { details: { 'x-record-id': recordId } });
         if (result.code === 'UNAVAILABLE') throw new GatewayError('UNAVAILABLE', 'the provider is unavailable', { details: { 'x-record-id': recordId } });
         throw new GatewayError('UNAVAILABLE', 'the provider failed to answer', { details: { 'x-record-id': recordId } });
     }
-  }
-
-  #record(draft: AccessRecordDraft): Promise<void> {
-    return this.d.writer.append(draft);
   }
 }

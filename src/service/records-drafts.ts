@@ -1,5 +1,6 @@
 /** The access records the gateway's operations write, built in one place so every path fills every field. */
 import { Outcome, type AccessRecordDraft } from '../core/access-record.js';
+import type { LegalBasisRow } from '../core/legal-basis.js';
 
 export const ISSUANCE_PROCEDURE = 'code.issue';
 export const RECORDS_READ_PROCEDURE = 'records.read';
@@ -41,4 +42,22 @@ export function recordsReadRecord(recordId: string, subject: string, agency: str
 /** The record of a wrong-binding report: the reporting agency, about the person its code named. */
 export function bindingReportRecord(recordId: string, subject: string, agency: string, now: number): AccessRecordDraft {
   return ownAction(recordId, subject, agency, now, BINDING_REPORT_PROCEDURE, 'code-binding', Outcome.BINDING_REPORTED);
+}
+
+/** What is known of a query when it is recorded: who asked which provider about whom, for what. */
+export interface QueryFacts {
+  readonly recordId: string;
+  readonly subject: string;
+  readonly requestedAt: number;
+  readonly requester: string;
+  /** The provider's registry id, or UNREGISTERED. */
+  readonly provider: string;
+  /** As asked when the table names it, UNLISTED otherwise (a caller's free text is never recorded verbatim). */
+  readonly procedure: string;
+  readonly item: string;
+}
+
+/** The record of a query that ended with `outcome`; `row` is the legal-basis row that matched, if any. */
+export function queryRecord(q: QueryFacts, outcome: Outcome, row: Pick<LegalBasisRow, 'id' | 'nonDisclosable'> | undefined, providedAt: number | null = null): AccessRecordDraft {
+  return { ...q, providedAt, legalBasisRow: row?.id ?? '', outcome, nonDisclosable: row?.nonDisclosable ?? false };
 }

@@ -8,24 +8,21 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { ChainedRecord } from '../core/access-record.js';
 import { GatewayError } from '../core/errors.js';
-import type { SubjectKeys } from '../core/subject-key.js';
-import type { MappingEngine } from '../engine/mapping-engine.js';
+import { newRecordId } from '../core/record-id.js';
 import { AccessRecordSchema, type AccessRecord, type ListAccessRecordsRequest } from '../gen/linkage/v1/records_pb.js';
-import { throwIfDone, type CallContext } from '../grpc/call-context.js';
-import { requireRole } from '../grpc/identity.js';
-import type { RecordCursor, RecordStore } from '../records/record-store.js';
-import { newRecordId, type RecordWriter } from '../records/record-writer.js';
+import type { RecordCursor } from '../records/record-store.js';
+import { requireRole, throwIfDone, type CallContext } from './call-context.js';
+import { personNamedBy, type PersonDeps } from './person.js';
+import type { RecordAppender, RecordReader } from './ports.js';
 import { recordsReadRecord } from './records-drafts.js';
 import { timeBound } from './time-bound.js';
 
 export const DEFAULT_PAGE = 100;
 export const MAX_PAGE = 1000;
 
-export interface RecordsDeps {
-  readonly engine: MappingEngine;
-  readonly subjects: SubjectKeys;
-  readonly writer: RecordWriter;
-  readonly store: RecordStore;
+export interface RecordsDeps extends PersonDeps {
+  readonly writer: RecordAppender;
+  readonly store: RecordReader;
 }
 
 export function encodeCursor(r: RecordCursor): string {
@@ -43,16 +40,12 @@ export class RecordsService {
 
   async list(req: ListAccessRecordsRequest, ctx: CallContext, write: (r: AccessRecord) => Promise<void>): Promise<void> {
     requireRole(ctx.agency, 'disclosure', 'read access records');
-    if (!req.code) throw new GatewayError('INVALID_ARGUMENT', 'code: the disclosure system\'s code for the person is required');
     const limit = req.pageSize === 0 ? DEFAULT_PAGE : Math.min(req.pageSize, MAX_PAGE);
     const after = req.pageToken ? decodeCursor(req.pageToken) : null;
     const from = req.from ? timeBound(req.from, 'from') : null;
     const to = req.to ? timeBound(req.to, 'to') : null;
     if (from !== null && to !== null && from >= to) throw new GatewayError('INVALID_ARGUMENT', 'from must be before to');
-    throwIfDone(ctx);
-    const [decoded] = await this.d.engine.decode(ctx.agency.id, [req.code], ctx.signal);
-    if (!decoded?.ok) throw new GatewayError('INVALID_ARGUMENT', 'code: not a valid code of the calling agency');
-    const subject = this.d.subjects.of(decoded.number);
+    const { subject } = await personNamedBy(this.d, ctx, req.code);
     let rows: ChainedRecord[];
     try {
       rows = await this.d.store.listBySubject({ subject, from, to, after, limit });

@@ -18,7 +18,7 @@ const values = (n: number, seed = 0) =>
 /** An engine that records the size of every task it runs. */
 async function observed(k: ReturnType<typeof keys>, opts: PooledEngineOptions = {}) {
   const sizes: number[] = [];
-  const engine = await PooledEngine.create(k, { threads: 1, ...opts, onTask: (_s, size) => sizes.push(size) });
+  const engine = await PooledEngine.create(k, { threads: 1, ...opts, observer: { poolTask: (_s, size) => void sizes.push(size) } });
   return { engine, sizes };
 }
 
@@ -254,9 +254,11 @@ describe('pooled engine', () => {
     const engine = await PooledEngine.create(k, {
       threads: 1,
       batchSize: 100,
-      onTask: (_s, size) => {
-        sizes.push(size);
-        ac.abort();
+      observer: {
+        poolTask: (_s, size) => {
+          sizes.push(size);
+          ac.abort();
+        },
       },
     });
     try {
@@ -294,8 +296,10 @@ describe('pooled engine', () => {
     const engine: PooledEngine = await PooledEngine.create(k, {
       threads: 1,
       batchSize: 64,
-      onTask: () => {
-        closing ??= engine.close();
+      observer: {
+        poolTask: () => {
+          closing ??= engine.close();
+        },
       },
     });
     const pending = rejection(engine.issue('tax', values(5000, 12)));

@@ -16,9 +16,12 @@ import {
   type IssueCodesResponse,
 } from '../../src/gen/linkage/v1/gateway_pb.js';
 import { makeClient } from '../../src/grpc/generic-client.js';
-import { bidiOrdered, callsInFlight, type HandlerEnv } from '../../src/grpc/handlers.js';
+import { bidiOrdered, type BidiEnv } from '../../src/grpc/bidi-ordered.js';
+import { gatewayPipeline } from '../../src/grpc/call-steps.js';
 import { INSECURE_AGENCY_HEADER } from '../../src/grpc/identity.js';
+import { rpcInfo } from '../../src/grpc/implement.js';
 import { serverDefinition } from '../../src/grpc/service-definition.js';
+import { InFlight } from '../../src/limits/in-flight.js';
 import { silentLogger } from '../../src/log/logger.js';
 
 const registry = parseAgencyRegistry({
@@ -29,20 +32,22 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let server: Server;
 let address: string;
 let admissions = 0;
-const env: HandlerEnv = {
-  registry: () => registry,
-  insecure: true,
-  log: silentLogger,
+const inFlight = new InFlight({ max: 100, perAgency: 100 });
+const callsInFlight = () => inFlight.total;
+const env: BidiEnv = {
+  pipeline: gatewayPipeline({ registry: () => registry, insecure: true, log: silentLogger, inFlight }),
   // The first message of each stream is admitted last.
-  admit: async () => {
-    if (admissions++ % 3 === 0) await sleep(150);
+  admission: {
+    admit: async () => {
+      if (admissions++ % 3 === 0) await sleep(150);
+    },
   },
 };
 
 beforeAll(async () => {
   server = new Server();
   server.addService(serverDefinition(LinkageGateway), {
-    issueCodes: bidiOrdered(env, 'IssueCodes', () => {
+    issueCodes: bidiOrdered(env, rpcInfo(LinkageGateway, LinkageGateway.method.issueCodes), () => {
       let offset = 0;
       return (req: IssueCodesRequest) => {
         const at = offset;

@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IssueCodesRequestSchema } from '../../src/gen/linkage/v1/gateway_pb.js';
 import { ListAccessRecordsRequestSchema } from '../../src/gen/linkage/v1/records_pb.js';
-import { callsInFlight } from '../../src/grpc/handlers.js';
 import { pkiFiles } from '../../src/pki/dev-pki.js';
 import { startHarness, type Harness } from '../helpers/gateway-harness.js';
 import { population } from '../helpers/population.js';
 import { until } from '../helpers/wait.js';
 
 let h: Harness;
+const callsInFlight = () => h.gw.inFlight.total;
 beforeAll(async () => {
   h = await startHarness();
 });
@@ -100,6 +100,8 @@ describe('a stream that ends early gives back its slot', () => {
 
 describe('in-flight limits per agency', () => {
   let small: Harness;
+  // This gateway's own count: each server owns its in-flight budget.
+  const callsInFlight = () => small.gw.inFlight.total;
   beforeAll(async () => {
     small = await startHarness({ env: { LINKGW_MAX_IN_FLIGHT: '6', LINKGW_MAX_IN_FLIGHT_PER_AGENCY: '2' } });
   });

@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { ensureDevPki, pkiFiles } from '../../src/pki/dev-pki.js';
-import { ProviderClients, type ProvideCall } from '../../src/providers/provider-client.js';
+import { ProviderClients } from '../../src/providers/provider-client.js';
+import type { ProvideCall } from '../../src/service/ports.js';
 import { startSimulatedProviders, type SimulatedProviders } from '../../src/providers/simulated-provider.js';
 import { tempDir } from '../helpers/gateway-harness.js';
 

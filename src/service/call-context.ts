@@ -1,8 +1,9 @@
 /**
- * What a handler knows about the call it serves, independent of grpc-js: who is calling (from the certificate),
- * until when, whether the caller gave up, and the caller's request id.
+ * What a service method knows about the call it serves, independent of grpc-js: who is calling (from the
+ * certificate), until when, whether the caller gave up, and the caller's request id. The gRPC adapter builds
+ * it (src/grpc/call-pipeline.ts); services and tests only read it.
  */
-import type { AgencyEntry } from '../core/agency-registry.js';
+import type { AgencyEntry, AgencyRole } from '../core/agency-registry.js';
 import { GatewayError } from '../core/errors.js';
 import type { Logger } from '../log/logger.js';
 
@@ -27,4 +28,9 @@ export function throwIfDone(ctx: Pick<CallContext, 'deadline' | 'signal'>): void
 /** Milliseconds left, at most `cap`. */
 export function remaining(ctx: Pick<CallContext, 'deadline'>, cap: number): number {
   return Math.max(0, Math.min(cap, ctx.deadline - Date.now()));
+}
+
+/** PERMISSION_DENIED unless the calling agency has `role`. */
+export function requireRole(agency: AgencyEntry, role: AgencyRole, what: string): void {
+  if (!agency.roles.has(role)) throw new GatewayError('PERMISSION_DENIED', `agency ${agency.id} may not ${what}`);
 }

@@ -1,0 +1,50 @@
+/**
+ * What the services need from the world outside them, as interfaces: the adapters (the record writer and
+ * stores, the provider clients) implement these, and tests hand the services fakes. Services import no
+ * gRPC, database or worker code.
+ */
+import type { AccessRecordDraft, ChainedRecord } from '../core/access-record.js';
+import type { ExchangeQuery, RecordQuery } from '../records/record-store.js';
+
+/** Appends access records; `append` resolves once the record is durable, and rejects (UNAVAILABLE) otherwise. */
+export interface RecordAppender {
+  append(draft: AccessRecordDraft): Promise<void>;
+}
+
+/** Reads access records (the disclosure view and wrong-binding reports). */
+export interface RecordReader {
+  listBySubject(q: RecordQuery): Promise<ChainedRecord[]>;
+  exchangesOf(q: ExchangeQuery): Promise<ChainedRecord[]>;
+}
+
+/** Who the server at a provider's address must prove to be: its certificate's subject common name. */
+export interface ExpectedPeer {
+  readonly commonName: string;
+}
+
+/** One InformationProvider.Provide call, as the gateway makes it. */
+export interface ProvideCall {
+  readonly address: string;
+  /** The provider the server at `address` must prove to be. */
+  readonly peer: ExpectedPeer;
+  readonly code: string;
+  readonly requester: string;
+  readonly procedure: string;
+  readonly item: string;
+  readonly recordId: string;
+  readonly legalBasisRow: string;
+  /** Absolute deadline, ms since the epoch. */
+  readonly deadline: number;
+  /** Aborts when the requester goes away: the provider call is cancelled with it. */
+  readonly signal?: AbortSignal;
+}
+
+export type ProvideResult =
+  | { kind: 'provided'; payload: Uint8Array; contentType: string }
+  | { kind: 'not-found' }
+  | { kind: 'failed'; code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | 'INTERNAL'; grpcStatus: number };
+
+/** Calls providing agencies. Never throws: every failure is a `failed` result. */
+export interface Providers {
+  provide(call: ProvideCall): Promise<ProvideResult>;
+}
