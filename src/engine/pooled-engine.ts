@@ -1,5 +1,6 @@
 /**
- * The mapping engine on worker threads (piscina; the handlers are in mapping-worker.ts). A single mapping (~2 µs)
+ * The mapping engine on worker threads (piscina; the handlers are in mapping-worker.ts, the wire format in
+ * mapping-wire.ts, the queue in coalescing-queue.ts). A single mapping (~2 µs)
  * is far cheaper inline than a pool round trip (35–130 µs on the 2-core box, see bench/micro/engine.bench.ts),
  * so work reaches the pool only in batches:
  *
@@ -19,12 +20,13 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Piscina, move, transferableSymbol, valueSymbol } from 'piscina';
-import { AgencyCodec, CODE_LENGTH, type Decoded, type DecodeProblem, type MasterKeys } from '../core/agency-code.js';
+import { AgencyCodec, CODE_LENGTH, type Decoded, type MasterKeys } from '../core/agency-code.js';
 import { GatewayError } from '../core/errors.js';
 import { notify } from '../core/observer.js';
 import { workerFile } from '../worker-file.js';
+import { CoalescingQueue, type Batch, type Op, type QueuedRequest, type Segment } from './coalescing-queue.js';
 import type { MappingEngine } from './mapping-engine.js';
-import { PROBLEM_CODES, VERSION_SHIFT, type DecodeTask, type IssueTask, type MappingWorkerData } from './mapping-worker.js';
+import { codeAt, unpackDecoded, type DecodeTask, type IssueTask, type MappingWorkerData } from './mapping-wire.js';
 
 export interface PooledEngineOptions {
   /** Worker threads. Default: available cores − 1 (the event loop needs one), at least 1. */
@@ -64,53 +66,13 @@ const MAX_NUMBER = 1e12;
 /** Up to this many numbers, a request is copied item by item rather than as a typed array. */
 const SMALL = 16;
 
-type Op = 'issue' | 'decode';
-
-interface Request {
-  /** Items to send: numbers to issue (a snapshot of the caller's), or the codes of the right length to decode. */
-  readonly input: Float64Array | number[] | string[];
-  /** For decode: the caller's index of each input code, when some codes were answered without the pool. */
-  readonly index: number[] | null;
-  readonly out: string[] | Decoded[];
-  /** Items handed to tasks so far, and items answered so far. */
-  sent: number;
-  answered: number;
-  settled: boolean;
-  entry: Entry | null;
-  resolve(v: string[] | Decoded[]): void;
-  reject(e: unknown): void;
-  unlisten(): void;
-}
-
-/** One queue slot: small requests of one op and agency coalescing, or one bulk request being cut. */
-interface Entry {
-  readonly op: Op;
-  readonly agency: string;
-  readonly requests: Request[];
-  /** Index of the first request with items not yet sent. */
-  head: number;
-  /** Items of live requests not yet sent. */
-  pending: number;
-  /** Whether small requests may still join (it is the open entry of its key). */
-  open: boolean;
-}
-
-interface Segment {
-  readonly req: Request;
-  readonly from: number;
-  readonly to: number;
-}
-
 export class PooledEngine implements MappingEngine {
   readonly kind = 'pool' as const;
   readonly #pool: Piscina;
   readonly #threads: number;
   readonly #maxQueue: number;
-  readonly #batch: number;
   readonly #observer: PoolObserver | undefined;
-  readonly #queue: Entry[] = [];
-  /** The entry that small requests of each operation and agency join, while it waits. */
-  readonly #open = { issue: new Map<string, Entry>(), decode: new Map<string, Entry>() };
+  readonly #queue: CoalescingQueue;
   #inFlight = 0;
   #scheduled = false;
   #closed = false;
@@ -125,7 +87,7 @@ export class PooledEngine implements MappingEngine {
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError('batchSize must be a positive integer');
     this.#threads = threads;
     this.#maxQueue = maxQueue;
-    this.#batch = batch;
+    this.#queue = new CoalescingQueue(batch);
     this.#observer = opts.observer;
     // Fresh copies: a key held in a Buffer from Node's shared pool would otherwise clone the whole pool slab.
     const workerData: MappingWorkerData = {
@@ -169,7 +131,7 @@ export class PooledEngine implements MappingEngine {
       if (!Number.isInteger(v) || v < 0 || v >= MAX_NUMBER) return Promise.reject(new RangeError('not a personal number'));
       input[i] = v;
     }
-    return this.#submit('issue', agency, input, null, new Array<string>(n), signal) as Promise<string[]>;
+    return this.#submit('issue', agency, input, null, new Array<string>(n), signal);
   }
 
   decode(agency: string, codes: readonly string[], signal?: AbortSignal): Promise<Decoded[]> {
@@ -188,13 +150,12 @@ export class PooledEngine implements MappingEngine {
         out[i] = { ok: false, problem: 'format' };
       }
     }
-    return this.#submit('decode', agency, input, index, out, signal) as Promise<Decoded[]>;
+    return this.#submit('decode', agency, input, index, out, signal);
   }
 
   stats(): PooledEngineStats {
-    const free = Math.max(0, this.#threads * DEPTH - this.#inFlight);
     return {
-      queueSize: Math.max(0, this.#queue.length - free) + this.#pool.queueSize,
+      queueSize: Math.max(0, this.#queue.length - this.#free()) + this.#pool.queueSize,
       utilization: this.#pool.utilization,
       completed: this.#pool.completed,
       threads: this.#pool.threads.length,
@@ -204,36 +165,25 @@ export class PooledEngine implements MappingEngine {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const gone = closedError();
-    for (const entry of this.#queue.splice(0)) for (const r of [...entry.requests]) this.#settle(r, gone);
-    this.#open.issue.clear();
-    this.#open.decode.clear();
+    this.#queue.drain(closedError());
     await this.#pool.destroy();
   }
 
-  #submit(op: Op, agency: string, input: Float64Array | number[] | string[], index: number[] | null, out: string[] | Decoded[], signal: AbortSignal | undefined): Promise<string[] | Decoded[]> {
+  /** Task slots not handed to piscina. */
+  #free(): number {
+    return Math.max(0, this.#threads * DEPTH - this.#inFlight);
+  }
+
+  #submit<I, O>(op: Op, agency: string, input: ArrayLike<I> & { length: number }, index: number[] | null, out: O[], signal: AbortSignal | undefined): Promise<O[]> {
     if (this.#closed) return Promise.reject(closedError());
     if (signal?.aborted) return Promise.reject(cancelled(signal));
-    const n = input.length;
-    if (n === 0) return Promise.resolve(out);
-
-    const open = this.#open[op];
-    let entry = open.get(agency);
-    if (!entry || entry.pending + n > this.#batch) {
-      // A new task is needed: refuse if it would wait behind a full queue.
-      const free = Math.max(0, this.#threads * DEPTH - this.#inFlight);
-      if (this.#queue.length >= this.#maxQueue + free) return Promise.reject(atCapacity());
-      entry = { op, agency, requests: [], head: 0, pending: 0, open: n < this.#batch };
-      if (entry.open) open.set(agency, entry);
-      this.#queue.push(entry);
-    }
-
-    return new Promise<string[] | Decoded[]>((resolve, reject) => {
-      const req: Request = { input, index, out, sent: 0, answered: 0, settled: false, entry, resolve, reject, unlisten: noop };
-      entry.requests.push(req);
-      entry.pending += n;
+    if (input.length === 0) return Promise.resolve(out);
+    return new Promise<O[]>((resolve, reject) => {
+      const req: QueuedRequest<I, O> = { input, index, out, sent: 0, answered: 0, settled: false, entry: null, resolve, reject, unlisten: noop };
+      // A new task is needed when the request cannot join a waiting one: refuse if it would wait behind a full queue.
+      if (!this.#queue.add(op, agency, req as QueuedRequest, (used) => used < this.#maxQueue + this.#free())) return reject(atCapacity());
       if (signal) {
-        const onAbort = () => this.#settle(req, cancelled(signal));
+        const onAbort = () => this.#queue.settle(req as QueuedRequest, cancelled(signal));
         signal.addEventListener('abort', onAbort, { once: true });
         req.unlisten = () => signal.removeEventListener('abort', onAbort);
       }
@@ -252,47 +202,17 @@ export class PooledEngine implements MappingEngine {
   }
 
   #pump(): void {
-    while (!this.#closed && this.#inFlight < this.#threads * DEPTH && this.#queue.length > 0) {
-      const entry = this.#queue.shift()!;
-      if (entry.open) {
-        entry.open = false;
-        this.#open[entry.op].delete(entry.agency);
-      }
-      const segments = this.#cut(entry);
-      if (entry.pending > 0) this.#queue.push(entry);
-      else entry.requests.length = 0;
-      if (segments.length > 0) this.#run(entry, segments);
+    while (!this.#closed && this.#inFlight < this.#threads * DEPTH) {
+      const batch = this.#queue.next();
+      if (!batch) return;
+      this.#run(batch);
     }
   }
 
-  /** Takes up to batchSize unsent items from the entry's live requests, in order. */
-  #cut(entry: Entry): Segment[] {
-    const segments: Segment[] = [];
-    let room = this.#batch;
-    while (room > 0 && entry.head < entry.requests.length) {
-      const req = entry.requests[entry.head]!;
-      if (req.settled) {
-        entry.head++;
-        continue;
-      }
-      const take = Math.min(room, req.input.length - req.sent);
-      segments.push({ req, from: req.sent, to: req.sent + take });
-      req.sent += take;
-      entry.pending -= take;
-      room -= take;
-      if (req.sent === req.input.length) {
-        req.entry = null;
-        entry.head++;
-      }
-    }
-    return segments;
-  }
-
-  #run(entry: Entry, segments: Segment[]): void {
-    let size = 0;
-    for (const s of segments) size += s.to - s.from;
+  #run(batch: Batch): void {
+    const { segments, size } = batch;
     let task: ReturnType<typeof move> | DecodeTask;
-    if (entry.op === 'issue') {
+    if (batch.op === 'issue') {
       const numbers = new Float64Array(size);
       let at = 0;
       for (const s of segments) {
@@ -301,28 +221,28 @@ export class PooledEngine implements MappingEngine {
         else for (let i = s.from; i < s.to; i++) numbers[at + i - s.from] = input[i]!;
         at += s.to - s.from;
       }
-      const value: IssueTask = { agency: entry.agency, numbers };
+      const value: IssueTask = { agency: batch.agency, numbers };
       // Moved, not copied: the worker gets the numbers' buffer and this side no longer holds it.
       task = move({ [transferableSymbol]: numbers.buffer, [valueSymbol]: value });
     } else {
       let codes = '';
       for (const s of segments) codes += (s.req.input as string[]).slice(s.from, s.to).join('');
-      task = { agency: entry.agency, codes, count: size };
+      task = { agency: batch.agency, codes, count: size };
     }
 
     this.#inFlight++;
     const started = performance.now();
-    this.#pool.run(task, { name: entry.op }).then(
+    this.#pool.run(task, { name: batch.op }).then(
       (result: string | Float64Array) => {
         this.#inFlight--;
         this.#observe(started, size);
         let at = 0;
         for (const s of segments) {
           if (!s.req.settled) {
-            if (entry.op === 'issue') writeCodes(s, result as string, at);
+            if (batch.op === 'issue') writeCodes(s, result as string, at);
             else writeDecoded(s, result as Float64Array, at);
             s.req.answered += s.to - s.from;
-            if (s.req.answered === s.req.input.length) this.#settle(s.req, null);
+            if (s.req.answered === s.req.input.length) this.#queue.settle(s.req, null);
           }
           at += s.to - s.from;
         }
@@ -332,7 +252,7 @@ export class PooledEngine implements MappingEngine {
         this.#inFlight--;
         this.#observe(started, size);
         const err = this.#closed ? closedError() : taskError(e);
-        for (const s of segments) this.#settle(s.req, err);
+        for (const s of segments) this.#queue.settle(s.req, err);
         this.#pump();
       },
     );
@@ -341,46 +261,17 @@ export class PooledEngine implements MappingEngine {
   #observe(started: number, size: number): void {
     notify(this.#observer, (o) => o.poolTask((performance.now() - started) / 1000, size));
   }
-
-  /** Answers a request once (null: with its results) and drops its unsent items. */
-  #settle(req: Request, error: unknown): void {
-    if (req.settled) return;
-    req.settled = true;
-    req.unlisten();
-    const entry = req.entry;
-    if (entry) {
-      req.entry = null;
-      entry.pending -= req.input.length - req.sent;
-      if (entry.pending === 0) {
-        const at = this.#queue.indexOf(entry);
-        if (at >= 0) this.#queue.splice(at, 1);
-        if (entry.open) this.#open[entry.op].delete(entry.agency);
-        entry.requests.length = 0;
-      }
-    }
-    if (error === null) req.resolve(req.out);
-    else req.reject(error);
-  }
 }
 
 function writeCodes(s: Segment, joined: string, at: number): void {
   const out = s.req.out as string[];
-  for (let i = s.from, p = at * CODE_LENGTH; i < s.to; i++, p += CODE_LENGTH) out[i] = joined.slice(p, p + CODE_LENGTH);
+  for (let i = s.from, p = at; i < s.to; i++, p++) out[i] = codeAt(joined, p);
 }
-
-const PROBLEMS = new Map<number, DecodeProblem>(Object.entries(PROBLEM_CODES).map(([k, v]) => [v, k as DecodeProblem]));
 
 function writeDecoded(s: Segment, packed: Float64Array, at: number): void {
   const out = s.req.out as Decoded[];
   const index = s.req.index;
-  for (let i = s.from, p = at; i < s.to; i++, p++) {
-    const v = packed[p]!;
-    const d: Decoded =
-      v >= 0
-        ? { ok: true, number: v % VERSION_SHIFT, version: Math.floor(v / VERSION_SHIFT) }
-        : { ok: false, problem: PROBLEMS.get(v) ?? 'format' };
-    out[index ? index[i]! : i] = d;
-  }
+  for (let i = s.from, p = at; i < s.to; i++, p++) out[index ? index[i]! : i] = unpackDecoded(packed[p]!);
 }
 
 function noop(): void {}
