@@ -33,7 +33,6 @@ export class Policy {
   readonly #log: Logger;
   readonly #watchers: FSWatcher[] = [];
   #timer: NodeJS.Timeout | undefined;
-  #onReload: ((p: PolicySnapshot) => void) | undefined;
 
   constructor(src: PolicySources, log: Logger) {
     this.#src = src;
@@ -45,16 +44,11 @@ export class Policy {
     return this.#current;
   }
 
-  onReload(fn: (p: PolicySnapshot) => void): void {
-    this.#onReload = fn;
-  }
-
   /** Re-reads both files; returns whether the new policy took effect. */
   reload(): boolean {
     try {
       this.#current = loadPolicy(this.#src);
       this.#log.info('policy reloaded', { agencies: this.#current.registry.agencies.size, legalBasisRows: this.#current.table.rows.length, tableVersion: this.#current.table.version });
-      this.#onReload?.(this.#current);
       return true;
     } catch (err) {
       this.#log.error('policy reload failed; the previous policy stays in force', { err });

@@ -11,6 +11,9 @@ import { SERVER_OPTIONS } from '../grpc/channel-options.js';
 import { Malformed, serverDefinition } from '../grpc/service-definition.js';
 import { syntheticAnswer } from './synthetic-data.js';
 
+/** The common name the gateway's client certificate carries (the dev PKI issues it). */
+export const GATEWAY_COMMON_NAME = 'linkgw-gateway';
+
 export interface SimulatedAgency {
   readonly id: string;
   readonly cert: string;
@@ -27,8 +30,6 @@ export interface SimulatedProviders {
 
 export interface SimulationOptions {
   readonly caCert: string;
-  /** The common name the gateway's client certificate must carry. */
-  readonly gatewayCommonName?: string;
   /** Called with every request a provider receives (tests capture them). */
   readonly onRequest?: (agency: string, req: ProvideRequest) => void;
   /** Milliseconds to wait before answering (tests of deadlines). */
@@ -39,7 +40,7 @@ export async function startSimulatedProviders(agencies: readonly SimulatedAgency
   const servers: Server[] = [];
   const addresses = new Map<string, string>();
   const ca = readFileSync(opts.caCert);
-  const gatewayCn = opts.gatewayCommonName ?? 'linkgw-gateway';
+  const gatewayCn = GATEWAY_COMMON_NAME;
   try {
     for (const a of agencies) {
       const server = new Server(SERVER_OPTIONS);

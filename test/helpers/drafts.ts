@@ -1,21 +1,19 @@
-/** Access-record drafts for store and writer tests: an issuance by the pension service, with fresh ids. */
+/** Access-record drafts for store and writer tests, made by the production builders with fresh ids. */
 import { randomBytes } from 'node:crypto';
-import { Outcome, type AccessRecordDraft } from '../../src/core/access-record.js';
+import type { AccessRecordDraft } from '../../src/core/access-record.js';
 import { base32Encode } from '../../src/core/base32.js';
+import { newRecordId } from '../../src/core/record-id.js';
+import { bulkIssuanceRecord, issuanceRecord } from '../../src/service/records-drafts.js';
 
+/** A fresh subject key (what SubjectKeys.of would give for some person). */
+export const randomSubject = (): string => base32Encode(randomBytes(16));
+
+/** An issuance by the pension service, as IssueCode records it. */
 export function issuanceDraft(overrides: Partial<AccessRecordDraft> = {}): AccessRecordDraft {
-  return {
-    recordId: base32Encode(randomBytes(15)),
-    subject: base32Encode(randomBytes(16)),
-    requestedAt: Date.now(),
-    providedAt: null,
-    requester: 'pension',
-    provider: '',
-    procedure: '',
-    legalBasisRow: '',
-    item: '',
-    outcome: Outcome.ISSUED,
-    nonDisclosable: false,
-    ...overrides,
-  };
+  return { ...issuanceRecord(newRecordId(), randomSubject(), 'pension', Date.now()), ...overrides };
+}
+
+/** A bulk issuance by the pension service naming `persons` fresh subjects, as IssueCodes records it. */
+export function bulkIssuanceDraft(persons: number): AccessRecordDraft {
+  return bulkIssuanceRecord(newRecordId(), Array.from({ length: persons }, randomSubject), 'pension', Date.now());
 }

@@ -1,17 +1,15 @@
 /**
  * The group-commit writer bounds each commit by records and by the persons its batch records name.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AccessRecordDraft } from '../../src/core/access-record.js';
-import { base32Encode } from '../../src/core/base32.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { KeyObjectSigner } from '../../src/keys/signer.js';
 import { RecordWriter } from '../../src/records/record-writer.js';
 import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
 import { verifyStore } from '../../src/records/verify-store.js';
-import { issuanceDraft } from '../helpers/drafts.js';
+import { bulkIssuanceDraft } from '../helpers/drafts.js';
 import { tempDir } from '../helpers/gateway-harness.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -21,11 +19,7 @@ afterAll(async () => {
   for (const s of stores) await s.close();
 });
 
-const key = () => base32Encode(randomBytes(16));
-
-function batchRecord(persons: number): AccessRecordDraft {
-  return issuanceDraft({ subject: '', subjects: Array.from({ length: persons }, key) });
-}
+const batchRecord = bulkIssuanceDraft;
 
 describe('RecordWriter batches', () => {
   it('hold at most maxBatchSubjects persons, and at least one record however many it names', async () => {
