@@ -25,6 +25,11 @@ export interface LegalBasisTable {
   /** Every procedure and item the table names: anything else a caller sends is not recorded verbatim. */
   readonly procedures: ReadonlySet<string>;
   readonly items: ReadonlySet<string>;
+  /**
+   * Names whose mere appearance in a record would reveal a non-disclosable (不開示) exchange: every procedure of a
+   * non-disclosable row, and every item that only non-disclosable rows list.
+   */
+  readonly nonDisclosableNames: ReadonlySet<string>;
 }
 
 export interface QueryTuple {
@@ -39,6 +44,16 @@ export type Decision =
   | { allowed: false; reason: 'no-row' | 'item-not-in-row'; row?: LegalBasisRow };
 
 const key = (requester: string, procedure: string, provider: string) => `${requester}\0${procedure}\0${provider}`;
+
+/**
+ * Whether a record naming this procedure and item must be non-disclosable, whatever the outcome and whichever
+ * row matched (if any). A query for a DV-shelter procedure that matches no row (wrong provider, another
+ * requester, another item) still names the procedure; shown to the person, it would tell whoever reads their
+ * account what the 不開示 row exists to hide.
+ */
+export function namesNonDisclosable(table: LegalBasisTable, procedure: string, item: string): boolean {
+  return table.nonDisclosableNames.has(`p:${procedure}`) || table.nonDisclosableNames.has(`i:${item}`);
+}
 
 export function decide(table: LegalBasisTable, q: QueryTuple): Decision {
   const row = table.index.get(key(q.requester, q.procedure, q.provider));
@@ -98,5 +113,10 @@ export function parseLegalBasisTable(doc: unknown, agencies?: ReadonlySet<string
   });
   const procedures = new Set(rows.map((r) => r.procedure));
   const items = new Set(rows.flatMap((r) => [...r.items]));
-  return { version: root.version, rows, index, procedures, items };
+  const disclosableItems = new Set(rows.filter((r) => !r.nonDisclosable).flatMap((r) => [...r.items]));
+  const nonDisclosableNames = new Set([
+    ...rows.filter((r) => r.nonDisclosable).map((r) => `p:${r.procedure}`),
+    ...[...items].filter((i) => !disclosableItems.has(i)).map((i) => `i:${i}`),
+  ]);
+  return { version: root.version, rows, index, procedures, items, nonDisclosableNames };
 }

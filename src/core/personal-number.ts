@@ -7,7 +7,7 @@
  * Nothing here ever puts the number into an error message: reasons are fixed strings.
  */
 
-export type NumberProblem = 'length' | 'non-digit' | 'check-digit';
+export type NumberProblem = 'length' | 'non-digit' | 'check-digit' | 'not-issued';
 
 export type NumberCheck = { ok: true; value: number } | { ok: false; problem: NumberProblem };
 
@@ -34,6 +34,10 @@ export function checkPersonalNumber(s: string): NumberCheck {
     value = value * 10 + d;
   }
   if (personalNumberCheckDigit(s) !== s.charCodeAt(11) - 48) return { ok: false, problem: 'check-digit' };
+  // All zeros has a valid check digit (0) but is no one's number: numbers are issued from non-zero bases, and a
+  // zero-filled field is what a form or a file export leaves where a number is missing. Taking it would give
+  // every such blank row one shared code, binding unrelated records to one "person".
+  if (value === 0) return { ok: false, problem: 'not-issued' };
   return { ok: true, value };
 }
 
@@ -57,5 +61,7 @@ export function describeNumberProblem(problem: NumberProblem): string {
       return 'a personal number has only the ASCII digits 0-9';
     case 'check-digit':
       return 'the check digit of the personal number does not match';
+    case 'not-issued':
+      return 'all zeros is not a number issued to anyone (a blank field?)';
   }
 }

@@ -5,7 +5,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { Outcome } from '../core/access-record.js';
-import { decide, type Decision } from '../core/legal-basis.js';
+import { decide, namesNonDisclosable, type Decision } from '../core/legal-basis.js';
 import { GatewayError } from '../core/errors.js';
 import type { SubjectKeys } from '../core/subject-key.js';
 import type { PolicySnapshot } from '../config/policy.js';
@@ -89,7 +89,10 @@ export class GatewayService {
     if (values.length > 0) {
       const codes = await this.d.engine.issue(ctx.agency.id, values, ctx.signal);
       recordId = newRecordId();
-      await this.d.writer.append(bulkIssuanceRecord(recordId, this.d.subjects.ofMany(values), ctx.agency.id, Date.now()));
+      // A person named twice in one message is one person of the record (and one row of its person index): a
+      // repeated key would otherwise fail the whole shared commit.
+      const persons = values.length > 1 ? [...new Set(values)] : values;
+      await this.d.writer.append(bulkIssuanceRecord(recordId, this.d.subjects.ofMany(persons), ctx.agency.id, Date.now()));
       for (let j = 0; j < at.length; j++) results[at[j]!]!.code = codes[j]!;
     }
     return create(IssueCodesResponseSchema, { offset: BigInt(offset), results, recordId });
@@ -129,6 +132,7 @@ export class GatewayService {
       provider: provider ? provider.id : UNREGISTERED,
       procedure: table.procedures.has(req.procedure) ? req.procedure : UNLISTED,
       item: table.items.has(req.item) ? req.item : UNLISTED,
+      nonDisclosable: namesNonDisclosable(table, req.procedure, req.item),
     };
     // An agency without the requester role is refused like a query without legal basis, and recorded too:
     // it named a person.

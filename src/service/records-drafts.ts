@@ -55,9 +55,14 @@ export interface QueryFacts {
   /** As asked when the table names it, UNLISTED otherwise (a caller's free text is never recorded verbatim). */
   readonly procedure: string;
   readonly item: string;
+  /** The procedure or item names a non-disclosable exchange (legal-basis.ts namesNonDisclosable). */
+  readonly nonDisclosable: boolean;
 }
 
-/** The record of a query that ended with `outcome`; `row` is the legal-basis row that matched, if any. */
+/**
+ * The record of a query that ended with `outcome`; `row` is the legal-basis row that matched, if any. It is
+ * non-disclosable when the row is, or when its names are, whatever the outcome.
+ */
 export function queryRecord(q: QueryFacts, outcome: Outcome, row: Pick<LegalBasisRow, 'id' | 'nonDisclosable'> | undefined, providedAt: number | null = null): AccessRecordDraft {
-  return { ...q, providedAt, legalBasisRow: row?.id ?? '', outcome, nonDisclosable: row?.nonDisclosable ?? false };
+  return { ...q, providedAt, legalBasisRow: row?.id ?? '', outcome, nonDisclosable: q.nonDisclosable || (row?.nonDisclosable ?? false) };
 }

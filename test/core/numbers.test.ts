@@ -57,3 +57,9 @@ describe('corporate number', () => {
     expect(checkCorporateNumber('70000120500x2')).toEqual({ ok: false, problem: 'non-digit' });
   });
 });
+
+describe('000000000000', () => {
+  it('has a valid check digit but is refused as no one\'s number', () => {
+    expect(checkPersonalNumber('000000000000')).toEqual({ ok: false, problem: 'not-issued' });
+  });
+});

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseAgencyRegistry, withProviderAddresses } from '../../src/core/agency-registry.js';
-import { decide, parseLegalBasisTable } from '../../src/core/legal-basis.js';
+import { decide, namesNonDisclosable, parseLegalBasisTable } from '../../src/core/legal-basis.js';
 
 const row = (o: Record<string, unknown> = {}) => ({ id: 'R1', requester: 'a', procedure: 'p.one', provider: 'b', items: ['x'], basis: 'law', ...o });
 const table = (rows: unknown[], extra: Record<string, unknown> = {}) => ({ version: 'v1', rows, ...extra });
@@ -90,5 +90,17 @@ describe('parseAgencyRegistry', () => {
     expect(moved.agencies.get('pension')?.providerAddress).toBe('127.0.0.1:9');
     expect(moved.byCommonName.get('pension')?.providerAddress).toBe('127.0.0.1:9');
     expect(r.agencies.get('pension')?.providerAddress).toBe('h:1');
+  });
+});
+
+describe('namesNonDisclosable', () => {
+  const t = parseLegalBasisTable(
+    table([row({ items: ['income'] }), row({ id: 'R2', procedure: 'p.dv', items: ['income', 'shelter'], nonDisclosable: true })]),
+  );
+  it('marks every procedure of a non-disclosable row, and items that only such rows list', () => {
+    expect(namesNonDisclosable(t, 'p.dv', 'income')).toBe(true);
+    expect(namesNonDisclosable(t, 'p.one', 'shelter')).toBe(true);
+    expect(namesNonDisclosable(t, 'p.one', 'income')).toBe(false);
+    expect(namesNonDisclosable(t, 'unlisted', 'unknown')).toBe(false);
   });
 });
