@@ -31,6 +31,7 @@ import { serverCredentials } from './grpc/tls.js';
 import { loadOrCreateKeyring, type Keyring } from './keys/keyring-file.js';
 import { Lifetime } from './lifetime.js';
 import { InFlight } from './limits/in-flight.js';
+import { Pacer } from './limits/pacer.js';
 import type { Logger } from './log/logger.js';
 import { startOpsServer, type OpsServer } from './metrics/http-server.js';
 import { GatewayMetrics } from './metrics/metrics.js';
@@ -156,8 +157,15 @@ async function engineTier(s: Settings, o: GatewayOptions, keyring: Keyring, redi
 }
 
 /** What bounds each agency: calls in flight, rate limits, and the idempotency window of retried queries. */
-function limitsTier(s: Settings, keyring: Keyring, redis: RedisConnection | undefined, metrics: GatewayMetrics) {
-  const inFlight = new InFlight({ max: s.maxInFlight, perAgency: s.maxInFlightPerAgency });
+function limitsTier(s: Settings, keyring: Keyring, policy: Policy, redis: RedisConnection | undefined, metrics: GatewayMetrics) {
+  const inFlight = new InFlight({
+    max: s.maxInFlight,
+    perAgency: s.maxInFlightPerAgency,
+    reserve: s.inFlightReserve,
+    streamsPerAgency: s.maxStreamsPerAgency,
+    agencies: () => policy.current.registry.agencies.size,
+    observer: metrics,
+  });
   metrics.gaugeFrom('linkgw_calls_in_flight', 'gRPC calls being handled.', () => inFlight.total);
   const limits = parseRateLimitSpec(s.rateLimit);
   const limiter = new RateLimiter({
@@ -168,18 +176,30 @@ function limitsTier(s: Settings, keyring: Keyring, redis: RedisConnection | unde
     onFallback: (_agency, reason) => metrics.redisFallback('rate-limit', reason),
     observer: metrics,
   });
+  const bulk = parseRateLimitSpec(s.rateLimitBulk);
+  const bulkPacer = new Pacer(
+    new RateLimiter({
+      ...(redis ? { redis } : {}),
+      keyspace: 'rl-bulk',
+      default: bulk.default,
+      perAgency: bulk.perAgency,
+      expectedReplicas: s.rateLimitReplicas,
+      onFallback: (_agency, reason) => metrics.redisFallback('bulk-rate-limit', reason),
+    }),
+    metrics,
+  );
   const idempotency = new IdempotencyStore({
     secret: keyring.cacheSecret,
     ...(redis ? { redis } : {}),
     windowMs: s.idempotencyWindowMs,
     onFallback: (reason) => metrics.redisFallback('idempotency', reason),
   });
-  return { inFlight, limiter, idempotency };
+  return { inFlight, limiter, bulkPacer, idempotency };
 }
 
 function servicesTier(
   s: Settings,
-  t: { keyring: Keyring; engine: MappingEngine; writer: RecordWriter; store: RecordStore; policy: Policy; idempotency: IdempotencyStore; metrics: GatewayMetrics },
+  t: { keyring: Keyring; engine: MappingEngine; writer: RecordWriter; store: RecordStore; policy: Policy; idempotency: IdempotencyStore; bulkPacer: Pacer; metrics: GatewayMetrics },
   life: Lifetime,
 ): GatewayServices {
   const subjects = new SubjectKeys(t.keyring.subjectSecret);
@@ -194,6 +214,7 @@ function servicesTier(
       providerTimeoutMs: s.providerTimeoutMs,
       observer: t.metrics,
       idempotent: new IdempotentQueries(t.idempotency, t.metrics),
+      bulkPacer: t.bulkPacer,
     }),
     records: new RecordsService({ ...persons, writer: t.writer, store: t.store }),
     bindings: new BindingService({ ...persons, writer: t.writer, store: t.store }),
@@ -210,13 +231,15 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     const { store, writer } = await recordsTier(s, o, keyring, metrics, life);
     const redis = redisTier(s, log, metrics, life);
     const engine = await engineTier(s, o, keyring, redis, metrics, life);
-    const { inFlight, limiter, idempotency } = limitsTier(s, keyring, redis, metrics);
-    const services = servicesTier(s, { keyring, engine, writer, store, policy, idempotency, metrics }, life);
+    const { inFlight, limiter, bulkPacer, idempotency } = limitsTier(s, keyring, policy, redis, metrics);
+    const services = servicesTier(s, { keyring, engine, writer, store, policy, idempotency, bulkPacer, metrics }, life);
 
     const env: BidiEnv = {
       pipeline: gatewayPipeline({ registry: () => policy.current.registry, insecure: s.insecurePlaintext, log, inFlight, admission: limiter, observer: metrics }),
       admission: limiter,
       observer: metrics,
+      idleTimeoutMs: s.streamIdleTimeoutMs,
+      refusals: metrics,
     };
     if (s.insecurePlaintext) log.warn('PLAINTEXT MODE: no TLS, and callers name their own agency. Never use this outside a development machine.');
     const creds = s.insecurePlaintext ? ServerCredentials.createInsecure() : serverCredentials(s.tls);

@@ -36,6 +36,14 @@ export interface Settings {
   readonly maxInFlightPerAgency: number;
   /** Longest a request waits for its access record before failing UNAVAILABLE, ms. */
   readonly recordTimeoutMs: number;
+  /** In-flight slots kept for agencies within their guaranteed share. */
+  readonly inFlightReserve: number;
+  /** Streams one agency may have open at once. */
+  readonly maxStreamsPerAgency: number;
+  /** A stream with no progress for this long is ended, ms. */
+  readonly streamIdleTimeoutMs: number;
+  /** Per-agency bulk issuance rate: personal numbers per second and burst, `default=R/B,agency=R/B`. */
+  readonly rateLimitBulk: string;
   /** Worker threads of the mapping pool (default: cores − 1, at least 1). */
   readonly poolThreads: number | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -61,6 +69,10 @@ export const ENV_DOC: readonly [string, string, string][] = [
   ['LINKGW_POOL_THREADS', '(cores − 1, at least 1)', 'worker threads of the mapping pool'],
   ['LINKGW_MAX_IN_FLIGHT', '4096', 'calls handled at once; more are refused with RESOURCE_EXHAUSTED'],
   ['LINKGW_MAX_IN_FLIGHT_PER_AGENCY', 'half of LINKGW_MAX_IN_FLIGHT', 'calls one agency may have in flight (streams count for their whole life)'],
+  ['LINKGW_IN_FLIGHT_RESERVE', 'a quarter of LINKGW_MAX_IN_FLIGHT', 'slots that agencies over their guaranteed share (max / agencies) may not borrow: kept for the others'],
+  ['LINKGW_MAX_STREAMS_PER_AGENCY', '8', 'IssueCodes and reflection streams one agency may have open at once'],
+  ['LINKGW_STREAM_IDLE_TIMEOUT_MS', '60000', 'a stream with no progress (no message sent, no answer read) for this long is ended'],
+  ['LINKGW_RATE_LIMIT_BULK', 'default=50000/500000', 'per-agency bulk issuance: personal numbers/s and burst; a faster stream is paced, not failed'],
   ['LINKGW_RECORD_TIMEOUT_MS', '10000', 'longest a request waits for its access record (UNAVAILABLE after; /readyz is 503 while a commit takes longer)'],
   ['LINKGW_LOG_LEVEL', 'info', 'debug, info, warn or error'],
   ['LINKGW_INSECURE_PLAINTEXT', '0', '1: no TLS, callers name themselves (development only, loopback addresses only; logs a warning)'],
@@ -132,6 +144,10 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
     maxInFlightPerAgency: Math.min(maxInFlight, positive(env.LINKGW_MAX_IN_FLIGHT_PER_AGENCY, Math.ceil(maxInFlight / 2), 'LINKGW_MAX_IN_FLIGHT_PER_AGENCY')),
     poolThreads: env.LINKGW_POOL_THREADS ? positive(env.LINKGW_POOL_THREADS, 1, 'LINKGW_POOL_THREADS') : undefined,
     recordTimeoutMs: positive(env.LINKGW_RECORD_TIMEOUT_MS, 10_000, 'LINKGW_RECORD_TIMEOUT_MS'),
+    inFlightReserve: Math.min(maxInFlight, env.LINKGW_IN_FLIGHT_RESERVE === '0' ? 0 : positive(env.LINKGW_IN_FLIGHT_RESERVE, Math.floor(maxInFlight / 4), 'LINKGW_IN_FLIGHT_RESERVE')),
+    maxStreamsPerAgency: positive(env.LINKGW_MAX_STREAMS_PER_AGENCY, 8, 'LINKGW_MAX_STREAMS_PER_AGENCY'),
+    streamIdleTimeoutMs: positive(env.LINKGW_STREAM_IDLE_TIMEOUT_MS, 60_000, 'LINKGW_STREAM_IDLE_TIMEOUT_MS'),
+    rateLimitBulk: env.LINKGW_RATE_LIMIT_BULK || 'default=50000/500000',
     logLevel: level as Settings['logLevel'],
   };
 }

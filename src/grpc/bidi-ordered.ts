@@ -17,6 +17,7 @@ import { GatewayError } from '../core/errors.js';
 import { notify } from '../core/observer.js';
 import type { CallContext } from '../service/call-context.js';
 import type { CallScope, RpcInfo } from './call-pipeline.js';
+import type { RefusalObserver } from '../limits/refusals.js';
 import type { Admission } from './call-steps.js';
 import { malformed, type AdapterEnv } from './handlers.js';
 import type { Malformed } from './service-definition.js';
@@ -28,6 +29,12 @@ export type BidiOrderedMethod<Req, Res> = (ctx: CallContext) => (req: Req) => ()
 export interface BidiEnv extends AdapterEnv {
   /** Admits each message of a stream (the per-call admission step skips streams). */
   readonly admission?: Admission;
+  /**
+   * A stream that makes no progress for this long (no message received, no answer taken by the client) is
+   * ended, so an idle or unread stream cannot hold its slot for ever. Unset: no limit.
+   */
+  readonly idleTimeoutMs?: number;
+  readonly refusals?: RefusalObserver;
 }
 
 /** Messages worked on at once per stream: one message's record commit overlaps the next one's mapping. */
@@ -47,9 +54,23 @@ function run<Req, Res>(env: BidiEnv, scope: CallScope, call: ServerDuplexStream<
   // Results are written strictly in arrival order through `chain`.
   let chain = Promise.resolve();
   let finished = false;
+  let idle: NodeJS.Timeout | undefined;
+  const progress = () => {
+    const ms = env.idleTimeoutMs;
+    if (ms === undefined || finished) return;
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      notify(env.refusals, (o) => o.refused('stream_idle'));
+      finish({ err: new GatewayError('DEADLINE_EXCEEDED', `no progress for ${ms} ms (no message sent, no answer read): the gateway ended this idle stream`) });
+    }, ms);
+    idle.unref();
+  };
+  scope.onEnd(() => clearTimeout(idle));
+  progress();
   const finish = (outcome: { ok: true } | { err: unknown } | { gone: true }) => {
     if (finished) return;
     finished = true;
+    clearTimeout(idle);
     if ('ok' in outcome) {
       scope.end({ code: status.OK });
       call.end();
@@ -71,6 +92,7 @@ function run<Req, Res>(env: BidiEnv, scope: CallScope, call: ServerDuplexStream<
   let working = 0;
   call.on('data', (req: Req | Malformed) => {
     if (finished) return;
+    progress();
     notify(env.observer, (o) => o.messageReceived?.(rpc));
     working++;
     if (working >= DEPTH) call.pause();
@@ -88,6 +110,7 @@ function run<Req, Res>(env: BidiEnv, scope: CallScope, call: ServerDuplexStream<
         const res = await result;
         if (!finished) {
           await writeInTurn(call, res);
+          progress();
           notify(env.observer, (o) => o.messageSent?.(rpc));
         }
       } catch (err) {

@@ -9,6 +9,8 @@ import type { CallObserver, RpcInfo } from '../grpc/call-steps.js';
 import { statusName } from '../grpc/status.js';
 import type { StoreObserver } from '../records/sqlite-store.js';
 import type { WriterObserver } from '../records/record-writer.js';
+import type { PacingObserver } from '../limits/pacer.js';
+import type { RefusalObserver, RefusalReason } from '../limits/refusals.js';
 import type { RateLimitObserver } from '../redis/rate-limiter.js';
 import type { ProviderCallObserver } from '../service/gateway-service.js';
 import type { IdempotencyObserver } from '../service/idempotent-query.js';
@@ -17,7 +19,7 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05,
 
 /** Implements every module's observer interface; the composition root passes it as each module's `observer`. */
 export class GatewayMetrics
-  implements CallObserver, WriterObserver, ProviderCallObserver, IdempotencyObserver, StoreObserver, RateLimitObserver, PoolObserver, CacheObserver
+  implements CallObserver, WriterObserver, ProviderCallObserver, IdempotencyObserver, StoreObserver, RateLimitObserver, PoolObserver, CacheObserver, RefusalObserver, PacingObserver
 {
   readonly registry = new Registry();
   readonly #known: () => ReadonlySet<string>;
@@ -32,6 +34,8 @@ export class GatewayMetrics
   readonly cacheLookups: Counter<'tier' | 'outcome'>;
   readonly redisFallbacks: Counter<'feature' | 'reason'>;
   readonly rateLimited: Counter<'agency'>;
+  readonly refusals: Counter<'reason'>;
+  readonly bulkPaced: Counter<'agency'>;
   readonly replays: Counter<'agency'>;
   readonly poolTasks: Histogram;
   readonly storeThread: Histogram<'op' | 'ok'>;
@@ -56,6 +60,8 @@ export class GatewayMetrics
     this.recordsWritten = new Counter({ name: 'linkgw_records_committed_total', help: 'Access records committed durably.', registers: r });
     this.cacheLookups = new Counter({ name: 'linkgw_cache_lookups_total', help: 'Conversion cache lookups by tier (local, redis) and outcome (hit, miss).', labelNames: ['tier', 'outcome'], registers: r });
     this.redisFallbacks = new Counter({ name: 'linkgw_redis_fallbacks_total', help: 'Decisions made on local state because Redis could not be used, by feature and reason.', labelNames: ['feature', 'reason'], registers: r });
+    this.refusals = new Counter({ name: 'linkgw_refusals_total', help: 'Calls, streams, messages and connections refused or ended by a limit, by reason.', labelNames: ['reason'], registers: r });
+    this.bulkPaced = new Counter({ name: 'linkgw_bulk_paced_seconds_total', help: 'Time bulk issuance messages waited for their agency\'s bulk rate (LINKGW_RATE_LIMIT_BULK).', labelNames: ['agency'], registers: r });
     this.rateLimited = new Counter({ name: 'linkgw_rate_limited_total', help: 'Calls refused by the per-agency rate limit.', labelNames: ['agency'], registers: r });
     this.poolTasks = new Histogram({ name: 'linkgw_pool_task_duration_seconds', help: 'Mapping pool tasks: time from submission to result, queueing included.', buckets: LATENCY_BUCKETS, registers: r });
     this.poolTaskSize = new Histogram({ name: 'linkgw_pool_task_items', help: 'Numbers or codes per mapping pool task (coalesced requests and bulk batches).', buckets: [1, 2, 4, 8, 16, 64, 256, 1024, 2048, 4096], registers: r });
@@ -93,6 +99,15 @@ export class GatewayMetrics
 
   limited(agency: string): void {
     this.rateLimited.inc({ agency: this.#agency(agency) });
+    this.refusals.inc({ reason: 'rate_limit' });
+  }
+
+  refused(reason: RefusalReason): void {
+    this.refusals.inc({ reason });
+  }
+
+  paced(agency: string, seconds: number): void {
+    this.bulkPaced.inc({ agency: this.#agency(agency) }, seconds);
   }
 
   replayed(agency: string): void {

@@ -49,6 +49,8 @@ export interface RateLimiterOptions {
   maxLocalBuckets?: number;
   /** Told of every refusal by `admit`. */
   observer?: RateLimitObserver;
+  /** Redis keys are `<connection prefix><keyspace>:<agency>` (default `rl`; bulk issuance uses its own). */
+  keyspace?: string;
 }
 
 export interface RateLimitObserver {
@@ -94,7 +96,7 @@ export class RateLimiter {
     this.#onFallback = opts.onFallback;
     this.#observer = opts.observer;
     this.#local = new LRUCache({ max: Math.max(1, opts.maxLocalBuckets ?? 10_000) });
-    this.#prefix = `${opts.redis?.keyPrefix ?? ''}rl:`;
+    this.#prefix = `${opts.redis?.keyPrefix ?? ''}${opts.keyspace ?? 'rl'}:`;
     this.#default = check(opts.default, 'default rate limit');
     this.setLimits(opts.default, opts.perAgency);
   }

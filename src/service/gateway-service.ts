@@ -49,6 +49,13 @@ export interface GatewayDeps {
   readonly observer?: ProviderCallObserver;
   /** Replays retried queries (same x-request-id) instead of exchanging twice. */
   readonly idempotent?: IdempotentQueries;
+  /** Paces bulk issuance by numbers per second (LINKGW_RATE_LIMIT_BULK). */
+  readonly bulkPacer?: BulkPacer;
+}
+
+/** Holds a bulk message until the agency's bulk rate has room for its numbers. */
+export interface BulkPacer {
+  pace(agency: string, count: number, signal: AbortSignal): Promise<void>;
 }
 
 const NAME = /^[a-z][a-z0-9.-]{0,63}$/;
@@ -107,7 +114,10 @@ export class GatewayService {
     return (req) => {
       const at = offset;
       offset += req.personalNumbers.length;
-      return () => this.issueBatch(req, ctx, at);
+      return async () => {
+        await this.d.bulkPacer?.pace(ctx.agency.id, Math.min(req.personalNumbers.length, MAX_BATCH), ctx.signal);
+        return this.issueBatch(req, ctx, at);
+      };
     };
   }
 
