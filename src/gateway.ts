@@ -243,7 +243,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     };
     if (s.insecurePlaintext) log.warn('PLAINTEXT MODE: no TLS, and callers name their own agency. Never use this outside a development machine.');
     const creds = s.insecurePlaintext ? ServerCredentials.createInsecure() : serverCredentials(s.tls);
-    const server = await startGatewayServer(s.listen, creds, env, services);
+    const server = await startGatewayServer(s.listen, creds, env, services, () => !writer.stalled());
     let draining = false;
     let ops: OpsServer | undefined;
     if (o.ops !== false) {

@@ -22,6 +22,8 @@ export interface RpcInfo {
   readonly service: string;
   readonly method: string;
   readonly type: RpcType;
+  /** Streams, and server streams that stay open (Health.Watch): they count as streams in the in-flight budget. */
+  readonly longLived?: boolean;
 }
 
 /** What the pipeline needs of a grpc-js server call of any kind. */

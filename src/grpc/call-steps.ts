@@ -96,8 +96,7 @@ export function contextStep(log: Logger): CallStep {
 /** A slot of the server's in-flight budget; a stream (which may stay open long) also counts as a stream. */
 export function inFlightStep(inFlight: InFlight): CallStep {
   return (scope) => {
-    const t = scope.rpc.type;
-    scope.onEnd(inFlight.enter(scope.agency!.id, t === 'bidi_stream' || t === 'client_stream' ? 'stream' : 'call'));
+    scope.onEnd(inFlight.enter(scope.agency!.id, scope.rpc.longLived ? 'stream' : 'call'));
   };
 }
 

@@ -4,7 +4,6 @@
  * in flight finish (bounded), then force the rest.
  */
 import { Server, type ServerCredentials } from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
 import { LinkageGateway } from '../gen/linkage/v1/gateway_pb.js';
 import { AccessRecords } from '../gen/linkage/v1/records_pb.js';
 import type { BindingService } from '../service/binding-service.js';
@@ -12,6 +11,7 @@ import type { GatewayService } from '../service/gateway-service.js';
 import type { RecordsService } from '../service/records-service.js';
 import type { BidiEnv } from './bidi-ordered.js';
 import { SERVER_OPTIONS } from './channel-options.js';
+import { Health, healthMethods, HealthState } from './health.js';
 import { implement } from './implement.js';
 import { addReflection } from './reflection.js';
 
@@ -25,10 +25,15 @@ export interface GatewayServices {
 
 export interface RunningServer {
   readonly port: number;
+  readonly health: HealthState;
   shutdown(graceMs: number): Promise<void>;
 }
 
-export async function startGatewayServer(listen: string, creds: ServerCredentials, env: BidiEnv, s: GatewayServices): Promise<RunningServer> {
+/**
+ * `ready`: whether the gateway can serve (it can record); health answers NOT_SERVING while it cannot, and from
+ * the start of shutdown.
+ */
+export async function startGatewayServer(listen: string, creds: ServerCredentials, env: BidiEnv, s: GatewayServices, ready: () => boolean = () => true): Promise<RunningServer> {
   const server = new Server(SERVER_OPTIONS);
   const gateway = implement(LinkageGateway, env, {
     issueCode: (req, ctx) => s.gateway.issueCode(req, ctx),
@@ -41,20 +46,17 @@ export async function startGatewayServer(listen: string, creds: ServerCredential
     listAccessRecords: (req, ctx, write) => s.records.list(req, ctx, write),
   });
   server.addService(records.definition, records.implementation);
-  const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((n) => [n, 'NOT_SERVING'])) });
-  health.addToServer(server);
+  const health = new HealthState(SERVICE_NAMES, ready);
+  const h = implement(Health, env, healthMethods(health), { longLived: ['watch'] });
+  server.addService(h.definition, h.implementation);
   addReflection(server, env, SERVICE_NAMES);
   const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, creds, (e, p) => (e ? reject(e) : resolve(p))));
-  const setAll = (st: 'SERVING' | 'NOT_SERVING') => {
-    health.setStatus('', st);
-    for (const n of SERVICE_NAMES) health.setStatus(n, st);
-  };
-  setAll('SERVING');
   return {
     port,
+    health,
     shutdown: (graceMs) =>
       new Promise<void>((resolve) => {
-        setAll('NOT_SERVING');
+        health.drain();
         const t = setTimeout(() => {
           server.forceShutdown();
           resolve();

@@ -34,17 +34,23 @@ const TYPES: Record<DescMethod['methodKind'], RpcType> = {
   bidi_streaming: 'bidi_stream',
 };
 
-export function rpcInfo(service: DescService, method: DescMethod): RpcInfo {
-  return { service: service.typeName, method: method.name, type: TYPES[method.methodKind] };
+export function rpcInfo(service: DescService, method: DescMethod, longLived = false): RpcInfo {
+  const type = TYPES[method.methodKind];
+  return { service: service.typeName, method: method.name, type, longLived: longLived || type === 'bidi_stream' || type === 'client_stream' };
 }
 
-export function implement<S extends DescService>(service: S, env: BidiEnv, methods: ServiceMethods<S>): ImplementedService {
+export interface ImplementOptions<S extends DescService> {
+  /** Server-streaming methods that stay open long (Health.Watch): they count as streams in the budget. */
+  readonly longLived?: readonly (keyof S['method'] & string)[];
+}
+
+export function implement<S extends DescService>(service: S, env: BidiEnv, methods: ServiceMethods<S>, opts: ImplementOptions<S> = {}): ImplementedService {
   const implementation: UntypedServiceImplementation = {};
   const byName = methods as unknown as Record<string, unknown>;
   for (const m of service.methods) {
     const fn = byName[m.localName];
     if (typeof fn !== 'function') throw new TypeError(`${service.typeName}.${m.name} has no implementation`);
-    const rpc = rpcInfo(service, m);
+    const rpc = rpcInfo(service, m, opts.longLived?.includes(m.localName) ?? false);
     let handler: UntypedHandleCall;
     switch (m.methodKind) {
       case 'unary':
