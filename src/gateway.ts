@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { withProviderAddresses } from './core/agency-registry.js';
 import { SubjectKeys } from './core/subject-key.js';
 import { loadPolicy, Policy } from './config/policy.js';
-import type { Settings } from './config/settings.js';
+import { PACKAGE_ROOT, type Settings } from './config/settings.js';
 import { InlineEngine, type MappingEngine } from './engine/mapping-engine.js';
 import { AutoEngine } from './engine/auto-engine.js';
 import { PooledEngine } from './engine/pooled-engine.js';
@@ -19,6 +19,11 @@ import { loadOrCreateKeyring, type Keyring } from './keys/keyring-file.js';
 import type { Logger } from './log/logger.js';
 import { GatewayMetrics } from './metrics/metrics.js';
 import { startOpsServer, type OpsServer } from './metrics/http-server.js';
+import { GrpcServerMetrics, grpcServerObserver, rpcsOf } from './metrics/grpc-server-metrics.js';
+import { readBuildInfo, registerBuildInfo } from './metrics/build-info.js';
+import { CertificateExpiry } from './metrics/certificate-expiry.js';
+import { LinkageGateway } from './gen/linkage/v1/gateway_pb.js';
+import { AccessRecords } from './gen/linkage/v1/records_pb.js';
 import { ensureDevPki, pkiFiles } from './pki/dev-pki.js';
 import { ProviderClients } from './providers/provider-client.js';
 import { startSimulatedProviders, type SimulatedProviders, type SimulationOptions } from './providers/simulated-provider.js';
@@ -127,6 +132,10 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     cleanups.push(() => policy.close());
 
     const metrics = new GatewayMetrics(() => new Set(policy.current.registry.agencies.keys()));
+    const rpcs = rpcsOf([LinkageGateway, AccessRecords]);
+    const callObserver = grpcServerObserver(new GrpcServerMetrics(metrics.registry, rpcs), rpcs, metrics);
+    registerBuildInfo(metrics.registry, readBuildInfo(PACKAGE_ROOT));
+    if (!s.insecurePlaintext) new CertificateExpiry(metrics.registry).observeFiles({ server: s.tls.cert, ca: s.tls.ca });
     const store = o.store ?? (await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }));
     if ('syncCommitForced' in store && store.syncCommitForced)
       log.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
@@ -193,7 +202,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       registry: () => policy.current.registry,
       insecure: s.insecurePlaintext,
       log,
-      observer: metrics,
+      observer: callObserver,
       maxInFlight: s.maxInFlight,
       maxInFlightPerAgency: s.maxInFlightPerAgency,
       admit: async (ctx) => {

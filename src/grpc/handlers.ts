@@ -24,6 +24,10 @@ import { statusName, toServiceError } from './status.js';
 export interface CallObserver {
   /** One call ended with `code`; `agency` is undefined when the caller was not identified. */
   callEnded(method: string, agency: string | undefined, code: number, seconds: number): void;
+  /** A call began (before identity): each is followed by one callEnded. */
+  callStarted?(method: string): void;
+  messageReceived?(method: string): void;
+  messageSent?(method: string): void;
 }
 
 export interface HandlerEnv {
@@ -88,6 +92,7 @@ interface AnyServerCall {
 }
 
 function begin(env: HandlerEnv, method: string, call: AnyServerCall): { ctx: CallContext; done: () => void; abort: () => void } {
+  env.observer?.callStarted?.(method);
   const agency: AgencyEntry = identify(call, env.registry(), env.insecure);
   const deadline = deadlineOf(call);
   const ac = new AbortController();
@@ -175,6 +180,7 @@ function runCall<Req, T>(
   let done: (() => void) | undefined;
   let leave: (() => void) | undefined;
   (async () => {
+    env.observer?.messageReceived?.(method);
     const b = begin(env, method, call);
     done = b.done;
     agency = b.ctx.agency.id;
@@ -202,7 +208,10 @@ function runCall<Req, T>(
 
 export function unary<Req, Res>(env: HandlerEnv, method: string, fn: (req: Req, ctx: CallContext) => Promise<Res>): handleUnaryCall<Req, Res> {
   return (call, callback) =>
-    runCall(env, method, call as unknown as AnyServerCall & { request: Req }, fn, (res) => callback(null, res), (se) => callback(se));
+    runCall(env, method, call as unknown as AnyServerCall & { request: Req }, fn, (res) => {
+      env.observer?.messageSent?.(method);
+      callback(null, res);
+    }, (se) => callback(se));
 }
 
 export function serverStreaming<Req, Res>(
@@ -211,7 +220,10 @@ export function serverStreaming<Req, Res>(
   fn: (req: Req, ctx: CallContext, write: (res: Res) => Promise<void>) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
   return (call: ServerWritableStream<Req, Res>) => {
-    const write = (res: Res) => writeInTurn(call, res);
+    const write = (res: Res) => {
+      env.observer?.messageSent?.(method);
+      return writeInTurn(call, res);
+    };
     runCall(
       env,
       method,
@@ -298,6 +310,7 @@ export function bidiOrdered<Req, Res>(
     const DEPTH = 4;
     call.on('data', (req: Req) => {
       if (failed) return;
+      env.observer?.messageReceived?.(method);
       inFlight++;
       if (inFlight >= DEPTH) call.pause();
       const bad = malformed(req);
@@ -312,7 +325,10 @@ export function bidiOrdered<Req, Res>(
         if (failed) return;
         try {
           const res = await work;
-          if (!failed) await writeInTurn(call, res);
+          if (!failed) {
+            env.observer?.messageSent?.(method);
+            await writeInTurn(call, res);
+          }
         } catch (err) {
           finish({ err });
         } finally {
