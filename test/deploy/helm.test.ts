@@ -209,6 +209,17 @@ describe('helm chart deploy/helm/linkgw', () => {
     expect(keyring.out).toContain('keyring: set keyring.existingSecret');
   });
 
+  withHelm('checks values against values.schema.json: a misspelt key or a wrong URL scheme is refused', () => {
+    const typo = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'keyrng.existingSecret=mine']);
+    expect(typo.status).not.toBe(0);
+    expect(typo.out).toContain("additional properties 'keyrng' not allowed");
+    const url = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'records.url=mysql://db/linkgw']);
+    expect(url.status).not.toBe(0);
+    expect(url.out).toContain('/records/url');
+    const replicas = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'replicaCount=0']);
+    expect(replicas.status).not.toBe(0);
+  });
+
   withHelm('is the source of deploy/kubernetes/gateway.yaml (run deploy/kubernetes/generate.sh after changing the chart)', () => {
     tool('helm');
     const dir = mkdtempSync(join(tmpdir(), 'linkgw-manifest-'));
