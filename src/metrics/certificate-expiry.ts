@@ -41,7 +41,12 @@ export class CertificateExpiry {
   }
 
   observeFiles(files: { readonly server: string; readonly ca: string }): void {
-    this.observe('server', readFileSync(files.server));
-    this.observe('ca', readFileSync(files.ca));
+    for (const [role, path] of [['server', files.server], ['ca', files.ca]] as const) {
+      try {
+        this.observe(role, readFileSync(path));
+      } catch (e) {
+        throw new Error(`${path}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
   }
 }

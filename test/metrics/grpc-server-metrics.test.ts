@@ -173,7 +173,14 @@ describe('linkgw_tls_certificate_expiry_seconds', () => {
     }
   });
 
-  it('refuses a file that holds no certificate', () => {
+  it('refuses a file that holds no certificate, naming the file', () => {
     expect(() => earliestExpiry('-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n')).toThrow(/no PEM certificate/);
+    const dir = mkdtempSync(join(tmpdir(), 'linkgw-certs-'));
+    try {
+      writeFileSync(join(dir, 'key.pem'), 'not a certificate');
+      expect(() => new CertificateExpiry(new Registry()).observeFiles({ server: join(dir, 'key.pem'), ca: join(dir, 'key.pem') })).toThrow(/key\.pem: no PEM certificate found/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
