@@ -5,8 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out="${1:-deploy/kubernetes/gateway.yaml}"
-if command -v helm >/dev/null 2>&1; then helm=helm; else helm=.tools/bin/helm; fi
-if [ "$helm" = .tools/bin/helm ] && [ ! -x .tools/bin/helm ]; then
+# $HELM, else the project's build in .tools/bin, else helm on PATH.
+helm="${HELM:-}"
+if [ -z "$helm" ]; then
+  if [ -x .tools/bin/helm ]; then helm=.tools/bin/helm; elif command -v helm >/dev/null 2>&1; then helm=helm; fi
+fi
+if [ -z "$helm" ]; then
   echo "helm not found: GOBIN=\$PWD/.tools/bin go install helm.sh/helm/v3/cmd/helm@v3.22.0" >&2
   exit 1
 fi

@@ -221,11 +221,10 @@ describe('helm chart deploy/helm/linkgw', () => {
   });
 
   withHelm('is the source of deploy/kubernetes/gateway.yaml (run deploy/kubernetes/generate.sh after changing the chart)', () => {
-    tool('helm');
     const dir = mkdtempSync(join(tmpdir(), 'linkgw-manifest-'));
     try {
       const out = join(dir, 'gateway.yaml');
-      execFileSync(join(PACKAGE_ROOT, 'deploy', 'kubernetes', 'generate.sh'), [out], { stdio: 'pipe' });
+      execFileSync(join(PACKAGE_ROOT, 'deploy', 'kubernetes', 'generate.sh'), [out], { stdio: 'pipe', env: { ...process.env, HELM: tool('helm') } });
       const committed = readFileSync(join(PACKAGE_ROOT, 'deploy', 'kubernetes', 'gateway.yaml'), 'utf8');
       expect(committed === readFileSync(out, 'utf8'), 'deploy/kubernetes/gateway.yaml is stale: run deploy/kubernetes/generate.sh').toBe(true);
       // No hooks in the plain manifests.
