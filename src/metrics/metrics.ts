@@ -7,6 +7,7 @@ import type { CacheObserver, CacheOutcome, CacheProblem, CacheTier } from '../ca
 import type { PoolObserver } from '../engine/pooled-engine.js';
 import type { CallObserver, RpcInfo } from '../grpc/call-steps.js';
 import { statusName } from '../grpc/status.js';
+import { GrpcServerMetrics, grpcCodeLabel, type Rpc } from './grpc-server-metrics.js';
 import type { StoreObserver } from '../records/sqlite-store.js';
 import type { WriterObserver } from '../records/record-writer.js';
 import type { PacingObserver } from '../limits/pacer.js';
@@ -22,6 +23,8 @@ export class GatewayMetrics
   implements CallObserver, WriterObserver, ProviderCallObserver, IdempotencyObserver, StoreObserver, RateLimitObserver, PoolObserver, CacheObserver, RefusalObserver, PacingObserver
 {
   readonly registry = new Registry();
+  /** The standard gRPC server metrics (go-grpc-prometheus names). */
+  readonly grpc: GrpcServerMetrics;
   readonly #known: () => ReadonlySet<string>;
   readonly requests: Counter<'method' | 'code' | 'agency'>;
   readonly latency: Histogram<'method' | 'code'>;
@@ -42,7 +45,8 @@ export class GatewayMetrics
   readonly poolTaskSize: Histogram;
 
   /** `knownAgencies` bounds the agency label: anything else is reported as "unknown". */
-  constructor(knownAgencies: () => ReadonlySet<string>, opts: { defaultMetrics?: boolean } = {}) {
+  /** `rpcs`: the methods whose grpc_server_* series start at 0 (every code), as go-grpc-prometheus does. */
+  constructor(knownAgencies: () => ReadonlySet<string>, opts: { defaultMetrics?: boolean; rpcs?: readonly Rpc[] } = {}) {
     this.#known = knownAgencies;
     if (opts.defaultMetrics !== false) {
       collectDefaultMetrics({ register: this.registry });
@@ -50,6 +54,7 @@ export class GatewayMetrics
       for (const m of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(m);
     }
     const r = [this.registry];
+    this.grpc = new GrpcServerMetrics(this.registry, opts.rpcs ?? []);
     this.requests = new Counter({ name: 'linkgw_requests_total', help: 'Finished gRPC calls by method, status code and calling agency.', labelNames: ['method', 'code', 'agency'], registers: r });
     this.latency = new Histogram({ name: 'linkgw_request_duration_seconds', help: 'gRPC call latency by method and status code.', labelNames: ['method', 'code'], buckets: LATENCY_BUCKETS, registers: r });
     this.providerLatency = new Histogram({ name: 'linkgw_provider_call_duration_seconds', help: 'Calls to providing agencies by provider and outcome.', labelNames: ['provider', 'outcome'], buckets: LATENCY_BUCKETS, registers: r });
@@ -118,7 +123,20 @@ export class GatewayMetrics
     return a !== undefined && this.#known().has(a) ? a : 'unknown';
   }
 
+  callStarted(rpc: RpcInfo): void {
+    this.grpc.started(rpc);
+  }
+
+  messageReceived(rpc: RpcInfo): void {
+    this.grpc.received(rpc);
+  }
+
+  messageSent(rpc: RpcInfo): void {
+    this.grpc.sent(rpc);
+  }
+
   callEnded(rpc: RpcInfo, agency: string | undefined, code: number, seconds: number): void {
+    this.grpc.handled(rpc, grpcCodeLabel(code), seconds);
     const c = statusName(code);
     this.requests.inc({ method: rpc.method, code: c, agency: this.#agency(agency) });
     this.latency.observe({ method: rpc.method, code: c }, seconds);

@@ -1,0 +1,236 @@
+/**
+ * The Helm chart: `helm lint --strict` and `helm template` with the default values and each ci/*-values.yaml,
+ * then the rendered objects checked for what the chart promises (restricted pods, gRPC probes on the health
+ * port, LINKGW_RATE_LIMIT_REPLICAS from the replica count, hooks, bring-your-own or chart-made Secrets), and
+ * deploy/kubernetes/gateway.yaml checked to be the chart's current output.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { PACKAGE_ROOT } from '../../src/config/settings.js';
+import { itWithTool, tool } from '../helpers/deploy-tools.js';
+
+const CHART = join(PACKAGE_ROOT, 'deploy', 'helm', 'linkgw');
+const KUBE_VERSION = '1.30.0';
+const CI_VALUES = readdirSync(join(CHART, 'ci')).filter((f) => f.endsWith('-values.yaml'));
+const withHelm = itWithTool('helm');
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type K8s = any;
+
+function helm(args: string[]): { status: number | null; out: string } {
+  const r = spawnSync(tool('helm'), args, { encoding: 'utf8' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+function render(args: string[] = []): K8s[] {
+  const r = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, ...args]);
+  expect(r.status, r.out).toBe(0);
+  return parseAllDocuments(r.out)
+    .map((d) => d.toJS())
+    .filter((o) => o && typeof o === 'object');
+}
+
+const find = (objs: K8s[], kind: string, name?: string) => objs.filter((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+const one = (objs: K8s[], kind: string, name?: string) => {
+  const found = find(objs, kind, name);
+  expect(found, `${kind} ${name ?? ''}`).toHaveLength(1);
+  return found[0];
+};
+
+/** Every pod template in the objects: Deployment, Job, CronJob. */
+function podSpecs(objs: K8s[]): [string, K8s][] {
+  return objs.flatMap((o): [string, K8s][] => {
+    if (o.kind === 'Deployment' || o.kind === 'Job') return [[`${o.kind}/${o.metadata.name}`, o.spec.template.spec]];
+    if (o.kind === 'CronJob') return [[`${o.kind}/${o.metadata.name}`, o.spec.jobTemplate.spec.template.spec]];
+    return [];
+  });
+}
+
+function configOf(objs: K8s[]): Record<string, string> {
+  return one(objs, 'ConfigMap', 'linkgw-config').data;
+}
+
+describe('helm chart deploy/helm/linkgw', () => {
+  withHelm('passes helm lint --strict with the default values and every ci/*-values.yaml', () => {
+    expect(CI_VALUES.length).toBeGreaterThanOrEqual(2);
+    for (const values of [undefined, ...CI_VALUES]) {
+      const r = helm(['lint', CHART, '--strict', '--kube-version', KUBE_VERSION, ...(values ? ['-f', join(CHART, 'ci', values)] : [])]);
+      expect(r.status, `${values ?? 'default values'}: ${r.out}`).toBe(0);
+      expect(r.out).toContain('0 chart(s) failed');
+    }
+  });
+
+  withHelm('renders pods that meet the restricted Pod Security Standard, with every value file', () => {
+    for (const values of [undefined, ...CI_VALUES]) {
+      const objs = render(values ? ['-f', join(CHART, 'ci', values)] : []);
+      const pods = podSpecs(objs);
+      expect(pods.map(([n]) => n).sort()).toEqual(['CronJob/linkgw-records-verify', 'Deployment/linkgw', 'Job/linkgw-migrate']);
+      for (const [name, pod] of pods) {
+        const where = `${values ?? 'defaults'} ${name}`;
+        expect(pod.automountServiceAccountToken, where).toBe(false);
+        expect(pod.hostNetwork ?? false, where).toBe(false);
+        expect(pod.securityContext.runAsNonRoot, where).toBe(true);
+        expect(pod.securityContext.seccompProfile.type, where).toBe('RuntimeDefault');
+        for (const v of pod.volumes ?? []) expect(v.hostPath, where).toBeUndefined();
+        for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+          expect(c.securityContext.allowPrivilegeEscalation, where).toBe(false);
+          expect(c.securityContext.readOnlyRootFilesystem, where).toBe(true);
+          expect(c.securityContext.capabilities.drop, where).toEqual(['ALL']);
+          expect(c.securityContext.capabilities.add, where).toBeUndefined();
+          expect(c.securityContext.privileged ?? false, where).toBe(false);
+          expect(c.resources.requests, where).toBeDefined();
+          // /tmp is writable where the root filesystem is not.
+          expect(c.volumeMounts.map((m: K8s) => m.mountPath), where).toContain('/tmp');
+        }
+      }
+      expect(one(objs, 'ServiceAccount').automountServiceAccountToken).toBe(false);
+    }
+  });
+
+  withHelm('with the defaults: production settings, gRPC probes on the health port, a headless agency Service', () => {
+    const objs = render();
+    const config = configOf(objs);
+    expect(config).toMatchObject({
+      LINKGW_SIMULATE: '0',
+      LINKGW_LISTEN: '0.0.0.0:50051',
+      LINKGW_METRICS_LISTEN: '0.0.0.0:9464',
+      LINKGW_HEALTH_LISTEN: '0.0.0.0:8081',
+      LINKGW_RATE_LIMIT_REPLICAS: '3',
+      LINKGW_TLS_CA: '/etc/linkgw/tls/ca.crt',
+      LINKGW_AGENCIES: '/etc/linkgw/policy/agencies.json',
+    });
+    expect(find(objs, 'Secret')).toEqual([]);
+    const deploy = one(objs, 'Deployment', 'linkgw');
+    expect(deploy.spec.replicas).toBe(3);
+    const pod = deploy.spec.template.spec;
+    expect(pod.enableServiceLinks).toBe(false);
+    const c = pod.containers[0];
+    expect(c.args).toEqual(['serve']);
+    expect(c.startupProbe.grpc).toEqual({ port: 8081 });
+    expect(c.readinessProbe.grpc).toEqual({ port: 8081 });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(c.ports.map((p: K8s) => `${p.name}:${p.containerPort}`)).toEqual(['grpc:50051', 'metrics:9464', 'health:8081']);
+    const env = Object.fromEntries(c.env.map((e: K8s) => [e.name, e.valueFrom.secretKeyRef]));
+    expect(env).toEqual({ LINKGW_RECORDS_URL: { name: 'linkgw-records', key: 'url' }, LINKGW_REDIS_URL: { name: 'linkgw-redis', key: 'url' } });
+    expect(pod.volumes.find((v: K8s) => v.name === 'keyring').secret.secretName).toBe('linkgw-keyring');
+    // The policy is a directory mount (ConfigMap updates arrive), the keyring a file in the data dir.
+    expect(c.volumeMounts.find((m: K8s) => m.name === 'policy')).toEqual({ name: 'policy', mountPath: '/etc/linkgw/policy', readOnly: true });
+    expect(c.volumeMounts.find((m: K8s) => m.name === 'keyring').mountPath).toBe('/var/lib/linkgw/keyring.json');
+    expect(pod.topologySpreadConstraints.map((t: K8s) => t.topologyKey)).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
+    for (const t of pod.topologySpreadConstraints) expect(t.labelSelector.matchLabels).toEqual(deploy.spec.selector.matchLabels);
+
+    const svc = one(objs, 'Service', 'linkgw');
+    expect(svc.spec.clusterIP).toBe('None');
+    expect(svc.spec.ports).toEqual([{ name: 'grpc', port: 50051, targetPort: 'grpc', protocol: 'TCP', appProtocol: 'grpc' }]);
+    expect(one(objs, 'Service', 'linkgw-metrics').spec.ports[0].port).toBe(9464);
+    expect(find(objs, 'Service', 'linkgw-lb')).toEqual([]);
+    expect(one(objs, 'PodDisruptionBudget').spec.maxUnavailable).toBe(1);
+    expect(find(objs, 'HorizontalPodAutoscaler')).toEqual([]);
+    expect(find(objs, 'ServiceMonitor')).toEqual([]);
+    const np = one(objs, 'NetworkPolicy');
+    expect(np.spec.policyTypes).toEqual(['Ingress']);
+    expect(np.spec.ingress[0]).toEqual({ ports: [{ port: 'grpc', protocol: 'TCP' }] });
+
+    const job = one(objs, 'Job', 'linkgw-migrate');
+    expect(job.metadata.annotations['helm.sh/hook']).toBe('pre-install,pre-upgrade');
+    expect(job.spec.template.spec.containers[0].args).toEqual(['migrate']);
+    // The records Secret is brought by the operator, so it exists before the hook: no hook Secret.
+    expect(job.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef).toEqual({ name: 'linkgw-records', key: 'url' });
+    const cron = one(objs, 'CronJob', 'linkgw-records-verify');
+    expect(cron.spec.concurrencyPolicy).toBe('Forbid');
+    expect(cron.spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['records', 'verify']);
+  });
+
+  withHelm('sets LINKGW_RATE_LIMIT_REPLICAS from replicaCount, or from the HPA maximum', () => {
+    const five = render(['--set', 'replicaCount=5']);
+    expect(one(five, 'Deployment').spec.replicas).toBe(5);
+    expect(configOf(five).LINKGW_RATE_LIMIT_REPLICAS).toBe('5');
+    const hpa = render(['--set', 'autoscaling.enabled=true,autoscaling.minReplicas=2,autoscaling.maxReplicas=7']);
+    expect(one(hpa, 'Deployment').spec.replicas).toBeUndefined();
+    expect(one(hpa, 'HorizontalPodAutoscaler').spec).toMatchObject({ minReplicas: 2, maxReplicas: 7 });
+    expect(configOf(hpa).LINKGW_RATE_LIMIT_REPLICAS).toBe('7');
+    expect(configOf(render(['--set', 'rateLimit.replicas=4'])).LINKGW_RATE_LIMIT_REPLICAS).toBe('4');
+  });
+
+  withHelm('with production values: HPA, an L4 pass-through load balancer, ServiceMonitor, egress rules, separate database roles', () => {
+    const objs = render(['-f', join(CHART, 'ci', 'production-values.yaml')]);
+    const lb = one(objs, 'Service', 'linkgw-lb');
+    expect(lb.spec).toMatchObject({ type: 'LoadBalancer', externalTrafficPolicy: 'Local', loadBalancerClass: 'service.k8s.aws/nlb' });
+    expect(lb.spec.ports).toEqual([{ name: 'grpc', port: 50051, targetPort: 'grpc', protocol: 'TCP' }]);
+    expect(configOf(objs).LINKGW_RATE_LIMIT_REPLICAS).toBe('12');
+    expect(one(objs, 'Deployment').spec.template.spec.containers[0].image).toMatch(/@sha256:[0-9a-f]{64}$/);
+    const sm = one(objs, 'ServiceMonitor');
+    expect(sm.spec.jobLabel).toBe('app.kubernetes.io/name');
+    expect(sm.spec.selector.matchLabels['app.kubernetes.io/component']).toBe('metrics');
+    expect(sm.spec.endpoints[0]).toMatchObject({ port: 'metrics', path: '/metrics' });
+    const np = one(objs, 'NetworkPolicy');
+    expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(np.spec.egress[0].ports).toContainEqual({ port: 53, protocol: 'UDP' });
+    expect(np.spec.egress).toHaveLength(4);
+    expect(one(objs, 'Job').spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name).toBe('linkgw-records-owner');
+    expect(one(objs, 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name).toBe('linkgw-records-readonly');
+    expect(one(objs, 'CronJob').spec.timeZone).toBe('Asia/Tokyo');
+    expect(find(objs, 'Secret')).toEqual([]);
+  });
+
+  withHelm('makes the Secrets and the policy ConfigMap from values, with a hook Secret for the migration', () => {
+    const objs = render(['-f', join(CHART, 'ci', 'chart-secrets-values.yaml')]);
+    const secrets = Object.fromEntries(find(objs, 'Secret').map((s: K8s) => [s.metadata.name, s]));
+    expect(Object.keys(secrets).sort()).toEqual(['linkgw-keyring', 'linkgw-migrations', 'linkgw-records', 'linkgw-records-verify', 'linkgw-redis', 'linkgw-tls']);
+    const decoded = (name: string, key: string) => Buffer.from(secrets[name].data[key], 'base64').toString('utf8');
+    expect(decoded('linkgw-records', 'url')).toMatch(/^postgres:\/\/linkgw:/);
+    expect(decoded('linkgw-migrations', 'url')).toBe(decoded('linkgw-records', 'url'));
+    expect(secrets['linkgw-tls'].type).toBe('kubernetes.io/tls');
+    expect(JSON.parse(decoded('linkgw-keyring', 'keyring.json'))).toMatchObject({ format: 'linkgw-keyring-v1' });
+    // The hook Secret is created before the hook Job (lower weight) and goes with it.
+    const hookSecret = secrets['linkgw-migrations'].metadata.annotations;
+    const job = one(objs, 'Job', 'linkgw-migrate');
+    expect(hookSecret['helm.sh/hook']).toBe(job.metadata.annotations['helm.sh/hook']);
+    expect(Number(hookSecret['helm.sh/hook-weight'])).toBeLessThan(Number(job.metadata.annotations['helm.sh/hook-weight']));
+    expect(job.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name).toBe('linkgw-migrations');
+    expect(secrets['linkgw-records'].metadata.annotations?.['helm.sh/hook']).toBeUndefined();
+    expect(one(objs, 'ConfigMap', 'linkgw-policy').data).toEqual({ 'agencies.json': '{"agencies":[]}', 'legal-basis.json': '{"rows":[]}' });
+    // Chart-made Secrets roll the pods when they change; the policy does not (it reloads in place).
+    const annotations = one(objs, 'Deployment').spec.template.metadata.annotations;
+    expect(Object.keys(annotations).sort()).toEqual(['checksum/config', 'checksum/keyring', 'checksum/records', 'checksum/redis', 'checksum/tls']);
+    expect(one(objs, 'Deployment').spec.template.spec.volumes.find((v: K8s) => v.name === 'policy').configMap.name).toBe('linkgw-policy');
+  });
+
+  withHelm('refuses settings the chart owns, and a missing keyring, with a message that says what to set', () => {
+    const simulate = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'config.LINKGW_SIMULATE=1']);
+    expect(simulate.status).not.toBe(0);
+    expect(simulate.out).toContain('config.LINKGW_SIMULATE is set by the chart');
+    const keyring = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'keyring.existingSecret=']);
+    expect(keyring.status).not.toBe(0);
+    expect(keyring.out).toContain('keyring: set keyring.existingSecret');
+  });
+
+  withHelm('checks values against values.schema.json: a misspelt key or a wrong URL scheme is refused', () => {
+    const typo = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'keyrng.existingSecret=mine']);
+    expect(typo.status).not.toBe(0);
+    expect(typo.out).toContain("additional properties 'keyrng' not allowed");
+    const url = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'records.url=mysql://db/linkgw']);
+    expect(url.status).not.toBe(0);
+    expect(url.out).toContain('/records/url');
+    const replicas = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'replicaCount=0']);
+    expect(replicas.status).not.toBe(0);
+  });
+
+  withHelm('is the source of deploy/kubernetes/gateway.yaml (run deploy/kubernetes/generate.sh after changing the chart)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'linkgw-manifest-'));
+    try {
+      const out = join(dir, 'gateway.yaml');
+      execFileSync(join(PACKAGE_ROOT, 'deploy', 'kubernetes', 'generate.sh'), [out], { stdio: 'pipe', env: { ...process.env, HELM: tool('helm') } });
+      const committed = readFileSync(join(PACKAGE_ROOT, 'deploy', 'kubernetes', 'gateway.yaml'), 'utf8');
+      expect(committed === readFileSync(out, 'utf8'), 'deploy/kubernetes/gateway.yaml is stale: run deploy/kubernetes/generate.sh').toBe(true);
+      // No hooks in the plain manifests.
+      expect(committed).not.toContain('helm.sh/hook');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
