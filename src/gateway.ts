@@ -15,7 +15,7 @@ import { PooledEngine } from './engine/pooled-engine.js';
 import { startGatewayServer } from './grpc/gateway-server.js';
 import type { HandlerEnv } from './grpc/handlers.js';
 import { serverCredentials } from './grpc/tls.js';
-import { loadOrCreateKeyring, type Keyring } from './keys/keyring-file.js';
+import { keyringLocation, openKeyring, type Keyring } from './keys/keyring-file.js';
 import type { Logger } from './log/logger.js';
 import { GatewayMetrics } from './metrics/metrics.js';
 import { startOpsServer, type OpsServer } from './metrics/http-server.js';
@@ -79,8 +79,6 @@ async function buildEngine(s: Settings, keyring: Keyring, metrics: GatewayMetric
 export async function startGateway(s: Settings, o: GatewayOptions): Promise<RunningGateway> {
   const log = o.log;
   mkdirSync(s.dataDir, { recursive: true, mode: 0o700 });
-  const { keyring, created } = loadOrCreateKeyring(join(s.dataDir, 'keyring.json'));
-  if (created) log.info('created a new keyring', { file: join(s.dataDir, 'keyring.json') });
 
   // The registry as written names the agencies the dev PKI issues certificates for.
   const initial = loadPolicy({ agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile });
@@ -92,7 +90,12 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     if (issued.length) log.info('issued development certificates', { dir: pkiDir, agencies: issued });
   }
 
-  const cleanups: (() => Promise<void> | void)[] = [];
+  const location = keyringLocation(s);
+  const { keyring, created } = await openKeyring(location, { createIfMissing: true });
+  if (created) log.info('created a new keyring', { file: location.path });
+  log.info('keyring opened', { protection: keyring.protection, codeKeyVersion: keyring.current, sealingKey: keyring.sealSigner.keyId });
+
+  const cleanups: (() => Promise<void> | void)[] = [() => keyring.close()];
   // Every step runs even when one before it fails (the writer must still drain and the store close); the
   // first failure is thrown at the end.
   const cleanup = async () => {

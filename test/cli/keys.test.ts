@@ -24,8 +24,15 @@ describe('linkgw keys', () => {
     expect(rotated.currentCodeKeyVersion).toBe(2);
     const shown = (await run(process.execPath, [BIN, 'keys', 'show'], { env })).stdout;
     expect(JSON.parse(shown)).toMatchObject({ codeKeyVersions: [1, 2], currentCodeKeyVersion: 2 });
-    const keyring = JSON.parse(readFileSync(join(dataDir, 'keyring.json'), 'utf8')) as { masters: Record<string, string>; subject: string };
-    for (const secret of [...Object.values(keyring.masters), keyring.subject]) expect(shown).not.toContain(secret);
+    const keyring = JSON.parse(readFileSync(join(dataDir, 'keyring.json'), 'utf8')) as {
+      codeKeys: Record<string, { secret: string }>;
+      subject: string;
+      cache: string;
+      sealingKeys: Record<string, { privateKey: string }>;
+    };
+    const secrets = [...Object.values(keyring.codeKeys).map((k) => k.secret), keyring.subject, keyring.cache, ...Object.values(keyring.sealingKeys).map((k) => k.privateKey)];
+    expect(secrets).toHaveLength(5);
+    for (const secret of secrets) expect(shown).not.toContain(secret);
 
     const second = await startHarness({ dataDir });
     try {
