@@ -19,7 +19,7 @@ import { keyringLocation, openKeyring, type Keyring } from './keys/keyring-file.
 import type { Logger } from './log/logger.js';
 import { GatewayMetrics } from './metrics/metrics.js';
 import { startOpsServer, type OpsServer } from './metrics/http-server.js';
-import { ensureDevPki, pkiFiles } from './pki/dev-pki.js';
+import { bootstrapDevPki, pkiFiles } from './pki/dev-pki.js';
 import { ProviderClients } from './providers/provider-client.js';
 import { startSimulatedProviders, type SimulatedProviders, type SimulationOptions } from './providers/simulated-provider.js';
 import { openRecordStore } from './records/open-store.js';
@@ -85,9 +85,12 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
   const pkiDir = join(s.dataDir, 'pki');
   const usingDevPki = s.tls.ca === pkiFiles(pkiDir).caCert;
   if (usingDevPki) {
+    // The CA key lives outside the data directory; after the first start the gateway never reads it.
     const cns = new Map([...initial.registry.agencies.values()].map((a) => [a.id, a.certificateCommonName]));
-    const issued = await ensureDevPki(pkiDir, cns);
-    if (issued.length) log.info('issued development certificates', { dir: pkiDir, agencies: issued });
+    const pki = await bootstrapDevPki(pkiDir, s.devCaDir, cns);
+    if (pki.created) log.info('created the development PKI', { dir: pkiDir, caKeyDir: s.devCaDir, agencies: pki.issued });
+    if (pki.movedCaKey) log.warn('moved the development CA key out of the data directory', { to: s.devCaDir });
+    if (pki.missing.length) log.warn('agencies without a development certificate: issue them with the dev CA key (issueAgencyCertificate)', { agencies: pki.missing });
   }
 
   const location = keyringLocation(s);
