@@ -188,8 +188,7 @@ export class Pkcs11Backend implements KeyBackend {
       // A key from the file before the move into the token. The HSM backend does not sign with file keys.
       throw new KeyringError('format', `sealing key ${id} is not in the token; an HSM keyring seals only with token keys (rotate-seal)`);
     }
-    const handle = await this.#privateKey(id, entry.tokenKeyId);
-    return new Pkcs11Signer(id, createPublicKey(entry.publicKey), this.token, handle);
+    return new Pkcs11Signer(id, createPublicKey(entry.publicKey), this.token, entry.tokenKeyId).init();
   }
 
   async destroySealKey(id: string, entry: SealKeyEntry): Promise<void> {
@@ -202,19 +201,6 @@ export class Pkcs11Backend implements KeyBackend {
 
   async close(): Promise<void> {
     await this.token.close();
-  }
-
-  /** The private key's handle (and a check that it is still a non-exportable key of the token). */
-  async #privateKey(id: string, tokenKeyId: string): Promise<Handle> {
-    const p = pkcs11();
-    const found = await this.#op(`finding sealing key ${id}`, () =>
-      this.token.find([
-        { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
-        { type: p.CKA_ID, value: Buffer.from(tokenKeyId, 'hex') },
-      ]),
-    );
-    if (found.length !== 1) throw new KeyringError('token-key-missing', `PKCS#11 token "${this.token.config.token}" has no private key ${tokenKeyId} for sealing key ${id}`);
-    return found[0]!;
   }
 
   #wrap(obj: Handle): string {

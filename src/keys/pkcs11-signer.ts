@@ -7,7 +7,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Signer } from './signer.js';
 import { KeyringError } from './keyring-error.js';
-import { errorText, type Handle, type TokenSession } from './pkcs11-token.js';
+import { errorText, isSessionLost, pkcs11, type Handle, type TokenSession } from './pkcs11-token.js';
 
 /** PKCS#11 3.0 §2.3.6, §6.3 (pkcs11t.h). */
 export const CKK_EC_EDWARDS = 0x40;
@@ -18,23 +18,57 @@ export const ED25519_OID = Buffer.from('06032b6570', 'hex');
 export const ED25519_NAME = Buffer.concat([Buffer.from([0x13, 12]), Buffer.from('edwards25519', 'ascii')]);
 
 export class Pkcs11Signer implements Signer {
+  #privateKey: Handle | undefined;
+
+  /** `tokenKeyId` is the private key's CKA_ID: the key is found (again, after a reconnect) by it. */
   constructor(
     readonly keyId: string,
     readonly publicKey: KeyObject,
     private readonly token: TokenSession,
-    private readonly privateKey: Handle,
+    private readonly tokenKeyId: string,
   ) {}
 
+  /** Finds the private key; fails unless exactly one private key of the token has this id. */
+  async init(): Promise<this> {
+    await this.token.run(() => this.#find());
+    return this;
+  }
+
   sign(message: Uint8Array): Promise<Buffer> {
-    return this.token.run(async (lib, session) => {
+    return this.token.run(async () => {
       try {
-        lib.C_SignInit(session, { mechanism: CKM_EDDSA, parameter: null as unknown as undefined }, this.privateKey);
-        // Asynchronous: a network HSM may take milliseconds, which the event loop should not spend waiting.
-        return Buffer.from(await lib.C_SignAsync(session, Buffer.from(message), Buffer.alloc(64)));
+        try {
+          return await this.#signOnce(message);
+        } catch (e) {
+          // A lost session (HSM restarted, token re-inserted): one new session and login, then one more try.
+          if (!isSessionLost(e)) throw e;
+          this.token.reconnect();
+          this.#find();
+          return await this.#signOnce(message);
+        }
       } catch (e) {
+        if (e instanceof KeyringError) throw e;
         throw new KeyringError('pkcs11', `signing with ${this.keyId} in PKCS#11 token "${this.token.config.token}" failed: ${errorText(e)}`, { cause: e });
       }
     });
+  }
+
+  async #signOnce(message: Uint8Array): Promise<Buffer> {
+    const { lib, session } = this.token;
+    lib.C_SignInit(session, { mechanism: CKM_EDDSA }, this.#privateKey!);
+    // Asynchronous: a network HSM may take milliseconds, which the event loop should not spend waiting.
+    return Buffer.from(await lib.C_SignAsync(session, Buffer.from(message), Buffer.alloc(64)));
+  }
+
+  #find(): void {
+    const p = pkcs11();
+    const found = this.token.find([
+      { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
+      { type: p.CKA_ID, value: Buffer.from(this.tokenKeyId, 'hex') },
+    ]);
+    if (found.length !== 1)
+      throw new KeyringError('token-key-missing', `PKCS#11 token "${this.token.config.token}" has ${found.length === 0 ? 'no' : 'more than one'} private key ${this.tokenKeyId} for sealing key ${this.keyId}`);
+    this.#privateKey = found[0];
   }
 }
 

@@ -10,6 +10,10 @@
  *
  * A session runs one operation at a time, and the asynchronous calls (`C_SignAsync`) run on libuv's thread
  * pool, so every use of the session goes through `run`, which queues them.
+ *
+ * A session can be lost while the gateway runs (a network HSM restarts, the token is re-inserted, another
+ * part of the process calls C_CloseAllSessions). `reconnect` opens and logs in a new one with the PIN it kept
+ * (the secrets it unlocks are in memory anyway); the signer calls it once on such an error, then retries.
  */
 import { createRequire } from 'node:module';
 import type * as Pkcs11Types from 'pkcs11js';
@@ -83,56 +87,53 @@ export interface TokenConfig {
 export class TokenSession {
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #session: Handle;
+  readonly #pin: string;
+  readonly config: Omit<TokenConfig, 'pin'>;
 
   private constructor(
     readonly lib: Pkcs11Types.PKCS11,
-    readonly session: Handle,
-    readonly config: Omit<TokenConfig, 'pin'>,
-  ) {}
+    session: Handle,
+    cfg: TokenConfig,
+  ) {
+    this.#session = session;
+    this.#pin = cfg.pin;
+    this.config = { module: cfg.module, token: cfg.token };
+  }
+
+  get session(): Handle {
+    return this.#session;
+  }
 
   /** Finds the token by label, opens a read-write session and logs in as the user; every failure names its cause. */
   static open(cfg: TokenConfig): TokenSession {
-    const p = pkcs11();
     const { lib } = acquire(cfg.module);
-    let session: Handle | undefined;
     try {
-      const present = lib.C_GetSlotList(true).map((slot) => ({ slot, label: lib.C_GetTokenInfo(slot).label.trimEnd() }));
-      const match = present.filter((t) => t.label === cfg.token);
-      if (match.length === 0) {
-        const labels = present.map((t) => JSON.stringify(t.label)).filter((l) => l !== '""');
-        throw new KeyringError(
-          'token-missing',
-          `no PKCS#11 token labelled "${cfg.token}" (LINKGW_PKCS11_TOKEN) in ${cfg.module}; tokens present: ${labels.length ? labels.join(', ') : 'none'}`,
-        );
-      }
-      if (match.length > 1) throw new KeyringError('token-missing', `${match.length} PKCS#11 tokens are labelled "${cfg.token}"; labels must be unique`);
-      session = lib.C_OpenSession(match[0]!.slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
-      try {
-        lib.C_Login(session, p.CKU_USER, cfg.pin);
-      } catch (e) {
-        const code = codeOf(e);
-        if (code === p.CKR_PIN_INCORRECT || code === p.CKR_PIN_LEN_RANGE)
-          throw new KeyringError('wrong-pin', `the PKCS#11 token "${cfg.token}" refused the PIN: wrong PIN (${errorText(e)}); check LINKGW_PKCS11_PIN_FILE`, { cause: e });
-        if (code === p.CKR_PIN_LOCKED)
-          throw new KeyringError('pin-locked', `the user PIN of PKCS#11 token "${cfg.token}" is locked after too many wrong tries (${errorText(e)}); the token's security officer must reset it`, { cause: e });
-        if (code === p.CKR_USER_PIN_NOT_INITIALIZED)
-          throw new KeyringError('wrong-pin', `the PKCS#11 token "${cfg.token}" has no user PIN set yet (${errorText(e)})`, { cause: e });
-        if (code !== p.CKR_USER_ALREADY_LOGGED_IN) throw new KeyringError('pkcs11', `login to PKCS#11 token "${cfg.token}" failed: ${errorText(e)}`, { cause: e });
-      }
-      return new TokenSession(lib, session, { module: cfg.module, token: cfg.token });
+      return new TokenSession(lib, login(lib, cfg), cfg);
     } catch (e) {
-      if (session) lib.C_CloseSession(session);
       release(cfg.module);
-      if (e instanceof KeyringError) throw e;
-      throw new KeyringError('pkcs11', `PKCS#11 token "${cfg.token}" in ${cfg.module}: ${errorText(e)}`, { cause: e });
+      throw e;
     }
+  }
+
+  /**
+   * Replaces a lost session with a new, logged-in one. Call it only inside `run` (the session is then idle).
+   * Object handles may change with the session: find objects again afterwards.
+   */
+  reconnect(): void {
+    try {
+      this.lib.C_CloseSession(this.#session);
+    } catch {
+      // Already gone: that is why we are here.
+    }
+    this.#session = login(this.lib, { ...this.config, pin: this.#pin });
   }
 
   /** Runs `fn` when the session is free: one operation at a time, in call order. */
   run<T>(fn: (lib: Pkcs11Types.PKCS11, session: Handle) => T | Promise<T>): Promise<T> {
     const next = this.#queue.then(() => {
       if (this.#closed) throw new KeyringError('pkcs11', `the PKCS#11 session on token "${this.config.token}" is closed`);
-      return fn(this.lib, this.session);
+      return fn(this.lib, this.#session);
     });
     this.#queue = next.catch(() => undefined);
     return next;
@@ -140,11 +141,11 @@ export class TokenSession {
 
   /** Objects matching `template` (at most `max`). */
   find(template: Template, max = 16): Handle[] {
-    this.lib.C_FindObjectsInit(this.session, template);
+    this.lib.C_FindObjectsInit(this.#session, template);
     try {
-      return this.lib.C_FindObjects(this.session, max);
+      return this.lib.C_FindObjects(this.#session, max);
     } finally {
-      this.lib.C_FindObjectsFinal(this.session);
+      this.lib.C_FindObjectsFinal(this.#session);
     }
   }
 
@@ -154,10 +155,59 @@ export class TokenSession {
     await this.#queue;
     this.#closed = true;
     try {
-      this.lib.C_CloseSession(this.session);
+      this.lib.C_CloseSession(this.#session);
+    } catch (e) {
+      // A session the token already dropped needs no closing.
+      if (!isSessionLost(e)) throw e;
     } finally {
       release(this.config.module);
     }
+  }
+}
+
+/** Errors after which a new session (and login) may succeed. */
+export function isSessionLost(e: unknown): boolean {
+  const p = pkcs11();
+  const c = codeOf(e);
+  return (
+    c !== undefined &&
+    [p.CKR_SESSION_HANDLE_INVALID, p.CKR_SESSION_CLOSED, p.CKR_USER_NOT_LOGGED_IN, p.CKR_DEVICE_REMOVED, p.CKR_TOKEN_NOT_PRESENT, p.CKR_OBJECT_HANDLE_INVALID, p.CKR_KEY_HANDLE_INVALID].includes(c)
+  );
+}
+
+/** Finds the token by label, opens a read-write session and logs in as the user. */
+function login(lib: Pkcs11Types.PKCS11, cfg: TokenConfig): Handle {
+  const p = pkcs11();
+  let session: Handle | undefined;
+  try {
+    const present = lib.C_GetSlotList(true).map((slot) => ({ slot, label: lib.C_GetTokenInfo(slot).label.trimEnd() }));
+    const match = present.filter((t) => t.label === cfg.token);
+    if (match.length === 0) {
+      const labels = present.map((t) => JSON.stringify(t.label)).filter((l) => l !== '""');
+      throw new KeyringError(
+        'token-missing',
+        `no PKCS#11 token labelled "${cfg.token}" (LINKGW_PKCS11_TOKEN) in ${cfg.module}; tokens present: ${labels.length ? labels.join(', ') : 'none'}`,
+      );
+    }
+    if (match.length > 1) throw new KeyringError('token-missing', `${match.length} PKCS#11 tokens are labelled "${cfg.token}"; labels must be unique`);
+    session = lib.C_OpenSession(match[0]!.slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
+    try {
+      lib.C_Login(session, p.CKU_USER, cfg.pin);
+    } catch (e) {
+      const code = codeOf(e);
+      if (code === p.CKR_PIN_INCORRECT || code === p.CKR_PIN_LEN_RANGE)
+        throw new KeyringError('wrong-pin', `the PKCS#11 token "${cfg.token}" refused the PIN: wrong PIN (${errorText(e)}); check LINKGW_PKCS11_PIN_FILE`, { cause: e });
+      if (code === p.CKR_PIN_LOCKED)
+        throw new KeyringError('pin-locked', `the user PIN of PKCS#11 token "${cfg.token}" is locked after too many wrong tries (${errorText(e)}); the token's security officer must reset it`, { cause: e });
+      if (code === p.CKR_USER_PIN_NOT_INITIALIZED)
+        throw new KeyringError('wrong-pin', `the PKCS#11 token "${cfg.token}" has no user PIN set yet (${errorText(e)})`, { cause: e });
+      if (code !== p.CKR_USER_ALREADY_LOGGED_IN) throw new KeyringError('pkcs11', `login to PKCS#11 token "${cfg.token}" failed: ${errorText(e)}`, { cause: e });
+    }
+    return session;
+  } catch (e) {
+    if (session) lib.C_CloseSession(session);
+    if (e instanceof KeyringError) throw e;
+    throw new KeyringError('pkcs11', `PKCS#11 token "${cfg.token}" in ${cfg.module}: ${errorText(e)}`, { cause: e });
   }
 }
 

@@ -5,6 +5,7 @@
  * clear cause, and rotation works on this backend.
  */
 import { status } from '@grpc/grpc-js';
+import { verify } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +15,7 @@ import { checkPersonalNumber } from '../../src/core/personal-number.js';
 import { deriveKey } from '../../src/core/key-derivation.js';
 import { settingsFromEnv, type KeyringSettings } from '../../src/config/settings.js';
 import { initHsm, promoteCodeKey, promoteSealKey, retireCodeKey, retireSealKey, rotateCodeKey, rotateSealKey, showKeyring, stageCodeKey, stageSealKey } from '../../src/keys/keyring-admin.js';
-import { readKeyringDocument } from '../../src/keys/keyring-file.js';
+import { openKeyring, readKeyringDocument } from '../../src/keys/keyring-file.js';
 import { pkcs11, TokenSession } from '../../src/keys/pkcs11-token.js';
 import { ensureDevPki, pkiFiles } from '../../src/pki/dev-pki.js';
 import { verifyStore } from '../../src/records/verify-store.js';
@@ -180,6 +181,28 @@ describe('a keyring in a PKCS#11 token (SoftHSM2)', () => {
     const { LINKGW_PKCS11_PIN: _pin, ...withoutPin } = main.env;
     const h = await startHarness({ dataDir, env: { ...withoutPin, LINKGW_PKCS11_PIN_FILE: pinFile } });
     await h.stop();
+  });
+
+  it('signs concurrently through one session, and reconnects once when the token drops it', async () => {
+    const dataDir = tempDir();
+    await initHsm(join(dataDir, 'keyring.json'), pkcs11Settings(main.env));
+    const { keyring } = await openKeyring(locationFor(dataDir, main.env));
+    try {
+      const signer = keyring.sealSigner;
+      const messages = Array.from({ length: 20 }, (_, i) => Buffer.from(`message ${i}`));
+      const signatures = await Promise.all(messages.map((m) => signer.sign(m)));
+      signatures.forEach((sig, i) => expect(verify(null, messages[i]!, signer.publicKey, sig)).toBe(true));
+
+      // Something else closes every session of this process on the token (as a restarted network HSM would).
+      const t = TokenSession.open({ module: hsm.module, token: main.label, pin: main.pin });
+      await t.run((lib, session) => lib.C_CloseAllSessions(lib.C_GetSessionInfo(session).slotID));
+      await t.close();
+      const m = Buffer.from('after the session was lost');
+      expect(verify(null, m, signer.publicKey, await signer.sign(m))).toBe(true);
+    } finally {
+      await keyring.close();
+    }
+    await expect(keyring.sealSigner.sign(Buffer.from('closed'))).rejects.toThrow(/session .* is closed/);
   });
 
   it('rotates, stages, promotes and retires code and sealing keys in the token', async () => {
