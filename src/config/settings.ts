@@ -53,7 +53,7 @@ export interface Settings {
 export type SecretSource = { readonly file: string } | { readonly value: string };
 
 export type KeyringSettings =
-  | { readonly backend: 'file' }
+  | { readonly backend: 'plain' }
   | { readonly backend: 'passphrase'; readonly passphrase: SecretSource }
   | { readonly backend: 'pkcs11'; readonly module: string; readonly token: string; readonly pin: SecretSource };
 
@@ -124,7 +124,7 @@ function keyringSettings(env: NodeJS.ProcessEnv): KeyringSettings {
   const pin = secretSource(env, 'LINKGW_PKCS11_PIN');
   if (!module) {
     if (pin || env.LINKGW_PKCS11_TOKEN) throw new Error('LINKGW_PKCS11_TOKEN and LINKGW_PKCS11_PIN need LINKGW_PKCS11_MODULE');
-    return passphrase ? { backend: 'passphrase', passphrase } : { backend: 'file' };
+    return passphrase ? { backend: 'passphrase', passphrase } : { backend: 'plain' };
   }
   // One protection at a time: a passphrase next to an HSM would suggest a second layer that is not there.
   if (passphrase) throw new Error('LINKGW_KEYRING_PASSPHRASE and LINKGW_PKCS11_MODULE: a keyring is protected by a passphrase or by a token, not both');

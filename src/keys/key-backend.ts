@@ -129,20 +129,14 @@ const SETTING_FOR: Record<Protection['kind'], string> = {
   pkcs11: 'LINKGW_PKCS11_MODULE, LINKGW_PKCS11_TOKEN and LINKGW_PKCS11_PIN_FILE (or LINKGW_PKCS11_PIN)',
 };
 
-const KIND_OF: Record<KeyringSettings['backend'], Protection['kind']> = { file: 'plain', passphrase: 'passphrase', pkcs11: 'pkcs11' };
-
 /**
  * The backend for a keyring protected as `protection`, unlocked with what the settings give. A mismatch (an
  * HSM keyring without PKCS#11 settings, a passphrase next to a plain file, …) is refused: running on another
  * protection than the operator configured would hide a mistake.
  */
 export async function openBackend(protection: Protection, unlock: KeyringSettings, where: string): Promise<KeyBackend> {
-  if (KIND_OF[unlock.backend] !== protection.kind) {
-    throw new KeyringError(
-      'settings',
-      `${where} is a ${protection.kind} keyring, but the settings are for a ${KIND_OF[unlock.backend]} one: set ${SETTING_FOR[protection.kind]}`,
-    );
-  }
+  if (unlock.backend !== protection.kind)
+    throw new KeyringError('settings', `${where} is a ${protection.kind} keyring, but the settings are for a ${unlock.backend} one: set ${SETTING_FOR[protection.kind]}`);
   if (protection.kind === 'plain') return new InFileBackend(protection, PLAIN_CIPHER);
   if (protection.kind === 'passphrase' && unlock.backend === 'passphrase') {
     const passphrase = readSecretSource(unlock.passphrase, 'keyring passphrase', 'LINKGW_KEYRING_PASSPHRASE');
@@ -159,7 +153,7 @@ export async function openBackend(protection: Protection, unlock: KeyringSetting
 /** A backend for a new protection (wrapping a keyring, or a keyring made from scratch). */
 export async function createBackend(unlock: KeyringSettings): Promise<KeyBackend> {
   switch (unlock.backend) {
-    case 'file':
+    case 'plain':
       return new InFileBackend({ kind: 'plain' }, PLAIN_CIPHER);
     case 'passphrase': {
       const passphrase = readSecretSource(unlock.passphrase, 'keyring passphrase', 'LINKGW_KEYRING_PASSPHRASE');

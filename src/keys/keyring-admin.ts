@@ -140,7 +140,7 @@ export interface ProtectResult {
  * one). Codes, subject keys and seals stay the same: only the protection changes. With no keyring yet, makes a
  * new one under the passphrase.
  */
-export async function wrapWithPassphrase(path: string, passphrase: SecretSource, from: KeyringSettings = { backend: 'file' }): Promise<ProtectResult> {
+export async function wrapWithPassphrase(path: string, passphrase: SecretSource, from: KeyringSettings = { backend: 'plain' }): Promise<ProtectResult> {
   const to = await createBackend({ backend: 'passphrase', passphrase });
   try {
     if (!existsSync(path)) {
@@ -181,7 +181,7 @@ export async function wrapWithPassphrase(path: string, passphrase: SecretSource,
  * the seals they made still verify, and the token key seals from then on. `from` unlocks the keyring as it is
  * now (plain by default, or its passphrase). With no keyring yet, makes a new one in the token.
  */
-export async function initHsm(path: string, hsm: Pkcs11Settings, from: KeyringSettings = { backend: 'file' }): Promise<ProtectResult> {
+export async function initHsm(path: string, hsm: Pkcs11Settings, from: KeyringSettings = { backend: 'plain' }): Promise<ProtectResult> {
   const old = existsSync(path) ? readKeyringDocument(path) : undefined;
   if (old?.protection.kind === 'pkcs11') throw new KeyringError('settings', `${path} is already an HSM keyring (token "${old.protection.token}")`);
   // Unlock the old keyring before creating anything in the token: a wrong passphrase leaves the token untouched.

@@ -141,10 +141,12 @@ async function reveal(doc: KeyringDocument, backend: KeyBackend): Promise<Reveal
 export async function openKeyring(loc: KeyringLocation, o: { createIfMissing?: boolean } = {}): Promise<{ keyring: Keyring; created: boolean }> {
   let created = false;
   if (!existsSync(loc.path)) {
-    if (!o.createIfMissing || loc.unlock.backend !== 'file') {
-      const how = loc.unlock.backend === 'pkcs11' ? 'linkgw keys init-hsm' : loc.unlock.backend === 'passphrase' ? 'linkgw keys wrap' : 'a first start';
-      throw new KeyringError('missing', `no keyring at ${loc.path}; a ${loc.unlock.backend === 'file' ? 'plain' : loc.unlock.backend} keyring is created by ${how}, never implicitly`);
-    }
+    if (loc.unlock.backend !== 'plain')
+      throw new KeyringError(
+        'missing',
+        `no keyring at ${loc.path}; a ${loc.unlock.backend} keyring is made by ${loc.unlock.backend === 'pkcs11' ? 'linkgw keys init-hsm' : 'linkgw keys wrap'}, never implicitly`,
+      );
+    if (!o.createIfMissing) throw new KeyringError('missing', `no keyring at ${loc.path}`);
     writeKeyringDocument(loc.path, freshPlainDocument());
     created = true;
   }

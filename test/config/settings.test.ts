@@ -19,7 +19,7 @@ describe('settings', () => {
 
 describe('keyring settings', () => {
   it('picks the backend from the environment and refuses ambiguous or incomplete combinations', () => {
-    expect(settingsFromEnv({}).keyring).toEqual({ backend: 'file' });
+    expect(settingsFromEnv({}).keyring).toEqual({ backend: 'plain' });
     expect(settingsFromEnv({ LINKGW_KEYRING_PASSPHRASE_FILE: 'pp' }).keyring).toEqual({ backend: 'passphrase', passphrase: { file: resolve('pp') } });
     expect(settingsFromEnv({ LINKGW_PKCS11_MODULE: '/lib/x.so', LINKGW_PKCS11_PIN: '1234' }).keyring).toEqual({
       backend: 'pkcs11',

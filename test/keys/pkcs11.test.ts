@@ -176,6 +176,17 @@ describe('a keyring in a PKCS#11 token (SoftHSM2)', () => {
     const otherToken = await fails(other.env);
     expect(otherToken).toMatchObject({ problem: 'token-key-missing' });
 
+    // With HSM settings and no keyring, nothing is made implicitly (a mistyped data directory must not mean new codes).
+    const empty = await startHarness({ env: main.env }).then(
+      async (h) => {
+        await h.stop();
+        throw new Error('the gateway started');
+      },
+      (e: unknown) => e as { problem: string; message: string },
+    );
+    expect(empty).toMatchObject({ problem: 'missing' });
+    expect(empty.message).toMatch(/no keyring at .*linkgw keys init-hsm/);
+
     const pinFile = join(tempDir(), 'pin');
     writeFileSync(pinFile, `${main.pin}\n`, { mode: 0o600 });
     const { LINKGW_PKCS11_PIN: _pin, ...withoutPin } = main.env;
