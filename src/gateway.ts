@@ -32,7 +32,7 @@ import { ServerReflection } from './gen/grpc/reflection/v1/reflection_pb.js';
 import { LinkageGateway } from './gen/linkage/v1/gateway_pb.js';
 import { AccessRecords } from './gen/linkage/v1/records_pb.js';
 import { serverCredentials } from './grpc/tls.js';
-import { loadOrCreateKeyring, type Keyring } from './keys/keyring-file.js';
+import { keyringLocation, openKeyring, type Keyring } from './keys/keyring-file.js';
 import { Lifetime } from './lifetime.js';
 import { InFlight } from './limits/in-flight.js';
 import { Pacer } from './limits/pacer.js';
@@ -42,7 +42,7 @@ import { CertificateExpiry } from './metrics/certificate-expiry.js';
 import { rpcsOf } from './metrics/grpc-server-metrics.js';
 import { startOpsServer, type OpsServer } from './metrics/http-server.js';
 import { GatewayMetrics } from './metrics/metrics.js';
-import { ensureDevPki, pkiFiles } from './pki/dev-pki.js';
+import { bootstrapDevPki, pkiFiles } from './pki/dev-pki.js';
 import { ProviderClients } from './providers/provider-client.js';
 import { startSimulatedProviders, type SimulatedProviders, type SimulationOptions } from './providers/simulated-provider.js';
 import { openRecordStore } from './records/open-store.js';
@@ -83,21 +83,28 @@ export interface RunningGateway {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** The keyring (created on first start) and, when the settings point at it, the development PKI. */
-async function keysTier(s: Settings, log: Logger): Promise<Keyring> {
+/**
+ * The development PKI, when the settings point at it (its CA key lives outside the data directory; after the
+ * first start the gateway never reads it), then the keyring from its backend (created on first start for the
+ * plain file; a wrapped or HSM keyring must exist). The keyring closes last (an HSM session).
+ */
+async function keysTier(s: Settings, log: Logger, life: Lifetime): Promise<Keyring> {
   mkdirSync(s.dataDir, { recursive: true, mode: 0o700 });
-  const file = join(s.dataDir, 'keyring.json');
-  const { keyring, created } = loadOrCreateKeyring(file);
-  if (created) log.info('created a new keyring', { file });
   const pkiDir = join(s.dataDir, 'pki');
   if (s.tls.ca === pkiFiles(pkiDir).caCert) {
     // The registry as written names the agencies the dev PKI issues certificates for.
     const { registry } = loadPolicy({ agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile });
     const cns = new Map([...registry.agencies.values()].map((a) => [a.id, a.certificateCommonName]));
-    const issued = await ensureDevPki(pkiDir, cns);
-    if (issued.length) log.info('issued development certificates', { dir: pkiDir, agencies: issued });
+    const pki = await bootstrapDevPki(pkiDir, s.devCaDir, cns);
+    if (pki.created) log.info('created the development PKI', { dir: pkiDir, caKeyDir: s.devCaDir, agencies: pki.issued });
+    if (pki.movedCaKey) log.warn('moved the development CA key out of the data directory', { to: s.devCaDir });
+    if (pki.missing.length) log.warn('agencies without a development certificate: issue them with `linkgw pki issue`', { agencies: pki.missing });
   }
-  return keyring;
+  const location = keyringLocation(s);
+  const { keyring, created } = await openKeyring(location, { createIfMissing: true });
+  if (created) log.info('created a new keyring', { file: location.path });
+  log.info('keyring opened', { protection: keyring.protection, codeKeyVersion: keyring.current, sealingKey: keyring.sealSigner.keyId });
+  return life.own('keyring', keyring, (k) => k.close());
 }
 
 /** The live policy; in the default setup, with the simulated providing agencies it points at. */
@@ -232,7 +239,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
   const log = o.log;
   const life = new Lifetime(log);
   try {
-    const keyring = await keysTier(s, log);
+    const keyring = await keysTier(s, log, life);
     const { policy, simulated } = await policyTier(s, o, life);
     const metrics = new GatewayMetrics(() => new Set(policy.current.registry.agencies.keys()), { rpcs: rpcsOf([LinkageGateway, AccessRecords, Health, ServerReflection]) });
     registerBuildInfo(metrics.registry, readBuildInfo(PACKAGE_ROOT));

@@ -13,7 +13,8 @@ import { createInterface } from 'node:readline';
 import { ENV_DOC, settingsFromEnv } from '../config/settings.js';
 import { loadPolicy } from '../config/policy.js';
 import { startGateway } from '../gateway.js';
-import { describeKeyring, loadKeyring, rotateMasterKey, rotateSealKey } from '../keys/keyring-file.js';
+import { rotateCodeKey, rotateSealKey } from '../keys/keyring-admin.js';
+import { describeKeyring, keyringLocation, readSealPublicKeys } from '../keys/keyring-file.js';
 import { createLogger } from '../log/logger.js';
 import { pkiFiles } from '../pki/dev-pki.js';
 import { startSimulatedProviders } from '../providers/simulated-provider.js';
@@ -105,14 +106,14 @@ async function simulate(): Promise<void> {
 }
 
 async function keys(args: string[]): Promise<void> {
-  const path = join(settingsFromEnv().dataDir, 'keyring.json');
+  const keyring = keyringLocation(settingsFromEnv());
   switch (args[0]) {
     case 'show':
-      return out(describeKeyring(path));
+      return out(describeKeyring(keyring.path));
     case 'rotate':
-      return out({ currentCodeKeyVersion: rotateMasterKey(path), note: 'restart or roll the gateways to issue under it; old codes keep working' });
+      return out({ currentCodeKeyVersion: await rotateCodeKey(keyring), note: 'restart or roll the gateways to issue under it; old codes keep working' });
     case 'rotate-seal':
-      return out({ currentSealingKey: rotateSealKey(path), note: 'restart or roll the gateways to seal with it' });
+      return out({ currentSealingKey: await rotateSealKey(keyring), note: 'restart or roll the gateways to seal with it' });
     default:
       fail('keys: show, rotate or rotate-seal');
   }
@@ -121,10 +122,11 @@ async function keys(args: string[]): Promise<void> {
 async function records(args: string[]): Promise<void> {
   if (args[0] !== 'verify') fail('records: verify');
   const s = settingsFromEnv();
-  const keyring = loadKeyring(join(s.dataDir, 'keyring.json'));
+  // Verifying needs only public keys: no passphrase or PIN.
+  const sealPublicKeys = readSealPublicKeys(keyringLocation(s).path);
   const store = await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') });
   try {
-    const reports = await verifyStore(store, keyring.sealPublicKeys);
+    const reports = await verifyStore(store, sealPublicKeys);
     let bad = 0;
     for (const r of reports) {
       out(r);

@@ -47,7 +47,23 @@ export interface Settings {
   /** Worker threads of the mapping pool (default: cores − 1, at least 1). */
   readonly poolThreads: number | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Where the keyring's secrets are protected: the plain file, the file under a passphrase, or a PKCS#11 token. */
+  readonly keyring: KeyringSettings;
+  /**
+   * Where the development CA keeps its private key: outside the data directory, so that a copy of what a
+   * running gateway reads cannot mint agency certificates. Used only to create the dev PKI and to issue a
+   * certificate for a new agency later; the gateway itself never reads it.
+   */
+  readonly devCaDir: string;
 }
+
+/** A secret given in a file (preferred: it stays out of the environment) or in an environment variable. */
+export type SecretSource = { readonly file: string } | { readonly value: string };
+
+export type KeyringSettings =
+  | { readonly backend: 'plain' }
+  | { readonly backend: 'passphrase'; readonly passphrase: SecretSource }
+  | { readonly backend: 'pkcs11'; readonly module: string; readonly token: string; readonly pin: SecretSource };
 
 export const ENV_DOC: readonly [string, string, string][] = [
   ['LINKGW_DATA_DIR', './data', 'keyring, dev PKI, SQLite records and other state'],
@@ -75,6 +91,13 @@ export const ENV_DOC: readonly [string, string, string][] = [
   ['LINKGW_RATE_LIMIT_BULK', 'default=50000/500000', 'per-agency bulk issuance: personal numbers/s and burst; a faster stream is paced, not failed'],
   ['LINKGW_RECORD_TIMEOUT_MS', '10000', 'longest a request waits for its access record (UNAVAILABLE after; /readyz is 503 while a commit takes longer)'],
   ['LINKGW_LOG_LEVEL', 'info', 'debug, info, warn or error'],
+  ['LINKGW_KEYRING_PASSPHRASE_FILE', '(unset)', 'file holding the passphrase of a passphrase-wrapped keyring (linkgw keys wrap)'],
+  ['LINKGW_KEYRING_PASSPHRASE', '(unset)', 'the passphrase itself (prefer the _FILE form: the environment is easier to leak)'],
+  ['LINKGW_PKCS11_MODULE', '(unset: keys in the keyring file)', 'PKCS#11 module (.so) of the HSM holding the sealing key and the key that wraps the keyring'],
+  ['LINKGW_PKCS11_TOKEN', 'linkgw', 'label of the PKCS#11 token'],
+  ['LINKGW_PKCS11_PIN_FILE', '(this or LINKGW_PKCS11_PIN with a module)', 'file holding the token user PIN'],
+  ['LINKGW_PKCS11_PIN', '(unset)', 'the token user PIN itself (prefer the _FILE form)'],
+  ['LINKGW_DEV_CA_DIR', '<data dir>-dev-ca', 'where the development CA key is kept (never in the data dir; the gateway does not read it)'],
   ['LINKGW_INSECURE_PLAINTEXT', '0', '1: no TLS, callers name themselves (development only, loopback addresses only; logs a warning)'],
 ];
 
@@ -96,6 +119,29 @@ function cacheMode(v: string | undefined): Settings['cache'] {
   const m = (v || 'off').replace(/\s+/g, '');
   if (m === 'off' || m === 'local' || m === 'local,redis') return m;
   throw new Error('LINKGW_CACHE: off, local or local,redis');
+}
+
+function secretSource(env: NodeJS.ProcessEnv, name: string): SecretSource | undefined {
+  const file = env[`${name}_FILE`];
+  const value = env[name];
+  if (file && value) throw new Error(`${name} and ${name}_FILE: set one, not both`);
+  if (file) return { file: resolve(file) };
+  if (value) return { value };
+  return undefined;
+}
+
+function keyringSettings(env: NodeJS.ProcessEnv): KeyringSettings {
+  const passphrase = secretSource(env, 'LINKGW_KEYRING_PASSPHRASE');
+  const module = env.LINKGW_PKCS11_MODULE;
+  const pin = secretSource(env, 'LINKGW_PKCS11_PIN');
+  if (!module) {
+    if (pin || env.LINKGW_PKCS11_TOKEN) throw new Error('LINKGW_PKCS11_TOKEN and LINKGW_PKCS11_PIN need LINKGW_PKCS11_MODULE');
+    return passphrase ? { backend: 'passphrase', passphrase } : { backend: 'plain' };
+  }
+  // One protection at a time: a passphrase next to an HSM would suggest a second layer that is not there.
+  if (passphrase) throw new Error('LINKGW_KEYRING_PASSPHRASE and LINKGW_PKCS11_MODULE: a keyring is protected by a passphrase or by a token, not both');
+  if (!pin) throw new Error('LINKGW_PKCS11_MODULE needs the token PIN: LINKGW_PKCS11_PIN_FILE or LINKGW_PKCS11_PIN');
+  return { backend: 'pkcs11', module: resolve(module), token: env.LINKGW_PKCS11_TOKEN || 'linkgw', pin };
 }
 
 /** host:port whose host is a loopback address. */
@@ -149,5 +195,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
     streamIdleTimeoutMs: positive(env.LINKGW_STREAM_IDLE_TIMEOUT_MS, 60_000, 'LINKGW_STREAM_IDLE_TIMEOUT_MS'),
     rateLimitBulk: env.LINKGW_RATE_LIMIT_BULK || 'default=50000/500000',
     logLevel: level as Settings['logLevel'],
+    keyring: keyringSettings(env),
+    devCaDir: resolve(env.LINKGW_DEV_CA_DIR || `${dataDir}-dev-ca`),
   };
 }

@@ -1,10 +1,14 @@
 /**
- * The subject key indexes access records by person: AES-256 (a pseudorandom function on one block) of the
- * number under a key derived from the keyring's subject secret, as 26 base32 characters. It is stable across
- * code-key rotations and is neither the number nor any agency's code, so the record store can serve the
- * disclosure system without holding either. (Over a domain of 10^12 numbers any keyed function can be
- * inverted by whoever holds its key by trying them all; the key never leaves the gateway, so a one-way
- * function would add nothing over a block cipher, which is ~100× cheaper in batches.)
+ * The subject key indexes access records by person: AES-256 of the number (one block) under a key derived
+ * from the keyring's subject secret, as 26 base32 characters. It is stable across code-key rotations and is
+ * neither the number nor any agency's code, so the record store can serve the disclosure system without
+ * holding either.
+ *
+ * It is encryption, not a one-way function: whoever holds the subject secret deciphers it to the number. Over
+ * a domain of 10^12 numbers any keyed function, HMAC included, is inverted by whoever holds its key by trying
+ * them all, and by nobody without it, so a one-way construction would protect nothing more than a block cipher,
+ * which is ~100× cheaper in batches. The index is as safe as the subject secret (docs/threat-model.md), and it
+ * is one value per person at every agency: a store dump links all records of one subject.
  */
 import { createCipheriv, type Cipher } from 'node:crypto';
 import { base32Encode } from './base32.js';

@@ -1,7 +1,8 @@
 /**
  * The record tables, shared by both stores (the SQL here is the common subset of SQLite and PostgreSQL).
  * Times are milliseconds since the epoch. No column holds a personal number or an agency code: `subject` is
- * the keyed one-way subject key.
+ * the subject key (AES under the keyring's subject secret: reversible only with that secret; see
+ * docs/threat-model.md).
  */
 export const RECORD_COLUMNS = [
   'chain_id',

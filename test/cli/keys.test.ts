@@ -6,8 +6,12 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { KeyringSettings } from '../../src/config/settings.js';
+import { initHsm } from '../../src/keys/keyring-admin.js';
 import { startHarness, tempDir } from '../helpers/gateway-harness.js';
+import { locationFor } from '../helpers/keyrings.js';
+import { softHsm, type SoftHsm } from '../helpers/softhsm.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'linkgw.js');
 const run = promisify(execFile);
@@ -24,8 +28,15 @@ describe('linkgw keys', () => {
     expect(rotated.currentCodeKeyVersion).toBe(2);
     const shown = (await run(process.execPath, [BIN, 'keys', 'show'], { env })).stdout;
     expect(JSON.parse(shown)).toMatchObject({ codeKeyVersions: [1, 2], currentCodeKeyVersion: 2 });
-    const keyring = JSON.parse(readFileSync(join(dataDir, 'keyring.json'), 'utf8')) as { masters: Record<string, string>; subject: string };
-    for (const secret of [...Object.values(keyring.masters), keyring.subject]) expect(shown).not.toContain(secret);
+    const keyring = JSON.parse(readFileSync(join(dataDir, 'keyring.json'), 'utf8')) as {
+      codeKeys: Record<string, { secret: string }>;
+      subject: string;
+      cache: string;
+      sealingKeys: Record<string, { privateKey: string }>;
+    };
+    const secrets = [...Object.values(keyring.codeKeys).map((k) => k.secret), keyring.subject, keyring.cache, ...Object.values(keyring.sealingKeys).map((k) => k.privateKey)];
+    expect(secrets).toHaveLength(5);
+    for (const secret of secrets) expect(shown).not.toContain(secret);
 
     const second = await startHarness({ dataDir });
     try {
@@ -45,5 +56,41 @@ describe('linkgw keys', () => {
     } finally {
       await second.stop();
     }
+  });
+
+  describe('with the keyring in a PKCS#11 token', () => {
+    let hsm: SoftHsm | undefined;
+    afterAll(() => hsm?.remove());
+
+    it('rotates through the same commands, and records verify needs no PIN', async () => {
+      hsm = softHsm();
+      const token = hsm.token('linkgw-cli');
+      const dataDir = tempDir();
+      const loc = locationFor(dataDir, token.env);
+      await initHsm(loc.path, loc.unlock as Extract<KeyringSettings, { backend: 'pkcs11' }>);
+      const env = { ...process.env, LINKGW_DATA_DIR: dataDir, ...token.env };
+      const rotated = JSON.parse((await run(process.execPath, [BIN, 'keys', 'rotate-seal'], { env })).stdout) as { currentSealingKey: string };
+      expect(rotated.currentSealingKey).toBe('seal-2');
+      expect(JSON.parse((await run(process.execPath, [BIN, 'keys', 'rotate'], { env })).stdout)).toMatchObject({ currentCodeKeyVersion: 2 });
+      const h = await startHarness({ dataDir, env: token.env });
+      try {
+        expect(h.gw.keyring.sealSigner.keyId).toBe('seal-2');
+        await h.client('welfare').issueCode('621498320257');
+      } finally {
+        await h.stop();
+      }
+      // Showing and verifying use public keys only: no PKCS#11 settings, no PIN.
+      const plainEnv = { ...process.env, LINKGW_DATA_DIR: dataDir };
+      const shown = JSON.parse((await run(process.execPath, [BIN, 'keys', 'show'], { env: plainEnv })).stdout) as { sealingKeys: Record<string, { heldIn: string }> };
+      expect(shown.sealingKeys['seal-2']).toMatchObject({ heldIn: 'token' });
+      const verified = (await run(process.execPath, [BIN, 'records', 'verify'], { env: plainEnv })).stdout.trim().split('\n');
+      expect(JSON.parse(verified.at(-1)!)).toMatchObject({ chains: 1, tampered: 0 });
+      // A change without the PIN is refused, naming what is missing.
+      const refused = await run(process.execPath, [BIN, 'keys', 'rotate'], { env: plainEnv }).then(
+        () => '',
+        (e: { stderr: string }) => e.stderr,
+      );
+      expect(refused).toMatch(/is a pkcs11 keyring.*LINKGW_PKCS11_MODULE/);
+    });
   });
 });

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isLoopbackListen, settingsFromEnv } from '../../src/config/settings.js';
 
@@ -13,5 +14,28 @@ describe('settings', () => {
       // With TLS any address is fine.
       expect(settingsFromEnv({ LINKGW_LISTEN: listen }).listen).toBe(listen);
     }
+  });
+});
+
+describe('keyring settings', () => {
+  it('picks the backend from the environment and refuses ambiguous or incomplete combinations', () => {
+    expect(settingsFromEnv({}).keyring).toEqual({ backend: 'plain' });
+    expect(settingsFromEnv({ LINKGW_KEYRING_PASSPHRASE_FILE: 'pp' }).keyring).toEqual({ backend: 'passphrase', passphrase: { file: resolve('pp') } });
+    expect(settingsFromEnv({ LINKGW_PKCS11_MODULE: '/lib/x.so', LINKGW_PKCS11_PIN: '1234' }).keyring).toEqual({
+      backend: 'pkcs11',
+      module: '/lib/x.so',
+      token: 'linkgw',
+      pin: { value: '1234' },
+    });
+    expect(() => settingsFromEnv({ LINKGW_PKCS11_MODULE: '/lib/x.so' })).toThrow(/needs the token PIN/);
+    expect(() => settingsFromEnv({ LINKGW_PKCS11_MODULE: '/lib/x.so', LINKGW_PKCS11_PIN: '1', LINKGW_PKCS11_PIN_FILE: 'f' })).toThrow(/set one, not both/);
+    expect(() => settingsFromEnv({ LINKGW_PKCS11_PIN: '1234' })).toThrow(/need LINKGW_PKCS11_MODULE/);
+    expect(() => settingsFromEnv({ LINKGW_PKCS11_MODULE: '/lib/x.so', LINKGW_PKCS11_PIN: '1', LINKGW_KEYRING_PASSPHRASE: 'p' })).toThrow(/not both/);
+  });
+
+  it('keeps the dev CA key directory outside the data directory by default', () => {
+    const s = settingsFromEnv({ LINKGW_DATA_DIR: '/srv/linkgw/data' });
+    expect(s.devCaDir).toBe('/srv/linkgw/data-dev-ca');
+    expect(s.devCaDir.startsWith(s.dataDir + '/')).toBe(false);
   });
 });

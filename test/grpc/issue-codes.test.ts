@@ -12,7 +12,7 @@ import { callUnary } from '../../src/grpc/generic-client.js';
 import { INSECURE_AGENCY_HEADER } from '../../src/grpc/identity.js';
 import { clientOptionsFor } from '../../src/grpc/channel-options.js';
 import { channelCredentials } from '../../src/grpc/tls.js';
-import { ensureDevPki, pkiFiles } from '../../src/pki/dev-pki.js';
+import { ensureDevPki, issueAgencyCertificate, pkiFiles } from '../../src/pki/dev-pki.js';
 import { startHarness, statusOf, tempDir, type Harness } from '../helpers/gateway-harness.js';
 import { population, withBadCheckDigit } from '../helpers/population.js';
 
@@ -129,8 +129,7 @@ describe('agency identity', () => {
   });
 
   it('refuses a certificate from the right CA that names no registered agency (UNAUTHENTICATED)', async () => {
-    const dir = join(h.dataDir, 'pki');
-    await ensureDevPki(dir, new Map([['intruder', 'intruder']]));
+    await issueAgencyCertificate(join(h.dataDir, 'pki'), `${h.dataDir}-dev-ca`, 'intruder', 'intruder');
     const c = h.client('intruder');
     const s = await statusOf(c.issueCode(numbers[4]!));
     expect(s.code).toBe(status.UNAUTHENTICATED);

@@ -82,7 +82,10 @@ export async function startHarness(
       await gw.stop(1000);
       await new Promise<void>((r) => stream.end(() => r()));
       if (pgSchema) await pgSchema.drop();
-      if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      if (!opts.dataDir) {
+        rmSync(dataDir, { recursive: true, force: true });
+        rmSync(settings.devCaDir, { recursive: true, force: true });
+      }
     },
   };
 }
