@@ -138,6 +138,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     if (s.redisUrl) {
       const r = new RedisConnection({
         url: s.redisUrl,
+        keyPrefix: s.redisKeyPrefix,
         commandTimeoutMs: s.redisCommandTimeoutMs,
         logger: log,
         onStateChange: (state) => (state === 'up' ? log.info('redis is up', { redis: redactRedisUrl(s.redisUrl!) }) : log.warn('redis is down; running on local state', { redis: redactRedisUrl(s.redisUrl!) })),
