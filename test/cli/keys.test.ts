@@ -20,9 +20,9 @@ describe('linkgw keys', () => {
     const before = await first.client('welfare').issueCode('621498320257');
     await first.stop();
 
-    const rotated = JSON.parse((await run(process.execPath, [BIN, 'keys', 'rotate'], { env })).stdout) as { currentCodeKeyVersion: number };
+    const rotated = JSON.parse((await run(process.execPath, [BIN, 'keys', 'rotate', '--json'], { env })).stdout) as { currentCodeKeyVersion: number };
     expect(rotated.currentCodeKeyVersion).toBe(2);
-    const shown = (await run(process.execPath, [BIN, 'keys', 'show'], { env })).stdout;
+    const shown = (await run(process.execPath, [BIN, 'keys', 'show', '--json'], { env })).stdout;
     expect(JSON.parse(shown)).toMatchObject({ codeKeyVersions: [1, 2], currentCodeKeyVersion: 2 });
     const keyring = JSON.parse(readFileSync(join(dataDir, 'keyring.json'), 'utf8')) as { masters: Record<string, string>; subject: string };
     for (const secret of [...Object.values(keyring.masters), keyring.subject]) expect(shown).not.toContain(secret);
