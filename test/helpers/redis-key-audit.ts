@@ -113,9 +113,11 @@ export class RedisKeyAudit {
 
   /** Loads the server's command table, then listens (proxy and report) on free loopback ports. */
   async start(): Promise<void> {
-    const r = new Redis({ ...this.#upstream, lazyConnect: true, maxRetriesPerRequest: 1 });
+    const r = new Redis({ ...this.#upstream, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
     try {
-      await r.connect();
+      await r.connect().catch((e: Error) => {
+        throw new Error(`the tests need Redis at ${this.#upstream.host}:${this.#upstream.port} (or LINKGW_TEST_REDIS_ADDR): ${e.message}`);
+      });
       const table = (await r.call('COMMAND')) as [string, number, string[], number, number, number][];
       for (const [name, , flags, first, last, step] of table)
         this.#specs.set(name.toLowerCase(), flags.includes('movablekeys') ? { first: 0, last: 0, step: 0, numkeys: true } : first > 0 ? { first, last, step, numkeys: false } : null);
