@@ -5,7 +5,7 @@
  * flat as the file grows (measured inside the child), and an interrupted run resumes from the line it names.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/gateway-harness.js';
@@ -96,7 +96,10 @@ beforeAll(async () => {
   const gw = await serve({ LINKGW_DATA_DIR: dir });
   env = { LINKGW_DATA_DIR: dir, LINKGW_LISTEN: gw.address };
 });
-afterAll(killServed);
+afterAll(() => {
+  killServed();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe('linkgw client AGENCY issue-bulk', () => {
   const codes = new Map<number, string>();

@@ -107,5 +107,7 @@ describe('README', () => {
       expect(r.status, step.command).toBe(failed ? 1 : 0);
     }
     gw.child.kill('SIGTERM');
+    await new Promise((r) => (gw.child.exitCode !== null ? r(null) : gw.child.on('exit', r)));
+    rmSync(dataDir, { recursive: true, force: true });
   });
 });
