@@ -30,7 +30,7 @@ export function terminalProgress(tty: NodeJS.WriteStream, src: ProgressSource): 
         bar = `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${String(Math.floor(share * 100)).padStart(3)}%  `;
       }
       const text = `${bar}${fmt(s.issued)} issued, ${fmt(s.failed)} failed, ${fmt(Math.round(rate))}/s`;
-      tty.write(`\r${text.slice(0, Math.max(10, (tty.columns ?? 80) - 1))}\x1b[K`);
+      tty.write(`\r${text.slice(0, Math.max(10, (tty.columns || 80) - 1))}\x1b[K`);
       drawn = true;
     },
     done() {

@@ -9,7 +9,9 @@
  *
  *     replicaId: setting('LINKGW_REPLICA_ID', {
  *       doc: 'name of this replica in record chains and metrics',
- *       schema: name,                  // a zod schema from a raw string to the value (builders below)
+ *       schema: text.regex(/^[a-z0-9-]{1,32}$/, { error: 'lower-case letters, digits and -' }),
+ *                                      // a zod schema from the raw string to the value (builders below:
+ *                                      // text, address(), flag, oneOf([...]), number(), count, ms, path, url())
  *       default: 'r1',                 // a raw default, parsed by the schema like a set value; or
  *       // derive: (s) => …,           // a default computed from the other settings (s.dataDir, …); or
  *       // neither, with `shown`:     the value is undefined when the variable is unset
