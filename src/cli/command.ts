@@ -133,25 +133,23 @@ export function groupHelp(group: CommandGroup): string {
 
 /** Parses `argv` (after the group name) and runs the command it names; resolves with the exit status. */
 export async function runGroup(group: CommandGroup, argv: readonly string[]): Promise<number> {
+  const at: { name?: string } = {};
   try {
-    return await parseAndRun(group, argv);
+    return await parseAndRun(group, argv, at);
   } catch (e) {
-    // Usage errors from inside a command (a bad option value) get the command's usage line too.
-    if (e instanceof UsageError && e.usage === undefined && current !== undefined) throw new UsageError(e.message, usageLine(group, current), helpHint(group, current));
-    if (e instanceof UsageError && e.help === undefined) throw new UsageError(e.message, e.usage, helpHint(group, current));
+    // Usage errors from inside a command (a bad option value) get the command's usage line and help hint.
+    if (e instanceof UsageError && (e.usage === undefined || e.help === undefined))
+      throw new UsageError(e.message, e.usage ?? (at.name !== undefined ? usageLine(group, at.name) : undefined), helpHint(group, at.name));
     throw e;
-  } finally {
-    current = undefined;
   }
 }
-
-let current: string | undefined;
 
 function helpHint(group: CommandGroup, name: string | undefined): string {
   return ['linkgw', group.name, name, '--help'].filter(Boolean).join(' ');
 }
 
-async function parseAndRun(group: CommandGroup, argv: readonly string[]): Promise<number> {
+/** Parses and runs; `at.name` is the command once it is known (for the usage of errors raised later). */
+async function parseAndRun(group: CommandGroup, argv: readonly string[], at: { name?: string }): Promise<number> {
   const scopeCount = group.scope?.length ?? 0;
   const single = Object.keys(group.commands).length === 1 && group.commands[''] !== undefined;
   const wantsHelp = argv.includes('--help') || argv.includes('-h');
@@ -181,7 +179,7 @@ async function parseAndRun(group: CommandGroup, argv: readonly string[]): Promis
     rest = rest.slice(1);
   }
   const c = group.commands[name]!;
-  current = name;
+  at.name = name;
   if (wantsHelp) {
     process.stdout.write(commandHelp(group, name));
     return EXIT.ok;

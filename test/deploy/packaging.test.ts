@@ -64,6 +64,14 @@ describe('packaging', () => {
     expect(score).toBeLessThanOrEqual(2);
   });
 
+  it('gives the Kubernetes manifest settings the schema accepts', () => {
+    const manifest = read('deploy/kubernetes/gateway.yaml');
+    const env = Object.fromEntries([...manifest.matchAll(/^\s+(LINKGW_[A-Z0-9_]+): "(.*)"$/gm)].map((m) => [m[1]!, m[2]!]));
+    expect(Object.keys(env).length).toBeGreaterThan(5);
+    expect(settingsFromEnv({ ...env, LINKGW_RECORDS_URL: 'postgres://linkgw@db:5432/linkgw' })).toMatchObject({ simulate: false, listen: '0.0.0.0:50051' });
+    for (const m of manifest.matchAll(/- name: (LINKGW_[A-Z0-9_]+)/g)) expect(ENV_DOC.some(([k]) => k === m[1]), m[1]).toBe(true);
+  });
+
   it('lists every setting in the example environment file, with values the schema accepts', () => {
     const text = read('deploy/linkgw.env.example');
     const set = new Map<string, string>();
