@@ -124,9 +124,8 @@ interface Setting<T> {
   readonly schema: z.ZodType<T, string>;
   readonly default?: string;
   readonly derive?: (s: Readonly<Record<string, unknown>>) => T;
+  /** Never echoed in an error; also read from NAME_FILE. */
   readonly secret?: boolean;
-  /** Only for the type: a setting without a default may be undefined. */
-  readonly optional?: boolean;
 }
 
 type Common<S extends z.ZodType> = { doc: string; schema: S; secret?: boolean };
