@@ -138,6 +138,7 @@ function redisTier(s: Settings, log: Logger, metrics: GatewayMetrics, life: Life
     'redis',
     new RedisConnection({
       url: s.redisUrl,
+      keyPrefix: s.redisKeyPrefix,
       commandTimeoutMs: s.redisCommandTimeoutMs,
       logger: log,
       onStateChange: (state) => (state === 'up' ? log.info('redis is up', where) : log.warn('redis is down; running on local state', where)),

@@ -1,61 +1,230 @@
 /**
- * Settings from the environment, with embedded defaults that run the whole gateway on one machine with no
- * outside servers: SQLite records, inline mapping, dev PKI and keyring created in the data directory, and the
- * simulated agencies started in-process.
+ * Settings from the environment: one schema, `SETTINGS` below, names every LINKGW_* variable the gateway reads.
+ * Everything has an embedded default that runs the whole gateway on one machine with no outside servers
+ * (SQLite records, inline mapping, dev PKI and keyring created in the data directory, the simulated agencies
+ * in-process). The schema is strict: an unknown LINKGW_* variable (with a "did you mean" when one is close)
+ * or an invalid value stops the start with a message naming the variable; every problem is reported at once.
+ *
+ * ADDING A SETTING is one entry in `SETTINGS`:
+ *
+ *     replicaId: setting('LINKGW_REPLICA_ID', {
+ *       doc: 'name of this replica in record chains and metrics',
+ *       schema: text.regex(/^[a-z0-9-]{1,32}$/, { error: 'lower-case letters, digits and -' }),
+ *                                      // a zod schema from the raw string to the value (builders below:
+ *                                      // text, address(), flag, oneOf([...]), number(), count, ms, path, url())
+ *       default: 'r1',                 // a raw default, parsed by the schema like a set value; or
+ *       // derive: (s) => …,           // a default computed from the other settings (s.dataDir, …); or
+ *       // neither, with `shown`:     the value is undefined when the variable is unset
+ *       // secret: true,               // never echo the value in an error; also reads NAME_FILE (a file
+ *                                      // holding the value, as container secrets are mounted)
+ *     }),
+ *
+ * The key is the `Settings` field (`settings.replicaId`), typed by the schema's output; a dotted key nests
+ * (`'tls.ca'` is `settings.tls.ca`). `ENV_DOC` (`linkgw --help`), the unknown-variable check and the tests
+ * that the README and deploy/linkgw.env.example list every setting all follow from the entry. A rule across
+ * settings goes in `CHECKS`.
+ *
+ * An empty value counts as unset (an `EnvironmentFile` line `LINKGW_RECORDS_URL=` keeps the default).
+ * LINKGW_TEST_* and LINKGW_BENCH_* are reserved for the test suite and the benchmarks, never read here.
+ *
+ * Why zod (4) and not envalid: the same library validates the JSON policy files' shape where needed and
+ * gives typed outputs from one declaration, so `Settings` is inferred from the schema instead of written
+ * twice; envalid knows only flat environment strings and would still need a hand-written type.
  */
+import { readFileSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
 
 /** The package root (holds config/ and proto/), found from this file in src/ or dist/. */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export interface Settings {
-  readonly dataDir: string;
-  readonly listen: string;
-  readonly metricsListen: string;
-  readonly agenciesFile: string;
-  readonly legalBasisFile: string;
-  readonly recordsUrl: string | undefined;
-  readonly tls: { ca: string; cert: string; key: string };
-  /** Development only: no TLS at all; the caller names itself in metadata. */
-  readonly insecurePlaintext: boolean;
-  /** Start the simulated providing agencies in-process and point the registry at them. */
-  readonly simulate: boolean;
-  readonly providerTimeoutMs: number;
-  readonly engine: 'inline' | 'pool' | 'auto';
-  readonly redisUrl: string | undefined;
-  readonly redisCommandTimeoutMs: number;
-  /** Conversion cache tiers: none (compute every time), the in-process LRU, or LRU then Redis. */
-  readonly cache: 'off' | 'local' | 'local,redis';
-  /** Per-agency rate limits, `default=rate/burst,agency=rate/burst`. */
-  readonly rateLimit: string;
-  readonly rateLimitReplicas: number;
-  readonly idempotencyWindowMs: number;
-  readonly maxInFlight: number;
-  /** Calls one agency may have in flight, so that no agency can take the whole gateway. */
-  readonly maxInFlightPerAgency: number;
-  /** Longest a request waits for its access record before failing UNAVAILABLE, ms. */
-  readonly recordTimeoutMs: number;
-  /** In-flight slots kept for agencies within their guaranteed share. */
-  readonly inFlightReserve: number;
-  /** Streams one agency may have open at once. */
-  readonly maxStreamsPerAgency: number;
-  /** A stream with no progress for this long is ended, ms. */
-  readonly streamIdleTimeoutMs: number;
-  /** Per-agency bulk issuance rate: personal numbers per second and burst, `default=R/B,agency=R/B`. */
-  readonly rateLimitBulk: string;
-  /** Worker threads of the mapping pool (default: cores − 1, at least 1). */
-  readonly poolThreads: number | undefined;
-  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
-  /** Where the keyring's secrets are protected: the plain file, the file under a passphrase, or a PKCS#11 token. */
-  readonly keyring: KeyringSettings;
-  /**
-   * Where the development CA keeps its private key: outside the data directory, so that a copy of what a
-   * running gateway reads cannot mint agency certificates. Used only to create the dev PKI and to issue a
-   * certificate for a new agency later; the gateway itself never reads it.
-   */
-  readonly devCaDir: string;
+// ---------------------------------------------------------------------------------------------------------
+// Schema builders: each parses the raw string of one variable.
+
+/** What is wrong with a host:port address, or undefined. `listen`: port 0 (a free port) is allowed. */
+export function addressProblem(v: string, o: { listen?: boolean } = {}): string | undefined {
+  const i = v.lastIndexOf(':');
+  if (i < 0) return 'host:port is required (for example 127.0.0.1:50051)';
+  const host = v.slice(0, i);
+  const port = v.slice(i + 1);
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) return `"${port}" is not a port (0–65535)`;
+  if (!o.listen && Number(port) === 0) return 'port 0 only makes sense for an address to listen on';
+  if (host.startsWith('[') && host.endsWith(']')) return isIPv6(host.slice(1, -1)) ? undefined : `"${host}" is not an IPv6 address`;
+  if (host.includes(':')) return 'an IPv6 address goes in brackets, as [::1]:50051';
+  if (/^[\d.]+$/.test(host)) return isIPv4(host) ? undefined : `"${host}" is not an IPv4 address`;
+  const label = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+  if (!host || host.length > 253 || !host.split('.').every((l) => label.test(l))) return `"${host}" is not a host name`;
+  return undefined;
 }
+
+/** host:port whose host is a loopback address. */
+export function isLoopbackListen(listen: string): boolean {
+  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '').toLowerCase();
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1' || host === 'localhost';
+}
+
+const text = z.string({ error: 'a value is required' });
+const address = (o: { listen?: boolean } = {}) =>
+  text.superRefine((v, ctx) => {
+    const p = addressProblem(v, o);
+    if (p) ctx.addIssue({ code: 'custom', message: p });
+  });
+const flag = z.stringbool({ truthy: ['1', 'true', 'yes', 'on'], falsy: ['0', 'false', 'no', 'off'], error: '1 or 0 (also true/false, yes/no, on/off)' });
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { error: `one of ${values.join(', ')}` });
+const number = (o: { integer?: boolean; unit?: string } = {}) =>
+  text
+    .regex(o.integer ? /^\d+$/ : /^\d+(\.\d+)?$/, { error: o.integer ? `a whole number${o.unit ? ` of ${o.unit}` : ''}` : `a number${o.unit ? ` of ${o.unit}` : ''}` })
+    .transform(Number)
+    .pipe(z.number().positive({ error: 'above 0' }));
+const count = number({ integer: true });
+/** A whole number that may be 0. */
+const whole = text.regex(/^\d+$/, { error: 'a whole number (0 or more)' }).transform(Number);
+const ms = number({ integer: true, unit: 'milliseconds' });
+const path = text.min(1).transform((p) => resolve(p));
+const url = (schemes: readonly string[], what: string) =>
+  text.superRefine((v, ctx) => {
+    let u: URL;
+    try {
+      u = new URL(v);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `not a URL; ${what}` });
+      return;
+    }
+    if (!schemes.includes(u.protocol)) ctx.addIssue({ code: 'custom', message: `${u.protocol}// is not ${schemes.map((s) => `${s}//`).join(' or ')}; ${what}` });
+  });
+/** redis://host:port/db, rediss://…, or redis+cluster://h1:p1,h2:p2 (the grammar of src/redis/redis-connection.ts). */
+const redisUrl = text.superRefine((v, ctx) => {
+  const m = /^(rediss?)(\+cluster)?:\/\/(?:[^@/]*@)?([^/?#]+)(\/[^?#]*)?(?:[?#].*)?$/.exec(v);
+  if (!m) return void ctx.addIssue({ code: 'custom', message: 'redis://host:port/db, rediss://…, redis+cluster://h1:p1,h2:p2 or rediss+cluster://…' });
+  const [, , cluster, hosts, db] = m;
+  for (const h of cluster ? hosts!.split(',') : [hosts!]) {
+    const p = addressProblem(h.includes(':') && !h.endsWith(']') ? h : `${h}:6379`);
+    if (p) ctx.addIssue({ code: 'custom', message: `node ${h}: ${p}` });
+  }
+  if (cluster && db && db !== '/') ctx.addIssue({ code: 'custom', message: 'a cluster URL has no database number' });
+  if (!cluster && db && db !== '/' && !/^\/\d+$/.test(db)) ctx.addIssue({ code: 'custom', message: `"${db.slice(1)}" is not a database number` });
+});
+/** default=R/B,agency=R/B (the grammar of parseRateLimitSpec in src/redis/rate-limiter.ts). */
+const rateLimitSpec = text.superRefine((v, ctx) => {
+  for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([^=\s]+)\s*=\s*([0-9.]+)(?:\s*\/\s*([0-9.]+))?$/.exec(part);
+    if (!m || !Number.isFinite(Number(m[2])) || (m[3] !== undefined && !(Number(m[3]) >= 1)))
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not agency=rate[/burst] (for example default=5000/10000,tax=2000/4000)` });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The schema.
+
+interface Setting<T> {
+  readonly env: string;
+  readonly doc: string;
+  /** The default as documentation shows it. */
+  readonly shown: string;
+  readonly schema: z.ZodType<T, string>;
+  readonly default?: string;
+  readonly derive?: (s: Readonly<Record<string, unknown>>) => T;
+  /** Never echoed in an error; also read from NAME_FILE. */
+  readonly secret?: boolean;
+  /** Never echoed in an error (a secret whose _FILE form is its own setting). */
+  readonly redact?: boolean;
+}
+
+type Common<S extends z.ZodType> = { doc: string; schema: S; secret?: boolean; redact?: boolean };
+function setting<S extends z.ZodType<unknown, string>>(env: string, o: Common<S> & { default: string; shown?: string }): Setting<z.output<S>>;
+function setting<S extends z.ZodType<unknown, string>>(env: string, o: Common<S> & { derive: (s: Readonly<Record<string, unknown>>) => z.output<S>; shown: string }): Setting<z.output<S>>;
+function setting<S extends z.ZodType<unknown, string>>(env: string, o: Common<S> & { shown: string }): Setting<z.output<S> | undefined>;
+function setting(env: string, o: Common<z.ZodType<unknown, string>> & { default?: string; derive?: (s: Readonly<Record<string, unknown>>) => unknown; shown?: string }): Setting<unknown> {
+  return { env, ...o, shown: o.shown ?? o.default! };
+}
+
+const inPki = (file: string) => (s: Readonly<Record<string, unknown>>) => join(s.dataDir as string, 'pki', file);
+
+export const SETTINGS = {
+  dataDir: setting('LINKGW_DATA_DIR', { doc: 'keyring, dev PKI, SQLite records and other state', schema: path, default: './data' }),
+  listen: setting('LINKGW_LISTEN', { doc: 'gRPC address (mTLS), host:port; port 0 picks a free port', schema: address({ listen: true }), default: '127.0.0.1:50051' }),
+  metricsListen: setting('LINKGW_METRICS_LISTEN', { doc: 'HTTP address of /metrics, /healthz, /readyz', schema: address({ listen: true }), default: '127.0.0.1:9464' }),
+  agenciesFile: setting('LINKGW_AGENCIES', { doc: 'agency registry file', schema: path, derive: () => join(PACKAGE_ROOT, 'config', 'agencies.json'), shown: 'config/agencies.json' }),
+  legalBasisFile: setting('LINKGW_LEGAL_BASIS', { doc: 'legal-basis table file', schema: path, derive: () => join(PACKAGE_ROOT, 'config', 'legal-basis.json'), shown: 'config/legal-basis.json' }),
+  recordsUrl: setting('LINKGW_RECORDS_URL', {
+    doc: 'postgres://user@host:5432/db?schema=name keeps access records in PostgreSQL',
+    schema: url(['postgres:', 'postgresql:'], 'postgres://user@host:5432/db'),
+    shown: '(unset: SQLite at <data>/records.sqlite)',
+    secret: true,
+  }),
+  'tls.ca': setting('LINKGW_TLS_CA', { doc: 'the CA agencies\' certificates are checked against', schema: path, derive: inPki('ca.crt'), shown: '<data>/pki/ca.crt' }),
+  'tls.cert': setting('LINKGW_TLS_CERT', { doc: 'the gateway certificate (also its client certificate towards providers)', schema: path, derive: inPki('gateway.crt'), shown: '<data>/pki/gateway.crt' }),
+  'tls.key': setting('LINKGW_TLS_KEY', { doc: 'the gateway certificate\'s private key', schema: path, derive: inPki('gateway.key'), shown: '<data>/pki/gateway.key' }),
+  insecurePlaintext: setting('LINKGW_INSECURE_PLAINTEXT', {
+    doc: '1: no TLS, callers name themselves (development only, loopback addresses only; logs a warning)',
+    schema: flag,
+    default: '0',
+  }),
+  simulate: setting('LINKGW_SIMULATE', { doc: '1: start the simulated providing agencies in-process; 0 (production): call the registry addresses', schema: flag, default: '1' }),
+  providerTimeoutMs: setting('LINKGW_PROVIDER_TIMEOUT_MS', { doc: 'the longest a provider call may take, whatever the caller\'s deadline', schema: ms, default: '5000' }),
+  engine: setting('LINKGW_ENGINE', { doc: 'auto (single calls inline, batches on worker threads), inline or pool: where codes are computed', schema: oneOf(['auto', 'inline', 'pool']), default: 'auto' }),
+  redisUrl: setting('LINKGW_REDIS_URL', {
+    doc: 'redis://host:port/db or redis+cluster://h1:p1,h2:p2: shared rate limits, idempotency, cache',
+    schema: redisUrl,
+    shown: '(unset)',
+    secret: true,
+  }),
+  redisKeyPrefix: setting('LINKGW_REDIS_KEY_PREFIX', { doc: 'prefix of every Redis key the gateway writes, so deployments (and test runs) can share one Redis', schema: text.regex(/^\S{1,64}$/, { error: '1 to 64 characters, no spaces' }), default: 'linkgw:' }),
+  redisCommandTimeoutMs: setting('LINKGW_REDIS_COMMAND_TIMEOUT_MS', { doc: 'a Redis command slower than this counts as a failure and local state is used', schema: ms, default: '50' }),
+  cache: setting('LINKGW_CACHE', {
+    doc: 'off, local or local,redis: conversion cache tiers (computing is faster with local keys)',
+    schema: text.transform((v) => v.replace(/\s+/g, '')).pipe(oneOf(['off', 'local', 'local,redis'])),
+    default: 'off',
+  }),
+  rateLimit: setting('LINKGW_RATE_LIMIT', { doc: 'per-agency requests/s and burst: default=R/B,agency=R/B,…', schema: rateLimitSpec, default: 'default=5000/10000' }),
+  rateLimitReplicas: setting('LINKGW_RATE_LIMIT_REPLICAS', { doc: 'replicas sharing the limits; each takes 1/n locally when Redis is away', schema: count, default: '1' }),
+  idempotencyWindowMs: setting('LINKGW_IDEMPOTENCY_WINDOW_S', {
+    doc: 'how long a QueryInformation x-request-id replays its first outcome, seconds',
+    schema: number({ unit: 'seconds' }).transform((s) => s * 1000),
+    default: '600',
+  }),
+  poolThreads: setting('LINKGW_POOL_THREADS', { doc: 'worker threads of the mapping pool', schema: count, shown: '(cores − 1, at least 1)' }),
+  maxInFlight: setting('LINKGW_MAX_IN_FLIGHT', { doc: 'calls handled at once; more are refused with RESOURCE_EXHAUSTED', schema: count, default: '4096' }),
+  maxInFlightPerAgency: setting('LINKGW_MAX_IN_FLIGHT_PER_AGENCY', {
+    doc: 'calls one agency may have in flight (streams count for their whole life; at most LINKGW_MAX_IN_FLIGHT)',
+    schema: count,
+    derive: (s) => Math.ceil((s.maxInFlight as number) / 2),
+    shown: 'half of LINKGW_MAX_IN_FLIGHT',
+  }),
+  recordTimeoutMs: setting('LINKGW_RECORD_TIMEOUT_MS', {
+    doc: 'longest a request waits for its access record (UNAVAILABLE after; /readyz is 503 while a commit takes longer)',
+    schema: ms,
+    default: '10000',
+  }),
+  inFlightReserve: setting('LINKGW_IN_FLIGHT_RESERVE', {
+    doc: 'slots that agencies over their guaranteed share (max / agencies) may not borrow: kept for the others',
+    schema: whole,
+    derive: (s) => Math.floor((s.maxInFlight as number) / 4),
+    shown: 'a quarter of LINKGW_MAX_IN_FLIGHT',
+  }),
+  maxStreamsPerAgency: setting('LINKGW_MAX_STREAMS_PER_AGENCY', { doc: 'IssueCodes, Health.Watch and reflection streams one agency may have open at once', schema: count, default: '8' }),
+  streamIdleTimeoutMs: setting('LINKGW_STREAM_IDLE_TIMEOUT_MS', { doc: 'a stream with no progress (no message sent, no answer read) for this long is ended', schema: ms, default: '60000' }),
+  rateLimitBulk: setting('LINKGW_RATE_LIMIT_BULK', {
+    doc: 'per-agency bulk issuance: personal numbers/s and burst (default=R/B,agency=R/B); a faster stream is paced, not failed',
+    schema: rateLimitSpec,
+    default: 'default=50000/500000',
+  }),
+  keyringPassphraseFile: setting('LINKGW_KEYRING_PASSPHRASE_FILE', { doc: 'file holding the passphrase of a passphrase-wrapped keyring (linkgw keys wrap)', schema: path, shown: '(unset)' }),
+  keyringPassphrase: setting('LINKGW_KEYRING_PASSPHRASE', { doc: 'the passphrase itself (prefer the _FILE form: the environment is easier to leak)', schema: text, shown: '(unset)', redact: true }),
+  pkcs11Module: setting('LINKGW_PKCS11_MODULE', { doc: 'PKCS#11 module (.so) of the HSM holding the sealing key and the key that wraps the keyring', schema: path, shown: '(unset: keys in the keyring file)' }),
+  pkcs11Token: setting('LINKGW_PKCS11_TOKEN', { doc: 'label of the PKCS#11 token', schema: text.min(1), shown: 'linkgw' }),
+  pkcs11PinFile: setting('LINKGW_PKCS11_PIN_FILE', { doc: 'file holding the token user PIN', schema: path, shown: '(this or LINKGW_PKCS11_PIN with a module)' }),
+  pkcs11Pin: setting('LINKGW_PKCS11_PIN', { doc: 'the token user PIN itself (prefer the _FILE form)', schema: text, shown: '(unset)', redact: true }),
+  devCaDir: setting('LINKGW_DEV_CA_DIR', {
+    doc: 'where the development CA key is kept (never in the data dir; the gateway does not read it)',
+    schema: path,
+    derive: (s) => `${s.dataDir as string}-dev-ca`,
+    shown: '<data dir>-dev-ca',
+  }),
+  logLevel: setting('LINKGW_LOG_LEVEL', { doc: 'debug, info, warn or error (JSON lines on stderr)', schema: oneOf(['debug', 'info', 'warn', 'error']), default: 'info' }),
+} as const;
 
 /** A secret given in a file (preferred: it stays out of the environment) or in an environment variable. */
 export type SecretSource = { readonly file: string } | { readonly value: string };
@@ -65,137 +234,151 @@ export type KeyringSettings =
   | { readonly backend: 'passphrase'; readonly passphrase: SecretSource }
   | { readonly backend: 'pkcs11'; readonly module: string; readonly token: string; readonly pin: SecretSource };
 
-export const ENV_DOC: readonly [string, string, string][] = [
-  ['LINKGW_DATA_DIR', './data', 'keyring, dev PKI, SQLite records and other state'],
-  ['LINKGW_LISTEN', '127.0.0.1:50051', 'gRPC address (mTLS)'],
-  ['LINKGW_METRICS_LISTEN', '127.0.0.1:9464', 'HTTP address of /metrics, /healthz, /readyz'],
-  ['LINKGW_AGENCIES', 'config/agencies.json', 'agency registry file'],
-  ['LINKGW_LEGAL_BASIS', 'config/legal-basis.json', 'legal-basis table file'],
-  ['LINKGW_RECORDS_URL', '(unset: SQLite in the data dir)', 'postgres://… to keep access records in PostgreSQL'],
-  ['LINKGW_TLS_CA / _CERT / _KEY', '<data>/pki/ca.crt, gateway.crt, gateway.key', 'the CA agencies are checked against, and the gateway certificate'],
-  ['LINKGW_SIMULATE', '1', '1: start the simulated providing agencies in-process; 0: call the registry addresses'],
-  ['LINKGW_PROVIDER_TIMEOUT_MS', '5000', 'the longest a provider call may take, whatever the caller\'s deadline'],
-  ['LINKGW_ENGINE', 'auto', 'auto (single calls inline, batches on worker threads), inline or pool: where codes are computed'],
-  ['LINKGW_REDIS_URL', '(unset)', 'redis://host:port/db or redis+cluster://h1:p1,h2:p2: shared rate limits, idempotency, cache'],
-  ['LINKGW_REDIS_COMMAND_TIMEOUT_MS', '50', 'a Redis command slower than this counts as a failure and local state is used'],
-  ['LINKGW_CACHE', 'off', 'off, local or local,redis: conversion cache tiers (computing is faster with local keys)'],
-  ['LINKGW_RATE_LIMIT', 'default=5000/10000', 'per-agency requests/s and burst: default=R/B,agency=R/B,…'],
-  ['LINKGW_RATE_LIMIT_REPLICAS', '1', 'replicas sharing the limits; each takes 1/n locally when Redis is away'],
-  ['LINKGW_IDEMPOTENCY_WINDOW_S', '600', 'how long a QueryInformation x-request-id replays its first outcome'],
-  ['LINKGW_POOL_THREADS', '(cores − 1, at least 1)', 'worker threads of the mapping pool'],
-  ['LINKGW_MAX_IN_FLIGHT', '4096', 'calls handled at once; more are refused with RESOURCE_EXHAUSTED'],
-  ['LINKGW_MAX_IN_FLIGHT_PER_AGENCY', 'half of LINKGW_MAX_IN_FLIGHT', 'calls one agency may have in flight (streams count for their whole life)'],
-  ['LINKGW_IN_FLIGHT_RESERVE', 'a quarter of LINKGW_MAX_IN_FLIGHT', 'slots that agencies over their guaranteed share (max / agencies) may not borrow: kept for the others'],
-  ['LINKGW_MAX_STREAMS_PER_AGENCY', '8', 'IssueCodes and reflection streams one agency may have open at once'],
-  ['LINKGW_STREAM_IDLE_TIMEOUT_MS', '60000', 'a stream with no progress (no message sent, no answer read) for this long is ended'],
-  ['LINKGW_RATE_LIMIT_BULK', 'default=50000/500000', 'per-agency bulk issuance: personal numbers/s and burst; a faster stream is paced, not failed'],
-  ['LINKGW_RECORD_TIMEOUT_MS', '10000', 'longest a request waits for its access record (UNAVAILABLE after; /readyz is 503 while a commit takes longer)'],
-  ['LINKGW_LOG_LEVEL', 'info', 'debug, info, warn or error'],
-  ['LINKGW_KEYRING_PASSPHRASE_FILE', '(unset)', 'file holding the passphrase of a passphrase-wrapped keyring (linkgw keys wrap)'],
-  ['LINKGW_KEYRING_PASSPHRASE', '(unset)', 'the passphrase itself (prefer the _FILE form: the environment is easier to leak)'],
-  ['LINKGW_PKCS11_MODULE', '(unset: keys in the keyring file)', 'PKCS#11 module (.so) of the HSM holding the sealing key and the key that wraps the keyring'],
-  ['LINKGW_PKCS11_TOKEN', 'linkgw', 'label of the PKCS#11 token'],
-  ['LINKGW_PKCS11_PIN_FILE', '(this or LINKGW_PKCS11_PIN with a module)', 'file holding the token user PIN'],
-  ['LINKGW_PKCS11_PIN', '(unset)', 'the token user PIN itself (prefer the _FILE form)'],
-  ['LINKGW_DEV_CA_DIR', '<data dir>-dev-ca', 'where the development CA key is kept (never in the data dir; the gateway does not read it)'],
-  ['LINKGW_INSECURE_PLAINTEXT', '0', '1: no TLS, callers name themselves (development only, loopback addresses only; logs a warning)'],
+function secretSource(file: string | undefined, value: string | undefined): SecretSource | undefined {
+  return file ? { file } : value ? { value } : undefined;
+}
+
+/** Where the keyring's secrets are protected: the plain file, the file under a passphrase, or a PKCS#11 token. */
+function keyringOf(s: Nested<Values>): KeyringSettings {
+  const passphrase = secretSource(s.keyringPassphraseFile, s.keyringPassphrase);
+  const pin = secretSource(s.pkcs11PinFile, s.pkcs11Pin);
+  if (!s.pkcs11Module) return passphrase ? { backend: 'passphrase', passphrase } : { backend: 'plain' };
+  return { backend: 'pkcs11', module: s.pkcs11Module, token: s.pkcs11Token ?? 'linkgw', pin: pin! };
+}
+
+/** Rules across settings: each returns the problem, naming the variables, or undefined. */
+const CHECKS: readonly ((s: Nested<Values>) => string | undefined)[] = [
+  (s) => (s.keyringPassphrase && s.keyringPassphraseFile ? 'LINKGW_KEYRING_PASSPHRASE and LINKGW_KEYRING_PASSPHRASE_FILE: set one, not both' : undefined),
+  (s) => (s.pkcs11Pin && s.pkcs11PinFile ? 'LINKGW_PKCS11_PIN and LINKGW_PKCS11_PIN_FILE: set one, not both' : undefined),
+  (s) => (!s.pkcs11Module && (s.pkcs11Pin || s.pkcs11PinFile || s.pkcs11Token) ? 'LINKGW_PKCS11_TOKEN and LINKGW_PKCS11_PIN need LINKGW_PKCS11_MODULE' : undefined),
+  (s) => (s.pkcs11Module && !s.pkcs11Pin && !s.pkcs11PinFile ? 'LINKGW_PKCS11_MODULE needs the token PIN: LINKGW_PKCS11_PIN_FILE or LINKGW_PKCS11_PIN' : undefined),
+  // One protection at a time: a passphrase next to an HSM would suggest a second layer that is not there.
+  (s) =>
+    s.pkcs11Module && (s.keyringPassphrase || s.keyringPassphraseFile)
+      ? 'LINKGW_KEYRING_PASSPHRASE and LINKGW_PKCS11_MODULE: a keyring is protected by a passphrase or by a token, not both'
+      : undefined,
+  // Without TLS a caller names its own agency: that must never be reachable from another machine.
+  (s) =>
+    s.insecurePlaintext && !isLoopbackListen(s.listen)
+      ? `LINKGW_INSECURE_PLAINTEXT=1 listens only on a loopback address (127.0.0.1, [::1] or localhost), never on ${s.listen} (LINKGW_LISTEN)`
+      : undefined,
 ];
 
-function bool(v: string | undefined, dflt: boolean): boolean {
-  if (v === undefined || v === '') return dflt;
-  if (['1', 'true', 'yes', 'on'].includes(v.toLowerCase())) return true;
-  if (['0', 'false', 'no', 'off'].includes(v.toLowerCase())) return false;
-  throw new Error(`not a boolean: "${v}"`);
-}
-
-function positive(v: string | undefined, dflt: number, name: string): number {
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: a positive number`);
-  return n;
-}
-
-function cacheMode(v: string | undefined): Settings['cache'] {
-  const m = (v || 'off').replace(/\s+/g, '');
-  if (m === 'off' || m === 'local' || m === 'local,redis') return m;
-  throw new Error('LINKGW_CACHE: off, local or local,redis');
-}
-
-function secretSource(env: NodeJS.ProcessEnv, name: string): SecretSource | undefined {
-  const file = env[`${name}_FILE`];
-  const value = env[name];
-  if (file && value) throw new Error(`${name} and ${name}_FILE: set one, not both`);
-  if (file) return { file: resolve(file) };
-  if (value) return { value };
-  return undefined;
-}
-
-function keyringSettings(env: NodeJS.ProcessEnv): KeyringSettings {
-  const passphrase = secretSource(env, 'LINKGW_KEYRING_PASSPHRASE');
-  const module = env.LINKGW_PKCS11_MODULE;
-  const pin = secretSource(env, 'LINKGW_PKCS11_PIN');
-  if (!module) {
-    if (pin || env.LINKGW_PKCS11_TOKEN) throw new Error('LINKGW_PKCS11_TOKEN and LINKGW_PKCS11_PIN need LINKGW_PKCS11_MODULE');
-    return passphrase ? { backend: 'passphrase', passphrase } : { backend: 'plain' };
-  }
-  // One protection at a time: a passphrase next to an HSM would suggest a second layer that is not there.
-  if (passphrase) throw new Error('LINKGW_KEYRING_PASSPHRASE and LINKGW_PKCS11_MODULE: a keyring is protected by a passphrase or by a token, not both');
-  if (!pin) throw new Error('LINKGW_PKCS11_MODULE needs the token PIN: LINKGW_PKCS11_PIN_FILE or LINKGW_PKCS11_PIN');
-  return { backend: 'pkcs11', module: resolve(module), token: env.LINKGW_PKCS11_TOKEN || 'linkgw', pin };
-}
-
-/** host:port whose host is a loopback address. */
-export function isLoopbackListen(listen: string): boolean {
-  const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '').toLowerCase();
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1' || host === 'localhost';
-}
-
-export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings {
-  const dataDir = resolve(env.LINKGW_DATA_DIR || './data');
-  const pki = join(dataDir, 'pki');
-  const engine = env.LINKGW_ENGINE || 'auto';
-  if (engine !== 'inline' && engine !== 'pool' && engine !== 'auto') throw new Error('LINKGW_ENGINE: auto, inline or pool');
-  const level = env.LINKGW_LOG_LEVEL || 'info';
-  if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new Error('LINKGW_LOG_LEVEL: debug, info, warn or error');
-  const timeout = positive(env.LINKGW_PROVIDER_TIMEOUT_MS, 5000, 'LINKGW_PROVIDER_TIMEOUT_MS');
-  const listen = env.LINKGW_LISTEN || '127.0.0.1:50051';
-  const maxInFlight = positive(env.LINKGW_MAX_IN_FLIGHT, 4096, 'LINKGW_MAX_IN_FLIGHT');
-  const insecurePlaintext = bool(env.LINKGW_INSECURE_PLAINTEXT, false);
-  // Without TLS a caller names its own agency: that must never be reachable from another machine.
-  if (insecurePlaintext && !isLoopbackListen(listen))
-    throw new Error('LINKGW_INSECURE_PLAINTEXT=1 listens only on a loopback address (127.0.0.1, [::1] or localhost), never on ' + listen);
+/** After the checks: values that follow from others. */
+function finish(s: Nested<Values>): Settings {
   return {
-    dataDir,
-    listen,
-    metricsListen: env.LINKGW_METRICS_LISTEN || '127.0.0.1:9464',
-    agenciesFile: resolve(env.LINKGW_AGENCIES || join(PACKAGE_ROOT, 'config', 'agencies.json')),
-    legalBasisFile: resolve(env.LINKGW_LEGAL_BASIS || join(PACKAGE_ROOT, 'config', 'legal-basis.json')),
-    recordsUrl: env.LINKGW_RECORDS_URL || undefined,
-    tls: {
-      ca: resolve(env.LINKGW_TLS_CA || join(pki, 'ca.crt')),
-      cert: resolve(env.LINKGW_TLS_CERT || join(pki, 'gateway.crt')),
-      key: resolve(env.LINKGW_TLS_KEY || join(pki, 'gateway.key')),
-    },
-    insecurePlaintext,
-    simulate: bool(env.LINKGW_SIMULATE, true),
-    providerTimeoutMs: timeout,
-    engine,
-    redisUrl: env.LINKGW_REDIS_URL || undefined,
-    redisCommandTimeoutMs: positive(env.LINKGW_REDIS_COMMAND_TIMEOUT_MS, 50, 'LINKGW_REDIS_COMMAND_TIMEOUT_MS'),
-    cache: cacheMode(env.LINKGW_CACHE),
-    rateLimit: env.LINKGW_RATE_LIMIT || 'default=5000/10000',
-    rateLimitReplicas: positive(env.LINKGW_RATE_LIMIT_REPLICAS, 1, 'LINKGW_RATE_LIMIT_REPLICAS'),
-    idempotencyWindowMs: positive(env.LINKGW_IDEMPOTENCY_WINDOW_S, 600, 'LINKGW_IDEMPOTENCY_WINDOW_S') * 1000,
-    maxInFlight,
-    maxInFlightPerAgency: Math.min(maxInFlight, positive(env.LINKGW_MAX_IN_FLIGHT_PER_AGENCY, Math.ceil(maxInFlight / 2), 'LINKGW_MAX_IN_FLIGHT_PER_AGENCY')),
-    poolThreads: env.LINKGW_POOL_THREADS ? positive(env.LINKGW_POOL_THREADS, 1, 'LINKGW_POOL_THREADS') : undefined,
-    recordTimeoutMs: positive(env.LINKGW_RECORD_TIMEOUT_MS, 10_000, 'LINKGW_RECORD_TIMEOUT_MS'),
-    inFlightReserve: Math.min(maxInFlight, env.LINKGW_IN_FLIGHT_RESERVE === '0' ? 0 : positive(env.LINKGW_IN_FLIGHT_RESERVE, Math.floor(maxInFlight / 4), 'LINKGW_IN_FLIGHT_RESERVE')),
-    maxStreamsPerAgency: positive(env.LINKGW_MAX_STREAMS_PER_AGENCY, 8, 'LINKGW_MAX_STREAMS_PER_AGENCY'),
-    streamIdleTimeoutMs: positive(env.LINKGW_STREAM_IDLE_TIMEOUT_MS, 60_000, 'LINKGW_STREAM_IDLE_TIMEOUT_MS'),
-    rateLimitBulk: env.LINKGW_RATE_LIMIT_BULK || 'default=50000/500000',
-    logLevel: level as Settings['logLevel'],
-    keyring: keyringSettings(env),
-    devCaDir: resolve(env.LINKGW_DEV_CA_DIR || `${dataDir}-dev-ca`),
+    ...s,
+    maxInFlightPerAgency: Math.min(s.maxInFlight, s.maxInFlightPerAgency),
+    inFlightReserve: Math.min(s.maxInFlight, s.inFlightReserve),
+    keyring: keyringOf(s),
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Types and the reader.
+
+type Values = { -readonly [K in keyof typeof SETTINGS]: (typeof SETTINGS)[K] extends Setting<infer T> ? T : never };
+type Groups<V> = keyof V extends infer K ? (K extends `${infer G}.${string}` ? G : never) : never;
+type Nested<V> = { readonly [K in keyof V as K extends `${string}.${string}` ? never : K]: V[K] } & {
+  readonly [G in Groups<V>]: { readonly [K in keyof V as K extends `${G}.${infer R}` ? R : never]: V[K] };
+};
+/** The gateway's settings, one field per entry of SETTINGS (dotted keys nested), and what follows from them. */
+export type Settings = Nested<Values> & { readonly keyring: KeyringSettings };
+
+/** [variable, default as shown, meaning] for each setting, in schema order (`linkgw --help`, the README test). */
+export const ENV_DOC: readonly [string, string, string][] = Object.values(SETTINGS).map((e: Setting<unknown>) => [e.env, e.shown, e.doc]);
+
+/** Every variable name the schema knows, with the NAME_FILE variants of secrets. */
+export const KNOWN_VARIABLES: ReadonlySet<string> = new Set(
+  Object.values(SETTINGS).flatMap((e: Setting<unknown>) => (e.secret ? [e.env, `${e.env}_FILE`] : [e.env])),
+);
+
+const RESERVED = /^LINKGW_(TEST|BENCH)_/;
+
+export class SettingsError extends Error {
+  override readonly name = 'SettingsError';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+}
+
+/** Edit distance (insert, delete, substitute, swap of neighbours), for "did you mean". */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  return d[a.length]![b.length]!;
+}
+
+/** The known variable closest to `name`, when it is close enough to be a typo. */
+export function closestVariable(name: string): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of KNOWN_VARIABLES) {
+    const dd = distance(name, k);
+    if (dd < bestD) [best, bestD] = [k, dd];
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor((name.length - 'LINKGW_'.length) / 4)) ? best : undefined;
+}
+
+function shownValue(e: Setting<unknown>, raw: string): string {
+  return e.secret || e.redact ? '' : `=${JSON.stringify(raw)}`;
+}
+
+/**
+ * Reads and checks every LINKGW_* variable of `env`; throws a SettingsError listing every problem, each naming
+ * its variable.
+ */
+export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings {
+  const problems: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('LINKGW_') || KNOWN_VARIABLES.has(name) || RESERVED.test(name)) continue;
+    const near = closestVariable(name);
+    problems.push(`${name}: not a setting of linkgw${near ? `; did you mean ${near}?` : ' (linkgw --help lists them)'}`);
+  }
+  const flat: Record<string, unknown> = {};
+  const later: [string, Setting<unknown>][] = [];
+  for (const [key, e] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    let raw = env[e.env] || undefined;
+    const fileVar = `${e.env}_FILE`;
+    if (e.secret && env[fileVar]) {
+      if (raw !== undefined) {
+        problems.push(`${e.env} and ${fileVar}: set one of them, not both`);
+        continue;
+      }
+      try {
+        raw = readFileSync(env[fileVar]!, 'utf8').replace(/\r?\n$/, '');
+      } catch (err) {
+        problems.push(`${fileVar}: cannot read ${env[fileVar]} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+        continue;
+      }
+    }
+    if (raw === undefined && e.derive) {
+      later.push([key, e]);
+      continue;
+    }
+    if (raw === undefined && e.default === undefined) {
+      flat[key] = undefined;
+      continue;
+    }
+    const r = e.schema.safeParse(raw ?? e.default);
+    if (r.success) flat[key] = r.data;
+    else problems.push(`${e.env}${raw === undefined ? ' (default)' : shownValue(e, raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (problems.length === 0) for (const [key, e] of later) flat[key] = e.derive!(flat);
+  if (problems.length) throw new SettingsError(problems);
+  const nested: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(flat)) {
+    const dot = key.indexOf('.');
+    if (dot < 0) nested[key] = v;
+    else ((nested[key.slice(0, dot)] ??= {}) as Record<string, unknown>)[key.slice(dot + 1)] = v;
+  }
+  const s = nested as Nested<Values>;
+  const crossProblems = CHECKS.map((c) => c(s)).filter((p): p is string => p !== undefined);
+  if (crossProblems.length) throw new SettingsError(crossProblems);
+  return finish(s);
 }

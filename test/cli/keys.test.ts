@@ -24,9 +24,9 @@ describe('linkgw keys', () => {
     const before = await first.client('welfare').issueCode('621498320257');
     await first.stop();
 
-    const rotated = JSON.parse((await run(process.execPath, [BIN, 'keys', 'rotate'], { env })).stdout) as { currentCodeKeyVersion: number };
+    const rotated = JSON.parse((await run(process.execPath, [BIN, 'keys', 'rotate', '--json'], { env })).stdout) as { currentCodeKeyVersion: number };
     expect(rotated.currentCodeKeyVersion).toBe(2);
-    const shown = (await run(process.execPath, [BIN, 'keys', 'show'], { env })).stdout;
+    const shown = (await run(process.execPath, [BIN, 'keys', 'show', '--json'], { env })).stdout;
     expect(JSON.parse(shown)).toMatchObject({ codeKeyVersions: [1, 2], currentCodeKeyVersion: 2 });
     const keyring = JSON.parse(readFileSync(join(dataDir, 'keyring.json'), 'utf8')) as {
       codeKeys: Record<string, { secret: string }>;
@@ -69,9 +69,9 @@ describe('linkgw keys', () => {
       const loc = locationFor(dataDir, token.env);
       await initHsm(loc.path, loc.unlock as Extract<KeyringSettings, { backend: 'pkcs11' }>);
       const env = { ...process.env, LINKGW_DATA_DIR: dataDir, ...token.env };
-      const rotated = JSON.parse((await run(process.execPath, [BIN, 'keys', 'rotate-seal'], { env })).stdout) as { currentSealingKey: string };
+      const rotated = JSON.parse((await run(process.execPath, [BIN, 'keys', 'rotate-seal', '--json'], { env })).stdout) as { currentSealingKey: string };
       expect(rotated.currentSealingKey).toBe('seal-2');
-      expect(JSON.parse((await run(process.execPath, [BIN, 'keys', 'rotate'], { env })).stdout)).toMatchObject({ currentCodeKeyVersion: 2 });
+      expect(JSON.parse((await run(process.execPath, [BIN, 'keys', 'rotate', '--json'], { env })).stdout)).toMatchObject({ currentCodeKeyVersion: 2 });
       const h = await startHarness({ dataDir, env: token.env });
       try {
         expect(h.gw.keyring.sealSigner.keyId).toBe('seal-2');
@@ -81,9 +81,9 @@ describe('linkgw keys', () => {
       }
       // Showing and verifying use public keys only: no PKCS#11 settings, no PIN.
       const plainEnv = { ...process.env, LINKGW_DATA_DIR: dataDir };
-      const shown = JSON.parse((await run(process.execPath, [BIN, 'keys', 'show'], { env: plainEnv })).stdout) as { sealingKeys: Record<string, { heldIn: string }> };
+      const shown = JSON.parse((await run(process.execPath, [BIN, 'keys', 'show', '--json'], { env: plainEnv })).stdout) as { sealingKeys: Record<string, { heldIn: string }> };
       expect(shown.sealingKeys['seal-2']).toMatchObject({ heldIn: 'token' });
-      const verified = (await run(process.execPath, [BIN, 'records', 'verify'], { env: plainEnv })).stdout.trim().split('\n');
+      const verified = (await run(process.execPath, [BIN, 'records', 'verify', '--json'], { env: plainEnv })).stdout.trim().split('\n');
       expect(JSON.parse(verified.at(-1)!)).toMatchObject({ chains: 1, tampered: 0 });
       // A change without the PIN is refused, naming what is missing.
       const refused = await run(process.execPath, [BIN, 'keys', 'rotate'], { env: plainEnv }).then(

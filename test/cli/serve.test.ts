@@ -18,15 +18,15 @@ describe('linkgw serve', () => {
     const dataDir = tempDir();
     const gw = await serve({ LINKGW_DATA_DIR: dataDir });
     const env = { ...process.env, LINKGW_DATA_DIR: dataDir, LINKGW_LISTEN: gw.address };
-    const pension = JSON.parse((await run(process.execPath, [BIN, 'client', 'pension', 'issue', '123456789018'], { env })).stdout) as { code: string };
+    const pension = JSON.parse((await run(process.execPath, [BIN, 'client', 'pension', 'issue', '123456789018', '--json'], { env })).stdout) as { code: string };
     expect(pension.code).toHaveLength(28);
     // The same number read from standard input (`-`): the same code.
     const viaStdin = await new Promise<string>((resolve, reject) => {
-      const child = execFile(process.execPath, [BIN, 'client', 'pension', 'issue', '-'], { env }, (e, stdout) => (e ? reject(e) : resolve(stdout)));
+      const child = execFile(process.execPath, [BIN, 'client', 'pension', 'issue', '-', '--json'], { env }, (e, stdout) => (e ? reject(e) : resolve(stdout)));
       child.stdin!.end('123456789018\n');
     });
     expect((JSON.parse(viaStdin) as { code: string }).code).toBe(pension.code);
-    const q = await run(process.execPath, [BIN, 'client', 'pension', 'query', pension.code, 'tax', 'pension.eligibility', 'income'], { env }).then(
+    const q = await run(process.execPath, [BIN, 'client', 'pension', 'query', pension.code, 'tax', 'pension.eligibility', 'income', '--json'], { env }).then(
       (r) => JSON.parse(r.stdout) as { legalBasisRow: string },
       (e: { stderr: string }) => ({ legalBasisRow: '', stderr: e.stderr }),
     );
@@ -38,7 +38,7 @@ describe('linkgw serve', () => {
     expect((bad as { stderr: string }).stderr).toMatch(/check digit .*INVALID_ARGUMENT/);
     // A wrong binding reported: its record first, then the exchanges (the query above, if the tax office knew
     // the person).
-    const report = (await run(process.execPath, [BIN, 'client', 'pension', 'report-wrong-binding', pension.code, '--since', '2020-01-01T00:00:00Z'], { env })).stdout
+    const report = (await run(process.execPath, [BIN, 'client', 'pension', 'report-wrong-binding', pension.code, '--since', '2020-01-01T00:00:00Z', '--json'], { env })).stdout
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -63,7 +63,7 @@ describe('linkgw serve', () => {
     const gw = await serve({ LINKGW_DATA_DIR: dataDir, LINKGW_INSECURE_PLAINTEXT: '1', LINKGW_SIMULATE: '0' });
     expect(gw.log()).toContain('PLAINTEXT MODE');
     const env = { ...process.env, LINKGW_DATA_DIR: dataDir, LINKGW_LISTEN: gw.address, LINKGW_INSECURE_PLAINTEXT: '1' };
-    const r = JSON.parse((await run(process.execPath, [BIN, 'client', 'tax', 'issue', '621498320257'], { env })).stdout) as { code: string };
+    const r = JSON.parse((await run(process.execPath, [BIN, 'client', 'tax', 'issue', '621498320257', '--json'], { env })).stdout) as { code: string };
     expect(r.code).toHaveLength(28);
     gw.child.kill('SIGTERM');
   });

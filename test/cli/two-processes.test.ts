@@ -15,6 +15,7 @@ import { PostgresRecordStore } from '../../src/records/postgres-store.js';
 import { verifyStore } from '../../src/records/verify-store.js';
 import { createPgSchema, tempDir } from '../helpers/gateway-harness.js';
 import { population } from '../helpers/population.js';
+import { redisRun, removeKeys, testPrefix } from '../helpers/redis.js';
 import { killServed, serve } from '../helpers/serve-process.js';
 
 const clients: AgencyClient[] = [];
@@ -23,15 +24,17 @@ afterEach(() => {
   killServed();
 });
 let dropSchema: (() => Promise<void>) | undefined;
+const prefix = testPrefix('two-processes');
 afterAll(async () => {
   await dropSchema?.();
+  await removeKeys(prefix);
 });
 
 describe('two gateway processes', () => {
   it('share keyring, records and Redis, and serve the same agencies consistently', async () => {
     const pg = await createPgSchema();
     dropSchema = pg.drop;
-    const shared = { LINKGW_RECORDS_URL: pg.url, LINKGW_REDIS_URL: 'redis://127.0.0.1:6379/7', LINKGW_REDIS_COMMAND_TIMEOUT_MS: '500' };
+    const shared = { LINKGW_RECORDS_URL: pg.url, LINKGW_REDIS_URL: redisRun().url, LINKGW_REDIS_KEY_PREFIX: prefix, LINKGW_REDIS_COMMAND_TIMEOUT_MS: '500' };
     const dirA = tempDir();
     const a = await serve({ ...shared, LINKGW_DATA_DIR: dirA });
     const dirB = tempDir();

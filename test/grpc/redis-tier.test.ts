@@ -6,7 +6,6 @@
 import { status } from '@grpc/grpc-js';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgencyCodec } from '../../src/core/agency-code.js';
 import { checkPersonalNumber } from '../../src/core/personal-number.js';
@@ -15,8 +14,11 @@ import { isEnrolled } from '../../src/providers/synthetic-data.js';
 import { FreezingProxy } from '../helpers/freezing-proxy.js';
 import { startHarness, statusOf, tempDir, type Harness } from '../helpers/gateway-harness.js';
 import { population } from '../helpers/population.js';
+import { redisRun, removeKeys, testPrefix, up } from '../helpers/redis.js';
+import { RedisConnection } from '../../src/redis/redis-connection.js';
 
-const DB = 10;
+// This file's keys in the run's Redis (never FLUSH: others share it).
+const prefix = testPrefix('redis-tier');
 const proxy = new FreezingProxy();
 const received: ProvideRequest[] = [];
 let a: Harness;
@@ -33,12 +35,10 @@ async function metric(h: Harness, pattern: RegExp): Promise<number> {
 }
 
 beforeAll(async () => {
-  const flush = new Redis({ port: 6379, host: '127.0.0.1', db: DB });
-  await flush.flushdb();
-  flush.disconnect();
   await proxy.listen();
   const env = {
-    LINKGW_REDIS_URL: `redis://127.0.0.1:${proxy.port}/${DB}`,
+    LINKGW_REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+    LINKGW_REDIS_KEY_PREFIX: prefix,
     LINKGW_CACHE: 'local,redis',
     // employment: a burst of 5, then one call every 20 s, so the test sees the burst and nothing else.
     LINKGW_RATE_LIMIT: 'default=100000/100000,employment=0.05/5',
@@ -62,6 +62,7 @@ afterAll(async () => {
   await b?.stop();
   await a?.stop();
   await proxy.close();
+  await removeKeys(prefix);
 });
 
 describe('two gateways sharing Redis', () => {
@@ -156,12 +157,14 @@ describe('two gateways sharing Redis', () => {
   });
 
   it('leave nothing in Redis that names a person: no number, no code, in any key or value', async () => {
-    const r = new Redis({ port: 6379, host: '127.0.0.1', db: DB });
+    const conn = new RedisConnection({ url: redisRun().url, commandTimeoutMs: 5000 });
+    await up(conn);
+    const r = conn.client;
     try {
       const keys: Buffer[] = [];
       let cursor = '0';
       do {
-        const [next, batch] = await r.scanBuffer(cursor, 'COUNT', 1000);
+        const [next, batch] = await r.scanBuffer(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
         cursor = String(next);
         keys.push(...batch);
       } while (cursor !== '0');
@@ -184,7 +187,7 @@ describe('two gateways sharing Redis', () => {
         }
       }
     } finally {
-      r.disconnect();
+      await conn.close();
     }
   });
 });

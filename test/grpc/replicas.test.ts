@@ -11,15 +11,17 @@ import { isEnrolled } from '../../src/providers/synthetic-data.js';
 import { verifyStore } from '../../src/records/verify-store.js';
 import { createPgSchema, startHarness, tempDir, type Harness } from '../helpers/gateway-harness.js';
 import { population } from '../helpers/population.js';
+import { redisRun, removeKeys, testPrefix } from '../helpers/redis.js';
 
 let a: Harness;
 let b: Harness;
 let dropSchema: () => Promise<void>;
+const prefix = testPrefix('replicas');
 
 beforeAll(async () => {
   const pg = await createPgSchema();
   dropSchema = pg.drop;
-  const env = { LINKGW_REDIS_URL: 'redis://127.0.0.1:6379/9' };
+  const env = { LINKGW_REDIS_URL: redisRun().url, LINKGW_REDIS_KEY_PREFIX: prefix };
   a = await startHarness({ pgUrl: pg.url, env });
   const dirB = tempDir();
   mkdirSync(dirB, { recursive: true });
@@ -31,6 +33,7 @@ afterAll(async () => {
   await b?.stop();
   await a?.stop();
   await dropSchema?.();
+  await removeKeys(prefix);
 });
 
 describe('two gateway replicas', () => {

@@ -1,8 +1,10 @@
 /**
- * A TCP proxy in front of the real Redis that stops forwarding on demand: clients stay connected but get no
- * replies, like a Redis stalled by CLIENT PAUSE, without pausing the server for other test files.
+ * A TCP proxy in front of the run's Redis (test/helpers/redis.ts) that stops forwarding on demand: clients
+ * stay connected but get no replies, like a Redis stalled by CLIENT PAUSE, without pausing the server for
+ * other test files.
  */
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { redisRun } from './redis.js';
 
 export class FreezingProxy {
   readonly #server: Server;
@@ -11,8 +13,9 @@ export class FreezingProxy {
   port = 0;
 
   constructor() {
+    const target = new URL(redisRun().url);
     this.#server = createServer((client) => {
-      const upstream = tcpConnect(6379, '127.0.0.1');
+      const upstream = tcpConnect(Number(target.port), target.hostname);
       const pair: [Socket, Socket] = [client, upstream];
       this.#pairs.add(pair);
       if (this.frozen) {

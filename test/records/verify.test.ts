@@ -239,12 +239,12 @@ describe('linkgw records verify', () => {
     const run = promisify(execFile);
     const bin = join(import.meta.dirname, '..', '..', 'bin', 'linkgw.js');
     const env = { ...process.env, LINKGW_DATA_DIR: dataDir };
-    const ok = await run(process.execPath, [bin, 'records', 'verify'], { env });
+    const ok = await run(process.execPath, [bin, 'records', 'verify', '--json'], { env });
     expect(ok.stdout).toMatch(/"tampered":0/);
     const db = new Database(join(dataDir, 'records.sqlite'));
     db.prepare(`UPDATE access_records SET requester = 'tax' WHERE seq = 2`).run();
     db.close();
-    const bad = await run(process.execPath, [bin, 'records', 'verify'], { env }).then(
+    const bad = await run(process.execPath, [bin, 'records', 'verify', '--json'], { env }).then(
       () => null,
       (e: { code: number; stdout: string }) => e,
     );

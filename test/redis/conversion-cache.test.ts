@@ -8,10 +8,10 @@ import { CachedEngine } from '../../src/engine/cached-engine.js';
 import { InlineEngine, type MappingEngine } from '../../src/engine/mapping-engine.js';
 import { RedisConnection } from '../../src/redis/redis-connection.js';
 import { population } from '../helpers/population.js';
-import { up } from '../helpers/redis.js';
+import { redisRun, testPrefix, up } from '../helpers/redis.js';
 
-const URL = 'redis://127.0.0.1:6379/11';
-const prefix = `t-${randomBytes(4).toString('hex')}:`;
+const URL = redisRun().url;
+const prefix = testPrefix('conversion-cache');
 
 const value = (s: string) => {
   const c = checkPersonalNumber(s);
@@ -70,7 +70,8 @@ async function allEntries(conn: RedisConnection): Promise<[string, Buffer][]> {
   const out: [string, Buffer][] = [];
   let cursor = '0';
   do {
-    const [next, batch] = await conn.client.scanBuffer(cursor, 'COUNT', 1000);
+    // Only this file's keys: other runs share the Redis.
+    const [next, batch] = await conn.client.scanBuffer(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
     cursor = next.toString();
     for (const k of batch) {
       const v = await conn.client.getBuffer(k);

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdempotencyStore } from '../../src/redis/idempotency.js';
 import type { RedisConnection } from '../../src/redis/redis-connection.js';
-import { closedPort, connector, up } from '../helpers/redis.js';
+import { closedPort, connector, redisRun, testPrefix, up } from '../helpers/redis.js';
 
-const URL = 'redis://127.0.0.1:6379/13';
-const prefix = `t-${randomBytes(4).toString('hex')}:`;
+const URL = redisRun().url;
+const prefix = testPrefix('idempotency');
 const secret = randomBytes(32);
 const conns: RedisConnection[] = [];
 const connect = connector(URL, prefix, conns);

@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisConnection } from '../../src/redis/redis-connection.js';
-import { closedPort, connector, up } from '../helpers/redis.js';
+import { closedPort, connector, redisRun, testPrefix, up } from '../helpers/redis.js';
 import { parseRateLimitSpec, RateLimiter } from '../../src/redis/rate-limiter.js';
 
-const URL = 'redis://127.0.0.1:6379/12';
-const prefix = `t-${randomBytes(4).toString('hex')}:`;
+const URL = redisRun().url;
+const prefix = testPrefix('rate-limiter');
 const conns: RedisConnection[] = [];
 const connect = connector(URL, prefix, conns);
 

@@ -4,7 +4,7 @@
  * other test files running at the same time. A closed port covers "no Redis at all".
  */
 import { randomBytes } from 'node:crypto';
-import { closedPort, until } from '../helpers/redis.js';
+import { closedPort, redisRun, removeKeys, testPrefix, until } from '../helpers/redis.js';
 import { FreezingProxy } from '../helpers/freezing-proxy.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgencyCodec } from '../../src/core/agency-code.js';
@@ -17,8 +17,7 @@ import { parseRedisUrl, RedisConnection, RedisSealer, type RedisState } from '..
 import { checkPersonalNumber } from '../../src/core/personal-number.js';
 import { population } from '../helpers/population.js';
 
-const DB = 14;
-const prefix = `t-${randomBytes(4).toString('hex')}:`;
+const prefix = testPrefix('redis-down');
 
 
 
@@ -39,7 +38,7 @@ describe('when Redis stops answering', () => {
   beforeAll(async () => {
     await proxy.listen();
     conn = new RedisConnection({
-      url: `redis://127.0.0.1:${proxy.port}/${DB}`,
+      url: `redis://127.0.0.1:${proxy.port}`,
       keyPrefix: prefix,
       // Long enough that a loaded CI machine answers the healthy phase in time, short enough to show that a
       // frozen Redis costs a request at most a few timeouts.
@@ -56,11 +55,7 @@ describe('when Redis stops answering', () => {
     await conn.close();
     await proxy.close();
     // Clean up over a direct connection with a generous timeout (a loaded machine can exceed 50 ms).
-    const direct = new RedisConnection({ url: `redis://127.0.0.1:6379/${DB}`, commandTimeoutMs: 5000 });
-    await until(() => direct.state() === 'up');
-    const ks = await direct.client.keys(`${prefix}*`);
-    if (ks.length) await direct.client.del(...ks);
-    await direct.close();
+    await removeKeys(prefix);
   });
 
   it('cache, limiter and idempotency keep answering within bounds, then Redis comes back', async () => {
@@ -137,7 +132,7 @@ describe('with no Redis at all', () => {
   });
 
   it('run() turns a synchronous throw into a result', async () => {
-    const conn = new RedisConnection({ url: 'redis://127.0.0.1:6379/14' });
+    const conn = new RedisConnection({ url: redisRun().url, keyPrefix: prefix });
     await until(() => conn.state() === 'up');
     const r = await conn.run(() => {
       throw new Error('boom');
