@@ -48,9 +48,10 @@ import { startSimulatedProviders, type SimulatedProviders, type SimulationOption
 import { openRecordStore } from './records/open-store.js';
 import type { RecordStore } from './records/record-store.js';
 import { RecordWriter } from './records/record-writer.js';
-import { IdempotencyStore } from './redis/idempotency.js';
-import { RateLimiter, parseRateLimitSpec } from './redis/rate-limiter.js';
-import { RedisConnection, redactRedisUrl } from './redis/redis-connection.js';
+import { IdempotencyStore } from './idempotency/idempotency-store.js';
+import { RateLimiter, parseRateLimitSpec } from './limits/rate-limiter.js';
+import { RedisConnection } from './redis/redis-connection.js';
+import { redactRedisUrl } from './redis/redis-url.js';
 import { BindingService } from './service/binding-service.js';
 import { GatewayService } from './service/gateway-service.js';
 import { IdempotentQueries } from './service/idempotent-query.js';

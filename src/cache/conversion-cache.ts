@@ -22,7 +22,8 @@ import { LRUCache } from 'lru-cache';
 import { CODE_BYTES } from '../core/agency-code.js';
 import type { Decoded } from '../core/agency-code.js';
 import { base32Decode } from '../core/base32.js';
-import { RedisSealer, type RedisConnection } from '../redis/redis-connection.js';
+import { KeyedSealer } from '../core/keyed-sealer.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
 
 export type CacheTier = 'local' | 'redis';
 export type CacheOutcome = 'hit' | 'miss';
@@ -59,7 +60,7 @@ type NumberEntry = { number: number; version: number };
 
 export class ConversionCache {
   readonly #redis: RedisConnection | undefined;
-  readonly #sealer: RedisSealer;
+  readonly #sealer: KeyedSealer;
   readonly #generation: string;
   readonly #ttl: number;
   readonly #jitter: number;
@@ -70,7 +71,7 @@ export class ConversionCache {
 
   constructor(opts: ConversionCacheOptions) {
     this.#redis = opts.redis;
-    this.#sealer = new RedisSealer(opts.cacheSecret, { name: 'cache-key', seal: 'cache-seal' }, `${opts.redis?.keyPrefix ?? ''}c:`);
+    this.#sealer = new KeyedSealer(opts.cacheSecret, { name: 'cache-key', seal: 'cache-seal' }, `${opts.redis?.keyPrefix ?? ''}c:`);
     this.#generation = String(opts.generation ?? 0);
     this.#ttl = Math.max(1000, Math.floor(opts.ttlMs ?? 86_400_000));
     this.#jitter = Math.min(0.9, Math.max(0, opts.ttlJitter ?? 0.2));

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { GatewayError, type ErrorCode } from '../core/errors.js';
 import { QueryInformationRequestSchema, QueryInformationResponseSchema, type QueryInformationRequest, type QueryInformationResponse } from '../gen/linkage/v1/gateway_pb.js';
-import type { IdempotencyStore } from '../redis/idempotency.js';
+import type { IdempotencyStore } from '../idempotency/idempotency-store.js';
 
 const FORMAT = 1;
 const FINAL: ReadonlySet<ErrorCode> = new Set(['PERMISSION_DENIED', 'NOT_FOUND']);

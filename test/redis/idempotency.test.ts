@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IdempotencyStore } from '../../src/redis/idempotency.js';
+import { IdempotencyStore } from '../../src/idempotency/idempotency-store.js';
 import type { RedisConnection } from '../../src/redis/redis-connection.js';
 import { closedPort, connector, up } from '../helpers/redis.js';
 

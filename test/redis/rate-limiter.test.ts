@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisConnection } from '../../src/redis/redis-connection.js';
 import { closedPort, connector, up } from '../helpers/redis.js';
-import { parseRateLimitSpec, RateLimiter } from '../../src/redis/rate-limiter.js';
+import { parseRateLimitSpec, RateLimiter } from '../../src/limits/rate-limiter.js';
 
 const URL = 'redis://127.0.0.1:6379/12';
 const prefix = `t-${randomBytes(4).toString('hex')}:`;

@@ -11,9 +11,11 @@ import { AgencyCodec } from '../../src/core/agency-code.js';
 import { ConversionCache } from '../../src/cache/conversion-cache.js';
 import { CachedEngine } from '../../src/engine/cached-engine.js';
 import { InlineEngine } from '../../src/engine/mapping-engine.js';
-import { IdempotencyStore } from '../../src/redis/idempotency.js';
-import { RateLimiter } from '../../src/redis/rate-limiter.js';
-import { parseRedisUrl, RedisConnection, RedisSealer, type RedisState } from '../../src/redis/redis-connection.js';
+import { IdempotencyStore } from '../../src/idempotency/idempotency-store.js';
+import { RateLimiter } from '../../src/limits/rate-limiter.js';
+import { KeyedSealer } from '../../src/core/keyed-sealer.js';
+import { RedisConnection, type RedisState } from '../../src/redis/redis-connection.js';
+import { parseRedisUrl } from '../../src/redis/redis-url.js';
 import { checkPersonalNumber } from '../../src/core/personal-number.js';
 import { population } from '../helpers/population.js';
 
@@ -168,7 +170,7 @@ describe('URLs and sealing', () => {
   });
 
   it('names are length-prefixed and values bound to their name', () => {
-    const s = new RedisSealer(randomBytes(32), { name: 'p-name', seal: 'p-seal' }, 'x:');
+    const s = new KeyedSealer(randomBytes(32), { name: 'p-name', seal: 'p-seal' }, 'x:');
     expect(s.name('ab', 'c')).not.toBe(s.name('a', 'bc'));
     const k1 = s.name('a');
     const k2 = s.name('b');

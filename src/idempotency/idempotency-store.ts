@@ -19,7 +19,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import { RedisScript, RedisSealer, type RedisConnection, type RedisFailure } from './redis-connection.js';
+import { KeyedSealer } from '../core/keyed-sealer.js';
+import type { RedisConnection, RedisFailure } from '../redis/redis-connection.js';
+import { RedisScript } from '../redis/redis-script.js';
 
 export type IdempotencyFallback = RedisFailure | 'unsealable';
 
@@ -67,7 +69,7 @@ const MARKER = 0x50; // 'P'; sealed values start with 0x01
 
 export class IdempotencyStore {
   readonly #redis: RedisConnection | undefined;
-  readonly #sealer: RedisSealer;
+  readonly #sealer: KeyedSealer;
   readonly #window: number;
   readonly #inProgressTtl: number;
   readonly #maxOutcome: number;
@@ -77,7 +79,7 @@ export class IdempotencyStore {
 
   constructor(opts: IdempotencyOptions) {
     this.#redis = opts.redis;
-    this.#sealer = new RedisSealer(opts.secret, { name: 'idempotency-key', seal: 'idempotency-seal' }, `${opts.redis?.keyPrefix ?? ''}idem:`);
+    this.#sealer = new KeyedSealer(opts.secret, { name: 'idempotency-key', seal: 'idempotency-seal' }, `${opts.redis?.keyPrefix ?? ''}idem:`);
     this.#window = Math.max(1000, Math.floor(opts.windowMs ?? 600_000));
     this.#inProgressTtl = Math.max(100, Math.floor(opts.inProgressTtlMs ?? 60_000));
     this.#maxOutcome = Math.max(0, opts.maxOutcomeBytes ?? 256 * 1024);

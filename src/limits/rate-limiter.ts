@@ -20,7 +20,8 @@
 import { LRUCache } from 'lru-cache';
 import { GatewayError } from '../core/errors.js';
 import { notify } from '../core/observer.js';
-import { RedisScript, type RedisConnection, type RedisFailure } from './redis-connection.js';
+import type { RedisConnection, RedisFailure } from '../redis/redis-connection.js';
+import { RedisScript } from '../redis/redis-script.js';
 
 export interface RateLimit {
   /** Sustained requests (cost units) per second, > 0. */
