@@ -134,14 +134,12 @@ async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, met
 
 function redisTier(s: Settings, log: Logger, metrics: GatewayMetrics, life: Lifetime): RedisConnection | undefined {
   if (!s.redisUrl) return undefined;
-  const where = { redis: redactRedisUrl(s.redisUrl) };
   const r = life.own(
     'redis',
     new RedisConnection({
       url: s.redisUrl,
       commandTimeoutMs: s.redisCommandTimeoutMs,
       logger: log,
-      onStateChange: (state) => (state === 'up' ? log.info('redis is up', where) : log.warn('redis is down; running on local state', where)),
     }),
     (c) => c.close(),
   );

@@ -2,7 +2,7 @@
  * Idempotent queries: a retried call with the same `x-request-id` from the same agency within the window gets
  * the original outcome back instead of causing a second exchange with the provider.
  *
- *   begin(agency, id)   SET key 'P'‖owner NX PX inProgressTtl
+ *   begin(agency, id)   SET key 'P'‖owner NX PX inProgressTtl, else GET key             (one Lua script)
  *                         set     → { kind: 'new', token }      the caller does the exchange
  *                         exists  → a sealed outcome            → { kind: 'replay', outcome }
  *                                   an in-progress marker       → { kind: 'in-progress' }
@@ -11,11 +11,12 @@
  *
  * Redis holds key = prefix 'idem:' ‖ HMAC(deriveKey(secret, 'idempotency-key'), agency, request id) and, once
  * complete, the outcome sealed with AES-256-GCM (per-entry key from deriveKey(secret, 'idempotency-seal'),
- * AD = key): outcomes may carry provider payloads, and a dump must show nothing.
+ * AD = key): outcomes may carry provider payloads, and a dump must show nothing. Each request touches one key,
+ * so on a cluster it lives on one shard, whichever the hash puts it on.
  *
- * Every outcome is also kept in a bounded in-process map (same window), and when Redis is down, slow or
- * answers garbage, begin() decides from that map alone: one replica still dedupes its own retries, and a
- * request is never failed for want of Redis. `onFallback` reports each such decision.
+ * Every outcome is also kept in a bounded in-process map (same window), and when Redis (or the shard of the
+ * key) is down, slow or answers garbage, begin() decides from that map alone: one replica still dedupes its
+ * own retries, and a request is never failed for want of Redis. `onFallback` reports each such decision.
  */
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -52,6 +53,13 @@ export type BeginResult = { kind: 'new'; token: IdempotencyToken } | { kind: 're
 
 type LocalEntry = { state: 'in-progress'; marker: string } | { state: 'done'; outcome: Buffer };
 
+/** 1 when the marker was set, else the value already there: one round trip, and atomic (no expiry in between). */
+const BEGIN = new RedisScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  return 1
+end
+return redis.call('GET', KEYS[1])
+`);
 const COMPLETE = new RedisScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
@@ -96,36 +104,29 @@ export class IdempotencyStore {
   async begin(agency: string, requestId: string): Promise<BeginResult> {
     const key = this.#sealer.name('idempotency', agency, requestId);
     const marker = String.fromCharCode(MARKER) + randomBytes(16).toString('base64url');
+    const ttl = this.#inProgressTtl;
     const seen = this.#local.get(key);
     if (seen?.state === 'done') return { kind: 'replay', outcome: new Uint8Array(seen.outcome) };
     const redis = this.#redis;
     if (redis) {
-      const r = await redis.run(async (c) => {
-        for (let attempt = 0; attempt < 2; attempt++) {
-          const set = await c.set(key, marker, 'PX', this.#inProgressTtl, 'NX');
-          if (set === 'OK') return { kind: 'new' } as const;
-          const v = await c.getBuffer(key);
-          if (v !== null) return { kind: 'existing', value: v } as const;
-          // expired between SET and GET: try once more
-        }
-        return { kind: 'racing' } as const;
-      });
+      const r = await redis.run((c) => BEGIN.runBuffer(c, [key], [marker, ttl]), key);
       if (r.ok) {
         const v = r.value;
-        if (v.kind === 'new') {
-          this.#local.set(key, { state: 'in-progress', marker }, { ttl: this.#inProgressTtl });
+        if (v === 1) {
+          this.#local.set(key, { state: 'in-progress', marker }, { ttl });
           return { kind: 'new', token: { key, marker, shared: true } };
         }
-        if (v.kind === 'racing') return { kind: 'in-progress' };
-        if (v.value.length > 0 && v.value[0] === MARKER) return { kind: 'in-progress' };
-        const outcome = this.#sealer.open(key, v.value);
-        if (outcome) return { kind: 'replay', outcome: new Uint8Array(outcome.buffer, outcome.byteOffset, outcome.length) };
+        if (Buffer.isBuffer(v)) {
+          if (v.length > 0 && v[0] === MARKER) return { kind: 'in-progress' };
+          const outcome = this.#sealer.open(key, v);
+          if (outcome) return { kind: 'replay', outcome: new Uint8Array(outcome.buffer, outcome.byteOffset, outcome.length) };
+        }
         this.#report('unsealable');
       } else {
         this.#report(r.reason);
       }
     }
-    return this.#beginLocal(key, marker);
+    return this.#beginLocal(key, marker, ttl);
   }
 
   /**
@@ -144,7 +145,7 @@ export class IdempotencyStore {
     }
     if (!token.shared || !this.#redis) return;
     const sealed = this.#sealer.seal(token.key, outcome);
-    const r = await this.#redis.run((c) => COMPLETE.run(c, [token.key], [token.marker, sealed, this.#window]));
+    const r = await this.#redis.run((c) => COMPLETE.run(c, [token.key], [token.marker, sealed, this.#window]), token.key);
     if (!r.ok) this.#report(r.reason);
   }
 
@@ -155,15 +156,15 @@ export class IdempotencyStore {
     const local = this.#local.get(token.key);
     if (local?.state === 'in-progress' && local.marker === token.marker) this.#local.delete(token.key);
     if (!token.shared || !this.#redis) return;
-    const r = await this.#redis.run((c) => ABANDON.run(c, [token.key], [token.marker]));
+    const r = await this.#redis.run((c) => ABANDON.run(c, [token.key], [token.marker]), token.key);
     if (!r.ok) this.#report(r.reason);
   }
 
-  #beginLocal(key: string, marker: string): BeginResult {
+  #beginLocal(key: string, marker: string, ttl: number): BeginResult {
     const e = this.#local.get(key);
     if (e?.state === 'done') return { kind: 'replay', outcome: new Uint8Array(e.outcome) };
     if (e?.state === 'in-progress') return { kind: 'in-progress' };
-    this.#local.set(key, { state: 'in-progress', marker }, { ttl: this.#inProgressTtl });
+    this.#local.set(key, { state: 'in-progress', marker }, { ttl });
     return { kind: 'new', token: { key, marker, shared: false } };
   }
 

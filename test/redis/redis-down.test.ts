@@ -152,6 +152,37 @@ describe('with no Redis at all', () => {
   });
 });
 
+describe('one deadline per operation, and what counts as a failure', () => {
+  const reply = (msg: string) => Object.assign(new Error(msg), { name: 'ReplyError' });
+
+  it('an operation that never settles is a timeout at the deadline, whatever is happening inside', async () => {
+    const conn = new RedisConnection({ url: `redis://127.0.0.1:6379/${DB}`, commandTimeoutMs: 100 });
+    await until(() => conn.state() === 'up');
+    expect(conn.deadlineMs).toBe(120);
+    const t0 = performance.now();
+    const r = await conn.run(() => new Promise<never>(() => undefined));
+    expect(r).toEqual({ ok: false, reason: 'timeout' });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(conn.deadlineMs - 5);
+    await conn.close();
+  });
+
+  it('CLUSTERDOWN, TRYAGAIN and MOVED replies open the breaker; other error replies are answers', async () => {
+    const states: RedisState[] = [];
+    const conn = new RedisConnection({ url: `redis://127.0.0.1:6379/${DB}`, probeIntervalMs: 100, onStateChange: (st) => void states.push(st) });
+    await until(() => conn.state() === 'up');
+    for (let i = 0; i < 5; i++) expect(await conn.run(() => Promise.reject(reply('WRONGTYPE Operation against a key holding the wrong kind of value')))).toMatchObject({ ok: false, reason: 'error' });
+    expect(conn.state()).toBe('up');
+    for (const m of ['CLUSTERDOWN The cluster is down', 'TRYAGAIN Multiple keys request during rehashing of slot', 'MOVED 3999 127.0.0.1:6381'])
+      expect(await conn.run(() => Promise.reject(reply(m)))).toMatchObject({ ok: false, reason: 'error' });
+    expect(conn.state()).toBe('down');
+    expect(await conn.run((c) => c.get('x'))).toEqual({ ok: false, reason: 'unavailable' });
+    // The probe finds Redis answering and brings it back.
+    await until(() => conn.state() === 'up');
+    expect(states).toEqual(['up', 'down', 'up']);
+    await conn.close();
+  });
+});
+
 describe('URLs and sealing', () => {
   it('parses cluster URLs and leaves single-node URLs to ioredis', () => {
     expect(parseRedisUrl('redis://127.0.0.1:6379/2')).toBeNull();
