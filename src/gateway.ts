@@ -205,6 +205,8 @@ function limitsTier(s: Settings, keyring: Keyring, policy: Policy, redis: RedisC
     secret: keyring.cacheSecret,
     ...(redis ? { redis } : {}),
     windowMs: s.idempotencyWindowMs,
+    // The longest a query can take: a marker left by a gateway that died mid-request blocks no longer.
+    inProgressTtlMs: s.providerTimeoutMs + s.recordTimeoutMs,
     onFallback: (reason) => metrics.redisFallback('idempotency', reason),
   });
   return { inFlight, limiter, bulkPacer, idempotency };

@@ -2,12 +2,18 @@
  * Idempotent queries: a retried call with the same `x-request-id` from the same agency within the window gets
  * the original outcome back instead of causing a second exchange with the provider.
  *
- *   begin(agency, id)   SET key 'P'‖owner NX PX inProgressTtl, else GET key             (one Lua script)
+ *   begin(agency, id, deadline)
+ *                       SET key 'P'‖owner NX PX ttl, else GET key                       (one Lua script)
  *                         set     → { kind: 'new', token }      the caller does the exchange
  *                         exists  → a sealed outcome            → { kind: 'replay', outcome }
  *                                   an in-progress marker       → { kind: 'in-progress' }
  *   complete(token, o)  if the marker is still ours: SET key seal(o) PX window        (one Lua script)
  *   abandon(token)      if the marker is still ours: DEL key (a retry may try again)  (one Lua script)
+ *
+ * The in-progress marker lives as long as the request may: until the request's own deadline, and never longer
+ * than `inProgressTtlMs` (the gateway sets the provider timeout plus the record timeout, the longest a query
+ * can take). A gateway that dies mid-request leaves a marker behind, and its retries are refused (ABORTED,
+ * "in progress") only until the first attempt could have ended anyway, not for a fixed minute.
  *
  * Redis holds key = prefix 'idem:' ‖ HMAC(deriveKey(secret, 'idempotency-key'), agency, request id) and, once
  * complete, the outcome sealed with AES-256-GCM (per-entry key from deriveKey(secret, 'idempotency-seal'),
@@ -32,7 +38,10 @@ export interface IdempotencyOptions {
   redis?: RedisConnection;
   /** How long a completed outcome is replayed, ms (default 10 min). */
   windowMs?: number;
-  /** How long an unfinished request blocks its retries, ms (default 60 s): longer than any request may take. */
+  /**
+   * The longest an unfinished request blocks its retries, ms (default 60 s): at least as long as any request
+   * may take. A request's own deadline, when sooner, bounds it further.
+   */
   inProgressTtlMs?: number;
   /** Outcomes larger than this are not kept (a retry then runs again), bytes (default 256 KiB). */
   maxOutcomeBytes?: number;
@@ -100,11 +109,14 @@ export class IdempotencyStore {
     });
   }
 
-  /** Starts a request, or tells the caller to replay or wait. Never throws. */
-  async begin(agency: string, requestId: string): Promise<BeginResult> {
+  /**
+   * Starts a request, or tells the caller to replay or wait. `deadline` (ms since the epoch) is when the
+   * request ends at the latest; its in-progress marker expires then. Never throws.
+   */
+  async begin(agency: string, requestId: string, deadline = Number.POSITIVE_INFINITY): Promise<BeginResult> {
     const key = this.#sealer.name('idempotency', agency, requestId);
     const marker = String.fromCharCode(MARKER) + randomBytes(16).toString('base64url');
-    const ttl = this.#inProgressTtl;
+    const ttl = Math.max(1, Math.ceil(Math.min(this.#inProgressTtl, deadline - Date.now())));
     const seen = this.#local.get(key);
     if (seen?.state === 'done') return { kind: 'replay', outcome: new Uint8Array(seen.outcome) };
     const redis = this.#redis;

@@ -108,6 +108,26 @@ describe('idempotency', () => {
     expect((await s2.begin('pension', id)).kind).toBe('new');
   });
 
+  it('an unfinished request blocks its retries until its deadline, at most inProgressTtlMs (a crash leaves no minute-long block)', async () => {
+    const s1 = new IdempotencyStore({ secret, redis: a, inProgressTtlMs: 5000 });
+    const s2 = new IdempotencyStore({ secret, redis: b, inProgressTtlMs: 5000 });
+    const id = rid();
+    const first = await s1.begin('pension', id, Date.now() + 400);
+    if (first.kind !== 'new') throw new Error('expected new');
+    // s1 "dies" here: it never completes nor abandons.
+    const ttl = await a.client.pttl(first.token.key);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(400);
+    expect(await s2.begin('pension', id)).toEqual({ kind: 'in-progress' });
+    await new Promise((r) => setTimeout(r, ttl + 100));
+    expect((await s2.begin('pension', id)).kind).toBe('new');
+
+    // No deadline (or a later one): the cap.
+    const capped = await s1.begin('pension', rid(), Date.now() + 3_600_000);
+    if (capped.kind !== 'new') throw new Error('expected new');
+    expect(await a.client.pttl(capped.token.key)).toBeLessThanOrEqual(5000);
+  });
+
   it('with Redis down: never fails, says new, reports it, and still dedupes on this replica', async () => {
     const dead = connect(`redis://127.0.0.1:${await closedPort()}`);
     const reports: string[] = [];
