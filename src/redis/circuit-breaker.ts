@@ -59,10 +59,6 @@ export class CircuitBreakers {
     return [...this.#nodes].filter(([, b]) => b.open).map(([n]) => n);
   }
 
-  clear(): void {
-    this.#nodes.clear();
-  }
-
   #get(node: string): Breaker {
     let b = this.#nodes.get(node);
     if (!b) this.#nodes.set(node, (b = { failures: 0, open: false }));
