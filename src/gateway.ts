@@ -48,9 +48,10 @@ import { startSimulatedProviders, type SimulatedProviders, type SimulationOption
 import { openRecordStore } from './records/open-store.js';
 import type { RecordStore } from './records/record-store.js';
 import { RecordWriter } from './records/record-writer.js';
-import { IdempotencyStore } from './redis/idempotency.js';
-import { RateLimiter, parseRateLimitSpec } from './redis/rate-limiter.js';
-import { RedisConnection, redactRedisUrl } from './redis/redis-connection.js';
+import { IdempotencyStore } from './idempotency/idempotency-store.js';
+import { RateLimiter, parseRateLimitSpec } from './limits/rate-limiter.js';
+import { RedisConnection } from './redis/redis-connection.js';
+import { redactRedisUrl } from './redis/redis-url.js';
 import { BindingService } from './service/binding-service.js';
 import { GatewayService } from './service/gateway-service.js';
 import { IdempotentQueries } from './service/idempotent-query.js';
@@ -133,7 +134,6 @@ async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, met
 
 function redisTier(s: Settings, log: Logger, metrics: GatewayMetrics, life: Lifetime): RedisConnection | undefined {
   if (!s.redisUrl) return undefined;
-  const where = { redis: redactRedisUrl(s.redisUrl) };
   const r = life.own(
     'redis',
     new RedisConnection({
@@ -141,7 +141,6 @@ function redisTier(s: Settings, log: Logger, metrics: GatewayMetrics, life: Life
       keyPrefix: s.redisKeyPrefix,
       commandTimeoutMs: s.redisCommandTimeoutMs,
       logger: log,
-      onStateChange: (state) => (state === 'up' ? log.info('redis is up', where) : log.warn('redis is down; running on local state', where)),
     }),
     (c) => c.close(),
   );
@@ -207,6 +206,8 @@ function limitsTier(s: Settings, keyring: Keyring, policy: Policy, redis: RedisC
     secret: keyring.cacheSecret,
     ...(redis ? { redis } : {}),
     windowMs: s.idempotencyWindowMs,
+    // The longest a query can take: a marker left by a gateway that died mid-request blocks no longer.
+    inProgressTtlMs: s.providerTimeoutMs + s.recordTimeoutMs,
     onFallback: (reason) => metrics.redisFallback('idempotency', reason),
   });
   return { inFlight, limiter, bulkPacer, idempotency };

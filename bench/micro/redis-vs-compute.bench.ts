@@ -18,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { ConversionCache } from '../../src/cache/conversion-cache.js';
 import { AgencyCodec } from '../../src/core/agency-code.js';
 import { personalNumberCheckDigit } from '../../src/core/personal-number.js';
-import { RedisConnection, RedisSealer } from '../../src/redis/redis-connection.js';
+import { KeyedSealer } from '../../src/core/keyed-sealer.js';
+import { RedisConnection } from '../../src/redis/redis-connection.js';
 
 const URL = process.env.LINKGW_REDIS_URL || 'redis://127.0.0.1:6379/15';
 const ROUNDS = 5;
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
     cache.putNumbers('pension', codes.slice(i, i + 256), codec.decodeMany('pension', codes.slice(i, i + 256)));
   }
   await conn.client.ping();
-  const sealer = new RedisSealer(secret, { name: 'bench-key', seal: 'bench-seal' }, prefix);
+  const sealer = new KeyedSealer(secret, { name: 'bench-key', seal: 'bench-seal' }, prefix);
   const rawKey = `${prefix}raw`;
   const sealed = sealer.seal(rawKey, Buffer.from(codes[0]!, 'latin1'));
   await conn.client.set(rawKey, sealed);

@@ -9,11 +9,15 @@
  * Only per-agency entries exist: never a codeA→codeB mapping. Each TTL carries random jitter so entries written
  * by the same request do not share an expiry time that would pair them up in a dump.
  *
- * Redis is never needed for a correct answer: down, slow (past the connection's command timeout), or holding
- * garbage, a tampered value or a value moved from another key, it is a miss and the caller computes. Only
- * authentic decodes are cached; a forged code is recomputed (and rejected) every time, so forgeries cannot
- * fill the cache. Batches larger than `redisMaxBatch` skip Redis altogether: computing a code costs about a
+ * Redis is never needed for a correct answer: down, slow (past the connection's deadline), or holding garbage,
+ * a tampered value or a value moved from another key, it is a miss and the caller computes. Only authentic
+ * decodes are cached; a forged code is recomputed (and rejected) every time, so forgeries cannot fill the
+ * cache. Batches larger than `redisMaxBatch` skip Redis altogether: computing a code costs about a
  * microsecond, a Redis round trip tens of them (bench/micro/redis-vs-compute.bench.ts).
+ *
+ * On a Redis Cluster a batch is split by the node that serves each key, one operation per node: the keys of a
+ * shard that is away are misses, the others are still found. Entries carry no hash tag, on purpose: one
+ * agency's entries spread over every shard, and nothing in a key name groups them.
  *
  * `generation` belongs in the key: pass the keyring's current master version so that after a rotation no
  * number→code entry of the previous version is served.
@@ -22,7 +26,8 @@ import { LRUCache } from 'lru-cache';
 import { CODE_BYTES } from '../core/agency-code.js';
 import type { Decoded } from '../core/agency-code.js';
 import { base32Decode } from '../core/base32.js';
-import { RedisSealer, type RedisConnection } from '../redis/redis-connection.js';
+import { KeyedSealer } from '../core/keyed-sealer.js';
+import type { RedisConnection, RedisFailure } from '../redis/redis-connection.js';
 
 export type CacheTier = 'local' | 'redis';
 export type CacheOutcome = 'hit' | 'miss';
@@ -59,7 +64,7 @@ type NumberEntry = { number: number; version: number };
 
 export class ConversionCache {
   readonly #redis: RedisConnection | undefined;
-  readonly #sealer: RedisSealer;
+  readonly #sealer: KeyedSealer;
   readonly #generation: string;
   readonly #ttl: number;
   readonly #jitter: number;
@@ -70,7 +75,7 @@ export class ConversionCache {
 
   constructor(opts: ConversionCacheOptions) {
     this.#redis = opts.redis;
-    this.#sealer = new RedisSealer(opts.cacheSecret, { name: 'cache-key', seal: 'cache-seal' }, `${opts.redis?.keyPrefix ?? ''}c:`);
+    this.#sealer = new KeyedSealer(opts.cacheSecret, { name: 'cache-key', seal: 'cache-seal' }, `${opts.redis?.keyPrefix ?? ''}c:`);
     this.#generation = String(opts.generation ?? 0);
     this.#ttl = Math.max(1000, Math.floor(opts.ttlMs ?? 86_400_000));
     this.#jitter = Math.min(0.9, Math.max(0, opts.ttlJitter ?? 0.2));
@@ -168,7 +173,7 @@ export class ConversionCache {
   }
 
   #redisUsable(n: number): boolean {
-    return this.#redis !== undefined && this.#redis.state() === 'up' && n > 0 && n <= this.#maxBatch;
+    return this.#redis !== undefined && this.#redis.usable() && n > 0 && n <= this.#maxBatch;
   }
 
   async #redisGet<T>(dir: Direction, agency: string, inputs: readonly (string | number)[], decode: (b: Buffer) => T | undefined): Promise<(T | undefined)[] | undefined> {
@@ -179,43 +184,49 @@ export class ConversionCache {
       return undefined;
     }
     const names = inputs.map((x) => this.#sealer.name(dir, this.#generation, agency, x));
-    const r = await redis.run((c) => Promise.all(names.map((k) => c.getBuffer(k))));
-    if (!r.ok) {
-      this.#count('redis', 0, inputs.length);
-      this.#problem(r.reason);
-      return undefined;
-    }
+    const groups = redis.groupByNode(names);
+    const replies = await Promise.all(groups.map((g) => redis.run((c) => Promise.all(g.map((i) => c.getBuffer(names[i]!))), names[g[0]!])));
     const out = new Array<T | undefined>(inputs.length);
     let hits = 0;
     let unsealable = 0;
-    for (let i = 0; i < names.length; i++) {
-      const raw = r.value[i];
-      if (raw === null || raw === undefined) continue;
-      const plain = this.#sealer.open(names[i]!, raw);
-      const v = plain ? decode(plain) : undefined;
-      if (v === undefined) {
-        unsealable++;
-        continue;
+    let answered = false;
+    const problems = new Set<RedisFailure>();
+    replies.forEach((r, j) => {
+      if (!r.ok) return void problems.add(r.reason);
+      answered = true;
+      const group = groups[j]!;
+      for (let k = 0; k < group.length; k++) {
+        const raw = r.value[k];
+        if (raw === null || raw === undefined) continue;
+        const i = group[k]!;
+        const plain = this.#sealer.open(names[i]!, raw);
+        const v = plain ? decode(plain) : undefined;
+        if (v === undefined) {
+          unsealable++;
+          continue;
+        }
+        out[i] = v;
+        hits++;
       }
-      out[i] = v;
-      hits++;
-    }
+    });
     this.#count('redis', hits, inputs.length - hits);
+    for (const p of problems) this.#problem(p);
     if (unsealable) this.#problem('unsealable');
-    return out;
+    return answered ? out : undefined;
   }
 
   #redisPut(dir: Direction, agency: string, items: readonly [string | number, Buffer][]): void {
     const redis = this.#redis!;
-    const entries = items.map(([input, plain]) => {
-      const name = this.#sealer.name(dir, this.#generation, agency, input);
-      const sealed = this.#sealer.seal(name, plain);
-      plain.fill(0);
-      return [name, sealed, this.#ttlFor()] as const;
-    });
-    void redis.run((c) => Promise.all(entries.map(([k, v, ttl]) => c.set(k, v, 'PX', ttl)))).then((r) => {
-      if (!r.ok) this.#problem(r.reason);
-    });
+    const names = items.map(([input]) => this.#sealer.name(dir, this.#generation, agency, input));
+    for (const g of redis.groupByNode(names)) {
+      const key = names[g[0]!]!;
+      if (!redis.usable(key)) continue; // that shard is away: nothing to seal for it
+      const entries = g.map((i) => [names[i]!, this.#sealer.seal(names[i]!, items[i]![1]), this.#ttlFor()] as const);
+      void redis.run((c) => Promise.all(entries.map(([k, v, ttl]) => c.set(k, v, 'PX', ttl))), key).then((r) => {
+        if (!r.ok) this.#problem(r.reason);
+      });
+    }
+    for (const [, plain] of items) plain.fill(0);
   }
 
   #ttlFor(): number {

@@ -106,7 +106,7 @@ const redisUrl = text.superRefine((v, ctx) => {
   if (cluster && db && db !== '/') ctx.addIssue({ code: 'custom', message: 'a cluster URL has no database number' });
   if (!cluster && db && db !== '/' && !/^\/\d+$/.test(db)) ctx.addIssue({ code: 'custom', message: `"${db.slice(1)}" is not a database number` });
 });
-/** default=R/B,agency=R/B (the grammar of parseRateLimitSpec in src/redis/rate-limiter.ts). */
+/** default=R/B,agency=R/B (the grammar of parseRateLimitSpec in src/limits/rate-limiter.ts). */
 const rateLimitSpec = text.superRefine((v, ctx) => {
   for (const part of v.split(',').map((s) => s.trim()).filter(Boolean)) {
     const m = /^([^=\s]+)\s*=\s*([0-9.]+)(?:\s*\/\s*([0-9.]+))?$/.exec(part);

@@ -6,7 +6,7 @@
  */
 import { GatewayError } from '../core/errors.js';
 import { notify } from '../core/observer.js';
-import type { RateLimiter } from '../redis/rate-limiter.js';
+import type { RateLimiter } from './rate-limiter.js';
 
 export interface PacingObserver {
   /** A bulk message of `agency` waited `seconds` for the bulk rate. */

@@ -12,7 +12,7 @@ import type { StoreObserver } from '../records/sqlite-store.js';
 import type { WriterObserver } from '../records/record-writer.js';
 import type { PacingObserver } from '../limits/pacer.js';
 import type { RefusalObserver, RefusalReason } from '../limits/refusals.js';
-import type { RateLimitObserver } from '../redis/rate-limiter.js';
+import type { RateLimitObserver } from '../limits/rate-limiter.js';
 import type { ProviderCallObserver } from '../service/gateway-service.js';
 import type { IdempotencyObserver } from '../service/idempotent-query.js';
 

@@ -1,36 +1,57 @@
 /**
- * The one Redis adapter: builds the ioredis client, tracks whether Redis is usable, and runs commands so that
- * a slow, absent or broken Redis costs a request at most one short timeout and never an error.
+ * The one Redis adapter: builds the ioredis client (one node or a cluster, see redis-url.ts), keeps a circuit
+ * breaker per node, and runs every operation under one deadline, so that a slow, absent, failing-over or
+ * partly missing Redis costs a request at most one short wait and never an error.
  *
- * URL forms (LINKGW_REDIS_URL):
- *   redis://[user:pass@]host:port[/db]              one node (ioredis parses it; `rediss://` for TLS)
- *   redis+cluster://[user:pass@]h1:p1,h2:p2[,…]     Redis Cluster, the listed nodes as seeds
- *   rediss+cluster://…                              Redis Cluster over TLS
- * A cluster has no database number; a path after the node list is refused.
+ * The deadline. Every `run` settles within `deadlineMs` = the command timeout plus a margin (a fifth of it, at
+ * least 10 ms), whatever ioredis does meanwhile. ioredis' `commandTimeout` bounds one attempt only: on a
+ * cluster one command may be retried after a failover, redirected (MOVED/ASK), re-queued on CLUSTERDOWN or
+ * TRYAGAIN, or wait for a reconnect. Against a 3+3 cluster with a 100 ms command timeout, killing the master of
+ * a hot key stalled single calls for 1.3 and 1.5 s before this deadline existed. Past it the caller goes on
+ * with local state; the command may still land later (a rate-limit take then also counts locally: within what
+ * a rate limit is for). The margin lets ioredis' own per-attempt timeout fire first in the common case.
  *
  * Client settings, and why:
- *   enableAutoPipelining  commands issued in one tick go out as one write (one syscall, one round trip).
- *   commandTimeout        50 ms by default: a reply later than that is a miss, never a held request.
+ *   enableAutoPipelining  commands issued in one tick go out as one write per node (one round trip).
+ *   commandTimeout        50 ms by default, per attempt: a reply later than that is a miss, never a held request.
  *   enableOfflineQueue    false: while disconnected a command fails at once instead of queueing unboundedly.
  *   maxRetriesPerRequest  1: a command caught by a dropped connection is not retried for seconds.
  *   autoResendUnfulfilledCommands  false: after a reconnect nothing is resent; its caller has moved on (a
  *                         rate-limit take resent would charge twice).
  *   retryStrategy         reconnect forever, backing off to 2 s; the process never gives up on Redis.
- *   'error' events        always handled (logged, rate-limited): a connection error never crashes the process.
+ *   cluster: retryDelayOnFailover 0, retryDelayOnClusterDown 0, retryDelayOnTryAgain 0, maxRedirections 3:
+ *                         a command to a node that is gone or not serving fails at once (and counts against
+ *                         that node's breaker) instead of being retried 100 ms apart up to 16 times; a MOVED or
+ *                         ASK storm ends as a failure after three redirections (one MOVED after a resharding is
+ *                         normal, and that command still gets its answer).
+ *   'error' events        always handled (logged at most once per 5 s): a connection error never crashes the
+ *                         process and a failing Redis does not log once per call.
  *
- * State: 'up' when connected and answering; 'down' when disconnected, or when `failureThreshold` commands in
- * a row failed without a reply (timeouts, connection errors). While down, `run` answers `unavailable` at once
- * without touching Redis (a circuit breaker), so a stalled Redis costs each request nothing after the first
- * few; every `probeIntervalMs` a PING probes it and the first answer brings the state back up. A Redis error
- * reply (WRONGTYPE, NOSCRIPT…) means Redis answered: it is an error for that call, not a sign of being down.
+ * What is a failure. No reply within the deadline, a connection error, and the replies that mean "this node
+ * does not serve this key now" (CLUSTERDOWN, TRYAGAIN, MOVED, ASK, LOADING, MASTERDOWN, READONLY, too many
+ * redirections) count against the node's breaker. Any other error reply (WRONGTYPE, NOSCRIPT, ERR…) means Redis
+ * answered: an error for that call, not a sign of being down.
  *
- * `RedisSealer` is the keyed-hash-and-seal helper shared by every module that writes to Redis: key names are
- * HMACs of a length-prefixed input, values are AES-256-GCM sealed with the key name as associated data.
+ * Breakers (circuit-breaker.ts), one per node: the single server, or on a cluster the master that owns the
+ * key's slot in ioredis' slot table (so a caller passes the key it will touch to `run`). A breaker opens after
+ * `failureThreshold` failures in a row, or at once when a slot owner's connection closes. While it is open,
+ * `run` answers `unavailable` at once without touching Redis: one dead shard costs the keys of its slots
+ * nothing after the first few, and the other shards go on serving. Every `probeIntervalMs` an open breaker is
+ * probed: a single server with PING; a cluster node by refreshing the slot table first (after a failover its
+ * slots have a new owner, whose breaker is closed, so they come back as soon as the cluster has promoted a
+ * replica), then with CLUSTER INFO on the node (cluster_state:ok, not PONG: a node of a failed cluster answers
+ * PING but refuses every key).
+ *
+ * State: 'up' when connected and no breaker of a current slot owner is open, 'down' otherwise (so
+ * `linkgw_redis_up` is 0 while any shard is away). Each change is logged once ('redis up' / 'redis down'
+ * with its reason and node); a node that goes away or comes back while the overall state stays the same is
+ * logged once as 'redis node down' / 'redis node up'.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { deriveKey } from '../core/key-derivation.js';
 import { silentLogger, type Logger } from '../log/logger.js';
+import { CircuitBreakers } from './circuit-breaker.js';
+import { keySlot } from './key-slot.js';
+import { parseRedisUrl, redactRedisUrl } from './redis-url.js';
 
 export type RedisState = 'up' | 'down';
 export type RedisClient = Redis | Cluster;
@@ -38,98 +59,85 @@ export type RedisFailure = 'unavailable' | 'timeout' | 'error';
 export type RedisResult<T> = { ok: true; value: T } | { ok: false; reason: RedisFailure; error?: unknown };
 
 export interface RedisConnectionOptions {
-  /** redis://…, rediss://…, redis+cluster://h1:p1,h2:p2 or rediss+cluster://… (see the file header). */
+  /** redis://…, rediss://…, redis+cluster://h1:p1,h2:p2 or rediss+cluster://… (see redis-url.ts). */
   url: string;
   /** Longest wait for any one reply, ms (default 50). */
   commandTimeoutMs?: number;
+  /** Added to the command timeout to make the deadline of a whole operation, ms (default a fifth of it, ≥ 10). */
+  deadlineMarginMs?: number;
   /** Longest wait to establish a connection, ms (default 1000). */
   connectTimeoutMs?: number;
   /** ioredis maxRetriesPerRequest (default 1). */
   maxRetriesPerRequest?: number;
   /** Prefix of every key the gateway writes (default 'linkgw:'); lets several deployments share one Redis. */
   keyPrefix?: string;
-  /** Failures without a reply in a row that mark Redis down (default 3). */
+  /** Failures without a reply in a row that open a node's breaker (default 3). */
   failureThreshold?: number;
-  /** While down, how often a PING probes Redis, ms (default 1000). */
+  /** While a breaker is open, how often its node is probed, ms (default 1000). */
   probeIntervalMs?: number;
-  /** Called on every change of state, with a short reason (never personal data). */
+  /** Called on every change of the overall state, with a short reason (never personal data). */
   onStateChange?: (state: RedisState, reason: string) => void;
   logger?: Logger;
   /** Extra ioredis options, merged last (for tests and tuning). */
   redisOptions?: Partial<RedisOptions>;
 }
 
-interface ParsedUrl {
-  cluster: boolean;
-  nodes: { host: string; port: number }[];
-  username?: string;
-  password?: string;
-  tls: boolean;
+/** The breaker of a single server, and of keyless operations on a cluster. */
+const WHOLE = '*';
+const PAST_DEADLINE = Symbol('past the deadline');
+/** Error replies of a node that does not serve the key now: failures, not answers. */
+const NOT_SERVING = new Set(['CLUSTERDOWN', 'TRYAGAIN', 'MOVED', 'ASK', 'LOADING', 'MASTERDOWN', 'READONLY']);
+
+interface Failure {
+  reason: RedisFailure;
+  /** Whether it counts against the node's breaker. */
+  counts: boolean;
+  why: string;
 }
 
-/** Parses a cluster URL; returns null for a single-node URL (left to ioredis). Throws on a malformed one. */
-export function parseRedisUrl(url: string): ParsedUrl | null {
-  const m = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#]+)(\/[^?#]*)?(?:[?#].*)?$/.exec(url);
-  if (!m) {
-    if (/^rediss?\+cluster:/.test(url)) throw new Error('LINKGW_REDIS_URL: malformed cluster URL');
-    if (!/^rediss?:\/\//.test(url)) throw new Error('LINKGW_REDIS_URL: redis://, rediss://, redis+cluster:// or rediss+cluster://');
-    return null;
+function classify(e: unknown): Failure {
+  if (e instanceof Error && e.name === 'ReplyError') {
+    const word = e.message.split(' ', 1)[0]!;
+    if (NOT_SERVING.has(word)) return { reason: 'error', counts: true, why: `node not serving (${word})` };
+    return { reason: 'error', counts: false, why: 'error reply' };
   }
-  const [, scheme, userinfo, hostlist, path] = m;
-  if (path && path !== '/') throw new Error('LINKGW_REDIS_URL: a cluster URL has no database number');
-  const nodes = hostlist!.split(',').map((hp) => {
-    const i = hp.lastIndexOf(':');
-    const host = i > 0 ? hp.slice(0, i).replace(/^\[|\]$/g, '') : hp;
-    const port = i > 0 ? Number(hp.slice(i + 1)) : 6379;
-    if (!host || !Number.isInteger(port) || port <= 0 || port > 65535) throw new Error('LINKGW_REDIS_URL: bad cluster node');
-    return { host, port };
-  });
-  const out: ParsedUrl = { cluster: true, nodes, tls: scheme === 'rediss' };
-  if (userinfo) {
-    const j = userinfo.indexOf(':');
-    const user = decodeURIComponent(j < 0 ? userinfo : userinfo.slice(0, j));
-    if (user) out.username = user;
-    if (j >= 0) out.password = decodeURIComponent(userinfo.slice(j + 1));
-  }
-  return out;
+  if (e instanceof Error && e.message === 'Command timed out') return { reason: 'timeout', counts: true, why: 'commands timing out' };
+  if (e instanceof Error && e.message.startsWith('Too many Cluster redirections')) return { reason: 'error', counts: true, why: 'too many redirections' };
+  return { reason: 'error', counts: true, why: 'commands failing' };
 }
 
-/** The URL with any password masked, for logs. */
-export function redactRedisUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*):[^@/]*@/, '//$1:***@');
-}
-
-function isReplyError(e: unknown): boolean {
-  return e instanceof Error && e.name === 'ReplyError';
-}
-
-function isTimeout(e: unknown): boolean {
-  return e instanceof Error && e.message === 'Command timed out';
+function nodeKey(node: Redis): string {
+  return `${node.options.host}:${node.options.port}`;
 }
 
 export class RedisConnection {
   readonly client: RedisClient;
   readonly keyPrefix: string;
   readonly isCluster: boolean;
+  /** The longest any `run` takes, ms: the command timeout plus the margin. */
+  readonly deadlineMs: number;
+  readonly #url: string;
   readonly #log: Logger;
-  readonly #threshold: number;
   readonly #probeMs: number;
-  readonly #listeners = new Set<(state: RedisState, reason: string) => void>();
+  readonly #onStateChange: RedisConnectionOptions['onStateChange'];
+  readonly #breakers: CircuitBreakers;
+  readonly #probes = new Map<string, NodeJS.Timeout>();
   #state: RedisState = 'down';
   #connected = false;
-  #failures = 0;
-  #probe: NodeJS.Timeout | undefined;
   #closed = false;
   #lastErrorLog = 0;
 
   constructor(opts: RedisConnectionOptions) {
     this.keyPrefix = opts.keyPrefix ?? 'linkgw:';
+    this.#url = redactRedisUrl(opts.url);
     this.#log = opts.logger ?? silentLogger;
-    this.#threshold = Math.max(1, opts.failureThreshold ?? 3);
+    this.#breakers = new CircuitBreakers(opts.failureThreshold ?? 3);
     this.#probeMs = Math.max(50, opts.probeIntervalMs ?? 1000);
-    if (opts.onStateChange) this.#listeners.add(opts.onStateChange);
+    this.#onStateChange = opts.onStateChange;
+    const commandTimeout = opts.commandTimeoutMs ?? 50;
+    this.deadlineMs = commandTimeout + Math.max(0, opts.deadlineMarginMs ?? Math.max(10, Math.round(commandTimeout / 5)));
     const common: RedisOptions = {
-      commandTimeout: opts.commandTimeoutMs ?? 50,
+      commandTimeout,
       connectTimeout: opts.connectTimeoutMs ?? 1000,
       maxRetriesPerRequest: opts.maxRetriesPerRequest ?? 1,
       enableOfflineQueue: false,
@@ -147,13 +155,21 @@ export class RedisConnection {
       if (parsed.username) redisOptions.username = parsed.username;
       if (parsed.password) redisOptions.password = parsed.password;
       if (parsed.tls) redisOptions.tls = {};
-      this.client = new Cluster(parsed.nodes, {
+      const cluster = new Cluster(parsed.nodes, {
         redisOptions,
         enableOfflineQueue: false,
         enableAutoPipelining: true,
         clusterRetryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
         slotsRefreshTimeout: Math.max(1000, opts.connectTimeoutMs ?? 1000),
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        retryDelayOnTryAgain: 0,
+        maxRedirections: 3,
       });
+      cluster.on('+node', (node: Redis) => this.#watchNode(node));
+      cluster.on('refresh', () => this.#slotsRefreshed());
+      cluster.on('node error', (e: unknown) => this.#logError('redis cluster node error', e));
+      this.client = cluster;
     } else {
       this.isCluster = false;
       this.client = new Redis(opts.url, common);
@@ -161,45 +177,70 @@ export class RedisConnection {
     const c = this.client as Redis;
     c.on('ready', () => {
       this.#connected = true;
-      this.#failures = 0;
-      this.#set('up', 'ready');
+      this.#breakers.close(WHOLE);
+      this.#update('ready');
     });
     c.on('close', () => {
       this.#connected = false;
-      this.#set('down', 'connection closed');
+      this.#update('connection closed');
     });
     c.on('end', () => {
       this.#connected = false;
-      this.#set('down', 'connection ended');
+      this.#update('connection ended');
     });
     c.on('error', (e: unknown) => this.#logError('redis connection error', e));
-    if (this.isCluster) c.on('node error', (e: unknown) => this.#logError('redis cluster node error', e));
   }
 
   state(): RedisState {
     return this.#state;
   }
 
-  /** Adds a state listener; returns a function that removes it. */
-  onStateChange(listener: (state: RedisState, reason: string) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+  /** Whether a `run` for this key (or a keyless one) would be attempted now. */
+  usable(key?: string): boolean {
+    return this.#connected && !this.#closed && this.#breakers.allows(this.#nodeOf(key));
+  }
+
+  /** Indices of `keys` grouped by the node that serves them: one group on a single server. */
+  groupByNode(keys: readonly string[]): number[][] {
+    if (!this.isCluster) return keys.length ? [keys.map((_, i) => i)] : [];
+    const groups = new Map<string, number[]>();
+    keys.forEach((k, i) => {
+      const n = this.#nodeOf(k);
+      const g = groups.get(n);
+      if (g) g.push(i);
+      else groups.set(n, [i]);
+    });
+    return [...groups.values()];
   }
 
   /**
-   * Runs one operation against Redis. Never throws, synchronously or not: a failure is a result. While Redis
-   * is down the operation is not attempted.
+   * Runs one operation against Redis, settled within `deadlineMs`. Never throws, synchronously or not: a
+   * failure is a result. `key` is the key (or one of the keys, all of one slot) that the operation touches: on
+   * a cluster it picks the breaker; keyless operations share one. While that breaker is open, or while
+   * disconnected, the operation is not attempted.
    */
-  async run<T>(op: (client: RedisClient) => Promise<T>): Promise<RedisResult<T>> {
-    if (this.#state !== 'up') return { ok: false, reason: 'unavailable' };
+  async run<T>(op: (client: RedisClient) => Promise<T>, key?: string): Promise<RedisResult<T>> {
+    const node = this.#nodeOf(key);
+    if (!this.#connected || this.#closed || !this.#breakers.allows(node)) return { ok: false, reason: 'unavailable' };
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<typeof PAST_DEADLINE>((r) => (timer = setTimeout(r, this.deadlineMs, PAST_DEADLINE)));
     try {
-      const value = await op(this.client);
-      this.#failures = 0;
-      return { ok: true, value };
+      const work = (async () => op(this.client))();
+      work.catch(() => undefined); // abandoned at the deadline, it may still fail later: nobody is listening
+      const value = await Promise.race([work, late]);
+      if (value === PAST_DEADLINE) {
+        this.#failed(node, 'commands timing out');
+        return { ok: false, reason: 'timeout' };
+      }
+      this.#breakers.succeeded(node);
+      return { ok: true, value: value as T };
     } catch (e) {
-      if (isReplyError(e)) return { ok: false, reason: 'error', error: e };
-      if (++this.#failures >= this.#threshold) this.#trip(isTimeout(e) ? 'commands timing out' : 'commands failing');
-      return { ok: false, reason: isTimeout(e) ? 'timeout' : 'error', error: e };
+      if (this.#stillConnecting(node, e)) return { ok: false, reason: 'unavailable', error: e };
+      const f = classify(e);
+      if (f.counts) this.#failed(node, f.why);
+      return { ok: false, reason: f.reason, error: e };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -207,7 +248,8 @@ export class RedisConnection {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#probe) clearTimeout(this.#probe);
+    for (const t of this.#probes.values()) clearTimeout(t);
+    this.#probes.clear();
     this.#set('down', 'closed');
     const c = this.client;
     try {
@@ -218,155 +260,153 @@ export class RedisConnection {
     c.disconnect();
   }
 
-  #trip(reason: string): void {
-    if (this.#state === 'down') return;
-    this.#set('down', reason);
-    this.#scheduleProbe();
+  /** The breaker a key belongs to: its slot's master on a cluster (while the slot table knows it). */
+  #nodeOf(key: string | undefined): string {
+    if (!this.isCluster || key === undefined) return WHOLE;
+    return (this.client as Cluster).slots[keySlot(key)]?.[0] ?? WHOLE;
   }
 
-  #scheduleProbe(): void {
-    if (this.#closed || this.#probe) return;
-    this.#probe = setTimeout(() => {
-      this.#probe = undefined;
-      if (this.#closed || this.#state === 'up') return;
-      if (!this.#connected) return; // the 'ready' event brings it back up
-      (async () => this.client.ping())().then(
-        () => {
-          this.#failures = 0;
-          if (this.#connected) this.#set('up', 'answering again');
-        },
-        () => this.#scheduleProbe(),
-      );
-    }, this.#probeMs);
-    this.#probe.unref();
+  /** Whether a cluster node is the master of any slot in ioredis' slot table. */
+  #owns(node: string): boolean {
+    if (node === WHOLE) return true;
+    const slots = (this.client as Cluster).slots;
+    for (let i = 0; i < slots.length; i++) if (slots[i]?.[0] === node) return true;
+    return false;
   }
 
-  #set(state: RedisState, reason: string): void {
-    if (this.#closed && state === 'up') return;
-    if (state === this.#state) return;
-    this.#state = state;
-    if (state === 'up') this.#log.info('redis up', { reason });
-    else this.#log.warn('redis down', { reason });
-    for (const l of this.#listeners) {
-      try {
-        l(state, reason);
-      } catch (e) {
-        this.#log.error('redis state listener failed', { error: e });
-      }
+  #failed(node: string, why: string): void {
+    if (this.#breakers.failed(node)) this.#opened(node, why);
+  }
+
+  #opened(node: string, why: string): void {
+    this.#changed(node, 'down', why);
+    this.#scheduleProbe(node);
+    // The slot table may already know the node's heir (a failover that happened while nobody asked).
+    if (node !== WHOLE) (this.client as Cluster).refreshSlotsCache();
+  }
+
+  /**
+   * ioredis refuses a command at once ("Connection is closed.") for a cluster node whose connection is still
+   * being set up. That is no sign of a bad node: a replica promoted by a failover is connected only when it
+   * gets its first command, and three commands in that instant would open its breaker. (A node that cannot be
+   * reached closes its connection, and that opens the breaker: see #watchNode.)
+   */
+  #stillConnecting(node: string, e: unknown): boolean {
+    if (node === WHOLE || !(e instanceof Error) || e.message !== 'Connection is closed.') return false;
+    const status = (this.client as Cluster).nodes('all').find((n) => nodeKey(n) === node)?.status;
+    return status === 'connecting' || status === 'connect' || status === 'wait';
+  }
+
+  /**
+   * Every node is connected as soon as ioredis knows it (replicas too, so that one promoted by a failover is
+   * ready to serve), and a slot owner whose connection closes is gone: no need to wait for failures to know it.
+   */
+  #watchNode(node: Redis): void {
+    if (node.status === 'wait') node.connect().catch(() => undefined);
+    node.on('close', () => {
+      const key = nodeKey(node);
+      if (this.#closed || !this.#owns(key)) return;
+      if (this.#breakers.trip(key)) this.#opened(key, 'connection closed');
+    });
+  }
+
+  /** After a slot-table refresh, open breakers of nodes that own nothing any more no longer matter. */
+  #slotsRefreshed(): void {
+    for (const n of this.#breakers.open()) {
+      if (n === WHOLE || this.#owns(n)) continue;
+      if (this.#breakers.close(n)) this.#changed(n, 'up', 'its slots moved to another node');
     }
+  }
+
+  #scheduleProbe(node: string): void {
+    if (this.#closed || this.#probes.has(node)) return;
+    const t = setTimeout(() => {
+      this.#probes.delete(node);
+      void this.#probe(node);
+    }, this.#probeMs);
+    t.unref();
+    this.#probes.set(node, t);
+  }
+
+  async #probe(node: string): Promise<void> {
+    if (this.#closed || this.#breakers.allows(node)) return;
+    if (!this.#connected) {
+      // A single server's 'ready' event closes its breaker; a cluster's nodes go on being probed.
+      if (node !== WHOLE) this.#scheduleProbe(node);
+      return;
+    }
+    const verdict = node === WHOLE ? ((await this.#within(this.client.ping())) === 'PONG' ? 'up' : 'down') : await this.#probeNode(node);
+    if (this.#closed) return;
+    if (verdict === 'down') return this.#scheduleProbe(node);
+    if (this.#breakers.close(node)) this.#changed(node, 'up', verdict === 'up' ? 'answering again' : 'its slots moved to another node');
+  }
+
+  async #probeNode(node: string): Promise<'up' | 'gone' | 'down'> {
+    const cluster = this.client as Cluster;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, Math.max(this.#probeMs, 1000));
+      t.unref();
+      cluster.refreshSlotsCache(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    if (!this.#owns(node)) return 'gone';
+    const instance = cluster.nodes('master').find((n) => nodeKey(n) === node);
+    if (!instance) return 'down';
+    const info = await this.#within(instance.cluster('INFO'));
+    return typeof info === 'string' && info.includes('cluster_state:ok') ? 'up' : 'down';
+  }
+
+  /** The value of `p` if it settles well within the deadline, else undefined. Never throws. */
+  async #within<T>(p: Promise<T>): Promise<T | undefined> {
+    p.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const v = await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(r, this.deadlineMs, undefined)))]);
+      return v;
+    } catch {
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A breaker opened or closed: logged once, as a change of the overall state when it is one. */
+  #changed(node: string, to: RedisState, why: string): void {
+    const label = node === WHOLE ? why : `node ${node}: ${why}`;
+    if (this.#update(label, node)) return;
+    if (node === WHOLE || this.#closed) return;
+    if (to === 'up') this.#log.info('redis node up', { redis: this.#url, node, reason: why });
+    else this.#log.warn('redis node down', { redis: this.#url, node, reason: why });
+  }
+
+  /** Recomputes the overall state; true when it changed. */
+  #update(reason: string, node?: string): boolean {
+    let next: RedisState = this.#connected ? 'up' : 'down';
+    if (next === 'up') for (const n of this.#breakers.open()) if (this.#owns(n)) next = 'down';
+    return this.#set(next, reason, node);
+  }
+
+  #set(state: RedisState, reason: string, node?: string): boolean {
+    if (this.#closed && state === 'up') return false;
+    if (state === this.#state) return false;
+    this.#state = state;
+    const fields = { redis: this.#url, reason, ...(node && node !== WHOLE ? { node } : {}) };
+    if (state === 'up') this.#log.info('redis up', fields);
+    else this.#log.warn('redis down; running on local state', fields);
+    try {
+      this.#onStateChange?.(state, reason);
+    } catch (e) {
+      this.#log.error('redis state listener failed', { error: e });
+    }
+    return true;
   }
 
   #logError(msg: string, e: unknown): void {
     const now = Date.now();
     if (now - this.#lastErrorLog < 5000) return;
     this.#lastErrorLog = now;
-    this.#log.warn(msg, { error: e });
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Lua scripts.
-
-/**
- * A Lua script run with EVALSHA, falling back to EVAL (which also caches it) when the node answers NOSCRIPT
- * (first use, a restart, a failover, another cluster node).
- *
- * Not ioredis `defineCommand`: an auto-pipeline copies the defined commands when it is created, so a command
- * defined while a pipeline is pending (any command issued earlier in the same tick) is missing from it; the
- * call then throws inside ioredis, the pipeline's callbacks shift by one, and an uncaught "results[i] is not
- * iterable" TypeError crashes the process (ioredis issue #1931; reproduced here with 5.11.1). EVALSHA and EVAL
- * are ordinary commands, present on every pipeline, and auto-pipelined like any other.
- */
-export class RedisScript {
-  readonly lua: string;
-  readonly sha: string;
-
-  constructor(lua: string) {
-    this.lua = lua;
-    this.sha = createHash('sha1').update(lua, 'utf8').digest('hex');
-  }
-
-  async run(client: RedisClient, keys: readonly string[], args: readonly (string | number | Buffer)[]): Promise<unknown> {
-    try {
-      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
-    } catch (e) {
-      if (!(isReplyError(e) && String((e as Error).message).startsWith('NOSCRIPT'))) throw e;
-      return await client.eval(this.lua, keys.length, ...keys, ...args);
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Keyed key names and sealed values.
-
-const SEAL_FORMAT = 0x01;
-const NONCE = 12;
-const TAG = 16;
-/** Bytes of HMAC kept in a key name: 128 bits, so collisions are out of reach for any realistic key count. */
-const NAME_BYTES = 16;
-
-/**
- * Key names and sealed values for one purpose (cache, idempotency…), under keys derived from one secret.
- *
- *   name(parts)       = prefix ‖ base64url(HMAC-SHA256(K_name, len ':' part ‖ len ':' part …)[0..16])
- *   seal(name, plain) = 0x01 ‖ nonce ‖ AES-256-GCM(K_entry, nonce, plain, AD = name) ‖ tag
- *   K_entry           = HMAC-SHA256(K_seal, name)
- *
- * The parts are length-prefixed, so no choice of agency id or code can make two inputs collide. A per-entry key
- * keeps AES-GCM's random-nonce bound (2^32 seals per key) out of reach however long the secret lives: each
- * entry key seals only the few values ever written under that one name. The name as associated data (and in
- * the entry key) means a value copied to another name does not open.
- */
-export class RedisSealer {
-  readonly #nameKey: Buffer;
-  readonly #sealKey: Buffer;
-  readonly #prefix: string;
-
-  constructor(secret: Uint8Array, purposes: { name: string; seal: string }, prefix: string) {
-    if (secret.length < 32) throw new RangeError('the cache secret must be at least 32 bytes');
-    if (purposes.name === purposes.seal) throw new RangeError('name and seal purposes must differ');
-    this.#nameKey = deriveKey(secret, purposes.name);
-    this.#sealKey = deriveKey(secret, purposes.seal);
-    this.#prefix = prefix;
-  }
-
-  name(...parts: (string | number)[]): string {
-    // Each part as `<length>:<part>`: a prefix code, so the concatenation parses back one way only.
-    let input = '';
-    for (const p of parts) {
-      const s = typeof p === 'number' ? String(p) : p;
-      input += `${s.length}:${s}`;
-    }
-    const mac = createHmac('sha256', this.#nameKey).update(input, 'utf8').digest();
-    return this.#prefix + mac.toString('base64url', 0, NAME_BYTES);
-  }
-
-  seal(name: string, plain: Uint8Array): Buffer {
-    const key = createHmac('sha256', this.#sealKey).update(name, 'utf8').digest();
-    const nonce = randomBytes(NONCE);
-    const c = createCipheriv('aes-256-gcm', key, nonce);
-    c.setAAD(Buffer.from(name, 'utf8'));
-    const body = c.update(plain);
-    c.final();
-    key.fill(0);
-    return Buffer.concat([Buffer.of(SEAL_FORMAT), nonce, body, c.getAuthTag()]);
-  }
-
-  /** The plaintext, or null for anything that is not a value sealed under this name. Never throws. */
-  open(name: string, sealed: unknown): Buffer | null {
-    if (!Buffer.isBuffer(sealed) || sealed.length < 1 + NONCE + TAG || sealed[0] !== SEAL_FORMAT) return null;
-    const key = createHmac('sha256', this.#sealKey).update(name, 'utf8').digest();
-    try {
-      const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(1, 1 + NONCE));
-      d.setAAD(Buffer.from(name, 'utf8'));
-      d.setAuthTag(sealed.subarray(sealed.length - TAG));
-      const plain = d.update(sealed.subarray(1 + NONCE, sealed.length - TAG));
-      d.final();
-      return plain;
-    } catch {
-      return null;
-    } finally {
-      key.fill(0);
-    }
+    this.#log.warn(msg, { redis: this.#url, error: e });
   }
 }

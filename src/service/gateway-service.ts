@@ -122,7 +122,7 @@ export class GatewayService {
   }
 
   queryInformation(req: QueryInformationRequest, ctx: CallContext): Promise<QueryInformationResponse> {
-    if (this.d.idempotent && ctx.requestId) return this.d.idempotent.run(ctx.agency.id, ctx.requestId, req, () => this.#query(req, ctx));
+    if (this.d.idempotent && ctx.requestId) return this.d.idempotent.run(ctx.agency.id, ctx.requestId, req, () => this.#query(req, ctx), ctx.deadline);
     return this.#query(req, ctx);
   }
 

@@ -5,13 +5,14 @@
  * retry may cure (provider down, record store down, deadlines) are forgotten so the retry runs again.
  *
  * The outcome is bound to the request: reusing an id for a different query is refused, never answered with
- * another query's data. Outcomes are sealed by the store (they may hold provider payloads).
+ * another query's data. Outcomes are sealed by the store (they may hold provider payloads). While the first
+ * attempt runs, retries are refused with ABORTED, at most until that attempt's deadline.
  */
 import { createHash } from 'node:crypto';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { GatewayError, type ErrorCode } from '../core/errors.js';
 import { QueryInformationRequestSchema, QueryInformationResponseSchema, type QueryInformationRequest, type QueryInformationResponse } from '../gen/linkage/v1/gateway_pb.js';
-import type { IdempotencyStore } from '../redis/idempotency.js';
+import type { IdempotencyStore } from '../idempotency/idempotency-store.js';
 
 const FORMAT = 1;
 const FINAL: ReadonlySet<ErrorCode> = new Set(['PERMISSION_DENIED', 'NOT_FOUND']);
@@ -47,9 +48,10 @@ export class IdempotentQueries {
     private readonly observer?: IdempotencyObserver,
   ) {}
 
-  async run(agency: string, requestId: string, req: QueryInformationRequest, exec: () => Promise<QueryInformationResponse>): Promise<QueryInformationResponse> {
+  /** `deadline`: when this attempt ends at the latest (ms since the epoch); its retries wait no longer. */
+  async run(agency: string, requestId: string, req: QueryInformationRequest, exec: () => Promise<QueryInformationResponse>, deadline = Number.POSITIVE_INFINITY): Promise<QueryInformationResponse> {
     const d = digest(req);
-    const b = await this.store.begin(agency, requestId);
+    const b = await this.store.begin(agency, requestId, deadline);
     if (b.kind === 'replay') {
       this.observer?.replayed(agency);
       return decode(d, b.outcome);

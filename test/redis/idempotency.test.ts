@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IdempotencyStore } from '../../src/redis/idempotency.js';
+import { IdempotencyStore } from '../../src/idempotency/idempotency-store.js';
 import type { RedisConnection } from '../../src/redis/redis-connection.js';
 import { closedPort, connector, redisRun, testPrefix, up } from '../helpers/redis.js';
 
@@ -106,6 +106,26 @@ describe('idempotency', () => {
     expect((await s2.begin('pension', id)).kind).toBe('replay');
     await new Promise((r) => setTimeout(r, 1200));
     expect((await s2.begin('pension', id)).kind).toBe('new');
+  });
+
+  it('an unfinished request blocks its retries until its deadline, at most inProgressTtlMs (a crash leaves no minute-long block)', async () => {
+    const s1 = new IdempotencyStore({ secret, redis: a, inProgressTtlMs: 5000 });
+    const s2 = new IdempotencyStore({ secret, redis: b, inProgressTtlMs: 5000 });
+    const id = rid();
+    const first = await s1.begin('pension', id, Date.now() + 400);
+    if (first.kind !== 'new') throw new Error('expected new');
+    // s1 "dies" here: it never completes nor abandons.
+    const ttl = await a.client.pttl(first.token.key);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(400);
+    expect(await s2.begin('pension', id)).toEqual({ kind: 'in-progress' });
+    await new Promise((r) => setTimeout(r, ttl + 100));
+    expect((await s2.begin('pension', id)).kind).toBe('new');
+
+    // No deadline (or a later one): the cap.
+    const capped = await s1.begin('pension', rid(), Date.now() + 3_600_000);
+    if (capped.kind !== 'new') throw new Error('expected new');
+    expect(await a.client.pttl(capped.token.key)).toBeLessThanOrEqual(5000);
   });
 
   it('with Redis down: never fails, says new, reports it, and still dedupes on this replica', async () => {

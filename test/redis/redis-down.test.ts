@@ -11,9 +11,11 @@ import { AgencyCodec } from '../../src/core/agency-code.js';
 import { ConversionCache } from '../../src/cache/conversion-cache.js';
 import { CachedEngine } from '../../src/engine/cached-engine.js';
 import { InlineEngine } from '../../src/engine/mapping-engine.js';
-import { IdempotencyStore } from '../../src/redis/idempotency.js';
-import { RateLimiter } from '../../src/redis/rate-limiter.js';
-import { parseRedisUrl, RedisConnection, RedisSealer, type RedisState } from '../../src/redis/redis-connection.js';
+import { IdempotencyStore } from '../../src/idempotency/idempotency-store.js';
+import { RateLimiter } from '../../src/limits/rate-limiter.js';
+import { KeyedSealer } from '../../src/core/keyed-sealer.js';
+import { RedisConnection, type RedisState } from '../../src/redis/redis-connection.js';
+import { parseRedisUrl } from '../../src/redis/redis-url.js';
 import { checkPersonalNumber } from '../../src/core/personal-number.js';
 import { population } from '../helpers/population.js';
 
@@ -145,6 +147,37 @@ describe('with no Redis at all', () => {
   });
 });
 
+describe('one deadline per operation, and what counts as a failure', () => {
+  const reply = (msg: string) => Object.assign(new Error(msg), { name: 'ReplyError' });
+
+  it('an operation that never settles is a timeout at the deadline, whatever is happening inside', async () => {
+    const conn = new RedisConnection({ url: redisRun().url, keyPrefix: prefix, commandTimeoutMs: 100 });
+    await until(() => conn.state() === 'up');
+    expect(conn.deadlineMs).toBe(120);
+    const t0 = performance.now();
+    const r = await conn.run(() => new Promise<never>(() => undefined));
+    expect(r).toEqual({ ok: false, reason: 'timeout' });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(conn.deadlineMs - 5);
+    await conn.close();
+  });
+
+  it('CLUSTERDOWN, TRYAGAIN and MOVED replies open the breaker; other error replies are answers', async () => {
+    const states: RedisState[] = [];
+    const conn = new RedisConnection({ url: redisRun().url, keyPrefix: prefix, probeIntervalMs: 100, onStateChange: (st) => void states.push(st) });
+    await until(() => conn.state() === 'up');
+    for (let i = 0; i < 5; i++) expect(await conn.run(() => Promise.reject(reply('WRONGTYPE Operation against a key holding the wrong kind of value')))).toMatchObject({ ok: false, reason: 'error' });
+    expect(conn.state()).toBe('up');
+    for (const m of ['CLUSTERDOWN The cluster is down', 'TRYAGAIN Multiple keys request during rehashing of slot', 'MOVED 3999 127.0.0.1:6381'])
+      expect(await conn.run(() => Promise.reject(reply(m)))).toMatchObject({ ok: false, reason: 'error' });
+    expect(conn.state()).toBe('down');
+    expect(await conn.run((c) => c.get('x'))).toEqual({ ok: false, reason: 'unavailable' });
+    // The probe finds Redis answering and brings it back.
+    await until(() => conn.state() === 'up');
+    expect(states).toEqual(['up', 'down', 'up']);
+    await conn.close();
+  });
+});
+
 describe('URLs and sealing', () => {
   it('parses cluster URLs and leaves single-node URLs to ioredis', () => {
     expect(parseRedisUrl('redis://127.0.0.1:6379/2')).toBeNull();
@@ -163,7 +196,7 @@ describe('URLs and sealing', () => {
   });
 
   it('names are length-prefixed and values bound to their name', () => {
-    const s = new RedisSealer(randomBytes(32), { name: 'p-name', seal: 'p-seal' }, 'x:');
+    const s = new KeyedSealer(randomBytes(32), { name: 'p-name', seal: 'p-seal' }, 'x:');
     expect(s.name('ab', 'c')).not.toBe(s.name('a', 'bc'));
     const k1 = s.name('a');
     const k2 = s.name('b');

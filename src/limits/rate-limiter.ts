@@ -9,9 +9,10 @@
  * The script reads the clock of Redis (TIME), so replicas with skewed clocks still share one bucket. Keys are
  * agency ids: bounded in number and not personal data.
  *
- * When Redis is down or does not answer within the connection's command timeout, the same algorithm runs in
- * process, with rate and burst divided by `expectedReplicas` (so N replicas together stay near the shared
- * limit), and `onFallback` reports it. `take` never throws and never waits longer than one command timeout.
+ * When Redis (on a cluster: the shard holding the agency's key) is down or does not answer within the
+ * connection's deadline, the same algorithm runs in process, with rate and burst divided by `expectedReplicas`
+ * (so N replicas together stay near the shared limit), and `onFallback` reports it. `take` never throws and
+ * never waits longer than the connection's deadline (its command timeout plus a small margin).
  *
  * A request whose cost exceeds the burst can never pass: `{ allowed: false, retryAfterMs: Infinity }`.
  * (In the local fallback, where the burst is divided, the cost is capped at the local burst instead: it would
@@ -20,7 +21,8 @@
 import { LRUCache } from 'lru-cache';
 import { GatewayError } from '../core/errors.js';
 import { notify } from '../core/observer.js';
-import { RedisScript, type RedisConnection, type RedisFailure } from './redis-connection.js';
+import type { RedisConnection, RedisFailure } from '../redis/redis-connection.js';
+import { RedisScript } from '../redis/redis-script.js';
 
 export interface RateLimit {
   /** Sustained requests (cost units) per second, > 0. */
@@ -132,7 +134,8 @@ export class RateLimiter {
     const redis = this.#redis;
     if (redis) {
       const T = 1000 / limit.ratePerSec;
-      const r = await redis.run((c) => GCRA.run(c, [this.#prefix + agency], [T, limit.burst, cost]));
+      const key = this.#prefix + agency;
+      const r = await redis.run((c) => GCRA.run(c, [key], [T, limit.burst, cost]), key);
       if (r.ok && Array.isArray(r.value)) {
         const [ok, after] = r.value;
         if (ok === 1) return { allowed: true, retryAfterMs: 0 };
