@@ -26,6 +26,8 @@ import { openRecordStore } from './records/open-store.js';
 import { SqliteRecordStore } from './records/sqlite-store.js';
 import type { RecordStore } from './records/record-store.js';
 import { RecordWriter } from './records/record-writer.js';
+import { WitnessClient } from './records/witness-client.js';
+import type { StoredCheckpoint } from './records/record-store.js';
 import { GatewayService } from './service/gateway-service.js';
 import { IdempotentQueries } from './service/idempotent-query.js';
 import { GatewayError } from './core/errors.js';
@@ -132,8 +134,22 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       log.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
     if (!o.store) cleanups.push(() => store.close());
     if (store instanceof SqliteRecordStore) store.observe((op, ok, seconds) => metrics.storeOp(op, ok, seconds));
-    const writer = new RecordWriter({ store, signer: keyring.sealSigner, log, observer: metrics, appendTimeoutMs: s.recordTimeoutMs });
+    // The replica's transparency log: checkpoints signed off the request path, pushed to the witnesses.
+    const witnesses = s.witnesses.length ? new WitnessClient({ store, witnesses: s.witnesses, log }) : undefined;
+    if (witnesses) cleanups.push(() => witnesses.close());
+    const writer = new RecordWriter({
+      store,
+      signer: keyring.sealSigner,
+      log,
+      observer: metrics,
+      appendTimeoutMs: s.recordTimeoutMs,
+      logId: s.replicaId,
+      origin: s.logOrigin,
+      checkpointIntervalMs: s.checkpointIntervalMs,
+      ...(witnesses ? { onCheckpoint: (c: StoredCheckpoint) => witnesses.push(c) } : {}),
+    });
     cleanups.push(() => writer.close());
+    await writer.open();
     let redis: RedisConnection | undefined;
     if (s.redisUrl) {
       const r = new RedisConnection({
@@ -221,7 +237,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     }
     const host = s.listen.slice(0, s.listen.lastIndexOf(':'));
     const address = `${host}:${server.port}`;
-    log.info('gateway serving', { address, ops: ops?.address, records: store.kind, engine: engine.kind, cache: s.cache, redis: s.redisUrl ? redactRedisUrl(s.redisUrl) : 'off', chain: writer.chainId, tls: !s.insecurePlaintext });
+    log.info('gateway serving', { address, ops: ops?.address, records: store.kind, engine: engine.kind, cache: s.cache, redis: s.redisUrl ? redactRedisUrl(s.redisUrl) : 'off', log: writer.origin, tls: !s.insecurePlaintext });
     let stopped: Promise<void> | undefined;
     return {
       address,

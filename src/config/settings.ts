@@ -3,6 +3,7 @@
  * outside servers: SQLite records, inline mapping, dev PKI and keyring created in the data directory, and the
  * simulated agencies started in-process.
  */
+import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -39,6 +40,26 @@ export interface Settings {
   /** Worker threads of the mapping pool (default: cores − 1, at least 1). */
   readonly poolThreads: number | undefined;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** This replica's transparency log, kept for its life and resumed after a restart (default: the host name). */
+  readonly replicaId: string;
+  /** The log's origin and note key name: `<LINKGW_LOG_ORIGIN_PREFIX>/<replicaId>`. */
+  readonly logOrigin: string;
+  /** A checkpoint is signed at most this often while records arrive, ms. */
+  readonly checkpointIntervalMs: number;
+  /** Witnesses asked to cosign each checkpoint (C2SP tlog-witness add-checkpoint): their key and URL prefix. */
+  readonly witnesses: readonly { readonly vkey: string; readonly url: string }[];
+}
+
+/** The settings of `linkgw witness`, a process of its own. */
+export interface WitnessSettings {
+  readonly listen: string;
+  /** Holds the witness key (witness-key.pem) and its state (witness-state.json). */
+  readonly dir: string;
+  /** The witness's key name. */
+  readonly name: string;
+  /** The logs it witnesses: log verifier keys, or `ORIGIN_PREFIX*=BASE64_ED25519_KEY` for a fleet's logs. */
+  readonly logs: readonly string[];
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
 export const ENV_DOC: readonly [string, string, string][] = [
@@ -62,6 +83,14 @@ export const ENV_DOC: readonly [string, string, string][] = [
   ['LINKGW_MAX_IN_FLIGHT', '4096', 'calls handled at once; more are refused with RESOURCE_EXHAUSTED'],
   ['LINKGW_MAX_IN_FLIGHT_PER_AGENCY', 'half of LINKGW_MAX_IN_FLIGHT', 'calls one agency may have in flight (streams count for their whole life)'],
   ['LINKGW_RECORD_TIMEOUT_MS', '10000', 'longest a request waits for its access record (UNAVAILABLE after; /readyz is 503 while a commit takes longer)'],
+  ['LINKGW_REPLICA_ID', '(the host name)', 'this replica\'s transparency log, kept for its life and resumed after a restart (letters, digits, . _ -)'],
+  ['LINKGW_LOG_ORIGIN_PREFIX', 'linkgw/records', 'the log origin (checkpoint note key name) is PREFIX/REPLICA_ID: make it unique to the deployment'],
+  ['LINKGW_CHECKPOINT_INTERVAL_MS', '1000', 'a checkpoint of the log is signed at most this often while records arrive'],
+  ['LINKGW_WITNESSES', '(unset)', 'witnesses that cosign checkpoints: VKEY=URL,… (C2SP tlog-witness; URL is the submission prefix)'],
+  ['LINKGW_WITNESS_LISTEN', '127.0.0.1:7380', 'linkgw witness: HTTP address of add-checkpoint and of the cosigned checkpoints'],
+  ['LINKGW_WITNESS_DIR', '<data>/witness', 'linkgw witness: its key and its state (the last checkpoint it cosigned of each log)'],
+  ['LINKGW_WITNESS_NAME', 'linkgw-witness/<host name>', 'linkgw witness: the witness\'s key name'],
+  ['LINKGW_WITNESS_LOGS', '(required for linkgw witness)', 'linkgw witness: logs it cosigns, VKEY or ORIGIN_PREFIX*=BASE64_KEY, comma-separated'],
   ['LINKGW_LOG_LEVEL', 'info', 'debug, info, warn or error'],
   ['LINKGW_INSECURE_PLAINTEXT', '0', '1: no TLS, callers name themselves (development only, loopback addresses only; logs a warning)'],
 ];
@@ -86,6 +115,61 @@ function cacheMode(v: string | undefined): Settings['cache'] {
   throw new Error('LINKGW_CACHE: off, local or local,redis');
 }
 
+const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+function replicaId(v: string | undefined): string {
+  const id = v || hostname();
+  if (!REPLICA_ID.test(id)) throw new Error(`LINKGW_REPLICA_ID: letters, digits, '.', '_' and '-', at most 63 (${v ? 'given' : 'the host name is'} "${id}")`);
+  return id;
+}
+
+function originPrefix(v: string | undefined): string {
+  const p = (v || 'linkgw/records').replace(/\/+$/, '');
+  if (!p || /[\s+]/.test(p)) throw new Error('LINKGW_LOG_ORIGIN_PREFIX: no spaces and no plus sign (it becomes a note key name)');
+  return p;
+}
+
+/** `VKEY=URL,…`: the verifier key has no '=' (a 33-byte key is 44 base64 characters without padding). */
+function witnesses(v: string | undefined): Settings['witnesses'] {
+  if (!v?.trim()) return [];
+  return v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const at = entry.indexOf('=');
+      const vkey = entry.slice(0, at);
+      const url = entry.slice(at + 1).replace(/\/+$/, '');
+      if (at <= 0 || !/^https?:\/\//.test(url) || !URL.canParse(url)) throw new Error(`LINKGW_WITNESSES: "${entry}" is not VKEY=http(s)://…`);
+      return { vkey, url };
+    });
+}
+
+function logLevel(v: string | undefined): Settings['logLevel'] {
+  const level = v || 'info';
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new Error('LINKGW_LOG_LEVEL: debug, info, warn or error');
+  return level as Settings['logLevel'];
+}
+
+/** Settings of `linkgw witness`. */
+export function witnessSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): WitnessSettings {
+  const dataDir = resolve(env.LINKGW_DATA_DIR || './data');
+  const logs = (env.LINKGW_WITNESS_LOGS ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  if (logs.length === 0) throw new Error('LINKGW_WITNESS_LOGS: the logs to witness are required (see linkgw keys show)');
+  const name = env.LINKGW_WITNESS_NAME || `linkgw-witness/${hostname()}`;
+  if (/[\s+]/.test(name)) throw new Error('LINKGW_WITNESS_NAME: no spaces and no plus sign (it is a note key name)');
+  return {
+    listen: env.LINKGW_WITNESS_LISTEN || '127.0.0.1:7380',
+    dir: resolve(env.LINKGW_WITNESS_DIR || join(dataDir, 'witness')),
+    name,
+    logs,
+    logLevel: logLevel(env.LINKGW_LOG_LEVEL),
+  };
+}
+
 /** host:port whose host is a loopback address. */
 export function isLoopbackListen(listen: string): boolean {
   const host = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '').toLowerCase();
@@ -103,6 +187,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
   const listen = env.LINKGW_LISTEN || '127.0.0.1:50051';
   const maxInFlight = positive(env.LINKGW_MAX_IN_FLIGHT, 4096, 'LINKGW_MAX_IN_FLIGHT');
   const insecurePlaintext = bool(env.LINKGW_INSECURE_PLAINTEXT, false);
+  const replica = replicaId(env.LINKGW_REPLICA_ID);
   // Without TLS a caller names its own agency: that must never be reachable from another machine.
   if (insecurePlaintext && !isLoopbackListen(listen))
     throw new Error('LINKGW_INSECURE_PLAINTEXT=1 listens only on a loopback address (127.0.0.1, [::1] or localhost), never on ' + listen);
@@ -133,5 +218,9 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
     poolThreads: env.LINKGW_POOL_THREADS ? positive(env.LINKGW_POOL_THREADS, 1, 'LINKGW_POOL_THREADS') : undefined,
     recordTimeoutMs: positive(env.LINKGW_RECORD_TIMEOUT_MS, 10_000, 'LINKGW_RECORD_TIMEOUT_MS'),
     logLevel: level as Settings['logLevel'],
+    replicaId: replica,
+    logOrigin: `${originPrefix(env.LINKGW_LOG_ORIGIN_PREFIX)}/${replica}`,
+    checkpointIntervalMs: positive(env.LINKGW_CHECKPOINT_INTERVAL_MS, 1000, 'LINKGW_CHECKPOINT_INTERVAL_MS'),
+    witnesses: witnesses(env.LINKGW_WITNESSES),
   };
 }

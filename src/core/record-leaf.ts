@@ -58,14 +58,21 @@ export function subjectCommitment(recordId: string, subject: string): Buffer {
   return createHash('sha256').update(SUBJECT_LABEL).update(opaque16(recordId)).update(opaque16(subject)).digest();
 }
 
-/** The commitment to the persons of a batch record (order does not matter: they are sorted). */
+/**
+ * The commitment to the persons of a batch record (in any order: they are sorted by byte value). Each subject
+ * key is length-prefixed, so the sequence needs no count and can be hashed as it streams.
+ */
 export function subjectsCommitment(recordId: string, subjects: readonly string[]): Buffer {
   const h = createHash('sha256').update(SUBJECTS_LABEL).update(opaque16(recordId));
-  const count = Buffer.allocUnsafe(4);
-  count.writeUInt32BE(subjects.length, 0);
-  h.update(count);
-  for (const s of [...subjects].sort()) h.update(opaque16(s));
+  // Subject keys are ASCII, where the default sort is byte order already; anything else sorts by its bytes.
+  const sorted = subjects.every((s) => /^[\x00-\x7f]*$/.test(s)) ? [...subjects].sort() : [...subjects].sort(byBytes);
+  for (const s of sorted) h.update(opaque16(s));
   return h.digest();
+}
+
+/** Byte order of the UTF-8 encodings (code-point order; JavaScript's default sort is UTF-16 code units). */
+function byBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
 /** The canonical leaf bytes of record `leafIndex` of the log named `origin`. */

@@ -6,7 +6,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import type { ChainedRecord } from '../core/access-record.js';
+import type { LoggedRecord } from '../core/access-record.js';
 import { GatewayError } from '../core/errors.js';
 import type { SubjectKeys } from '../core/subject-key.js';
 import type { MappingEngine } from '../engine/mapping-engine.js';
@@ -29,13 +29,14 @@ export interface RecordsDeps {
 }
 
 export function encodeCursor(r: RecordCursor): string {
-  return Buffer.from(`${r.requestedAt}.${r.chainId}.${r.seq}`).toString('base64url');
+  // The log id goes last: replica ids may contain dots.
+  return Buffer.from(`${r.requestedAt}:${r.leafIndex}:${r.logId}`).toString('base64url');
 }
 
 export function decodeCursor(s: string): RecordCursor {
-  const m = /^(\d{1,16})\.([a-z0-9]{1,40})\.(\d{1,16})$/.exec(Buffer.from(s, 'base64url').toString('utf8'));
+  const m = /^(\d{1,16}):(\d{1,16}):([A-Za-z0-9._-]{1,64})$/.exec(Buffer.from(s, 'base64url').toString('utf8'));
   if (!m) throw new GatewayError('INVALID_ARGUMENT', 'page_token: not a cursor this service returned');
-  return { requestedAt: Number(m[1]), chainId: m[2]!, seq: Number(m[3]) };
+  return { requestedAt: Number(m[1]), leafIndex: Number(m[2]), logId: m[3]! };
 }
 
 export class RecordsService {
@@ -53,7 +54,7 @@ export class RecordsService {
     const [decoded] = await this.d.engine.decode(ctx.agency.id, [req.code], ctx.signal);
     if (!decoded?.ok) throw new GatewayError('INVALID_ARGUMENT', 'code: not a valid code of the calling agency');
     const subject = this.d.subjects.of(decoded.number);
-    let rows: ChainedRecord[];
+    let rows: LoggedRecord[];
     try {
       rows = await this.d.store.listBySubject({ subject, from, to, after, limit });
     } catch (err) {
