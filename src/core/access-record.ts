@@ -42,24 +42,25 @@ export interface AccessRecordDraft {
   readonly subjects?: readonly string[];
 }
 
-/** A record as stored: its log, its position in it, and its leaf hash. */
+/** A record as stored: its log, its position in it, its leaf hash, and a batch record's persons commitment. */
 export interface LoggedRecord extends Omit<AccessRecordDraft, 'subjects'> {
   readonly logId: string;
   readonly leafIndex: number;
   readonly leafHash: Buffer;
+  /**
+   * The commitment to a batch record's persons (what its leaf holds), kept with the record so that its leaf
+   * can be rebuilt from the row alone (a proof for a party); null for a record of one person, whose
+   * commitment follows from its subject key.
+   */
+  readonly personsCommitment: Buffer | null;
 }
 
-/** A logged record with the subject keys of a batch record, as the writer hands it to a store. */
+/** A record on its way to the store, with the subject keys of a batch record. */
 export interface LoggedRecordWithSubjects extends LoggedRecord {
   readonly subjects?: readonly string[];
 }
 
-/** A batch record names its persons in the side table and has no subject of its own. */
-export function isBatchRecord(r: { subject: string; subjects?: readonly string[] | undefined }): boolean {
-  return r.subjects !== undefined || r.subject === '';
-}
-
-/** The leaf fields of a record; `subjects` are a batch record's persons (ignored for a record of one person). */
+/** The leaf fields of a new record; `subjects` are a batch record's persons (a batch record has no subject). */
 export function leafFieldsOf(r: Omit<AccessRecordDraft, 'subjects'>, subjects: readonly string[] | undefined): LeafFields {
   const batch = subjects !== undefined || r.subject === '';
   return {
@@ -78,13 +79,15 @@ export function leafFieldsOf(r: Omit<AccessRecordDraft, 'subjects'>, subjects: r
   };
 }
 
-/**
- * The leaf of a stored record: a batch record (empty subject) with the commitment to the persons stored for it
- * (`storedPersons`; none stored is the commitment to no one), a record of one person with its subject key.
- */
-export function storedRecordLeaf(origin: string, r: LoggedRecord, batchCommitment: Buffer | undefined): Buffer {
-  const fields = leafFieldsOf(r, r.subject === '' ? [] : undefined);
-  return encodeRecordLeaf(origin, r.leafIndex, r.subject === '' && batchCommitment ? { ...fields, subjectsCommitment: batchCommitment } : fields);
+/** The leaf fields of a stored record, from its row alone. */
+export function storedLeafFields(r: LoggedRecord): LeafFields {
+  if (r.subject !== '') return leafFieldsOf(r, undefined);
+  return { ...leafFieldsOf(r, []), subjectsCommitment: r.personsCommitment ?? subjectsCommitment(r.recordId, []) };
+}
+
+/** The canonical leaf bytes of a stored record in the log `origin`. */
+export function storedRecordLeaf(origin: string, r: LoggedRecord): Buffer {
+  return encodeRecordLeaf(origin, r.leafIndex, storedLeafFields(r));
 }
 
 /** The canonical leaf bytes of a record at `leafIndex` of the log `origin`. */

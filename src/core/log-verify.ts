@@ -8,6 +8,7 @@
 import { storedRecordLeaf, type LoggedRecord } from './access-record.js';
 import { CompactRange, type CompletedNode } from './compact-range.js';
 import { EMPTY_ROOT, leafHash } from './merkle.js';
+import { subjectsCommitment } from './record-leaf.js';
 
 export type ProblemKind = 'changed' | 'deleted' | 'inserted' | 'bad-checkpoint';
 
@@ -83,10 +84,10 @@ export class LogVerifier {
   }
 
   /**
-   * The next record in leaf order, with the commitment to the persons stored for a batch record, and whether
-   * persons are stored for a record of one person (which no writer does).
+   * The next record in leaf order, with the commitment to the persons stored for it in the side table (none
+   * stored: undefined), and whether persons are stored for a record of one person (which no writer does).
    */
-  add(r: LoggedRecord, batchCommitment: Buffer | undefined, strayPersons = false): void {
+  add(r: LoggedRecord, storedPersons: Buffer | undefined, strayPersons = false): void {
     this.#records++;
     if (this.#problem) return;
     const at = (kind: ProblemKind, detail: string) => this.#fail(kind, r.leafIndex, r.recordId, detail);
@@ -95,10 +96,12 @@ export class LogVerifier {
       if (r.leafIndex > this.#next) return at('deleted', `leaves ${this.#next}..${r.leafIndex - 1} are missing before this record`);
       return at('inserted', 'a second record at a position already taken');
     }
-    const h = leafHash(storedRecordLeaf(this.#origin, r, batchCommitment));
-    if (!h.equals(r.leafHash))
-      return at('changed', r.subject === '' ? 'the stored fields or persons of this batch record do not match its leaf hash' : 'the stored fields do not match the leaf hash at this position');
-    if (strayPersons && r.subject !== '') return at('inserted', 'persons were added to a record of one person');
+    const h = leafHash(storedRecordLeaf(this.#origin, r));
+    if (!h.equals(r.leafHash)) return at('changed', 'the stored fields do not match the leaf hash at this position');
+    if (r.subject === '') {
+      const persons = storedPersons ?? subjectsCommitment(r.recordId, []);
+      if (!r.personsCommitment || !persons.equals(r.personsCommitment)) return at('changed', 'the persons stored for this batch record are not the ones its leaf commits to');
+    } else if (strayPersons) return at('inserted', 'persons were added to a record of one person');
     this.#range.append(h, this.#onNode);
     this.#next++;
     while (this.#targets[0] && this.#targets[0].size === this.#range.size) {

@@ -193,7 +193,7 @@ export class PostgresRecordStore implements RecordStore {
              SELECT * FROM unnest($7::text[], $8::text[]) WHERE EXISTS (SELECT 1 FROM cas)),
            records AS (INSERT INTO access_records (${RECORD_COLUMNS.join(', ')})
              SELECT * FROM unnest($9::text[], $10::bigint[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::text[], $16::text[],
-               $17::text[], $18::text[], $19::text[], $20::int[], $21::int[], $22::bytea[]) WHERE EXISTS (SELECT 1 FROM cas))
+               $17::text[], $18::text[], $19::text[], $20::int[], $21::int[], $22::bytea[], $23::bytea[]) WHERE EXISTS (SELECT 1 FROM cas))
          SELECT count(*) AS moved FROM cas`,
         [a.logId, a.fromSize + a.records.length, a.fromSize, a.nodes.levels, a.nodes.indexes, nodeHashes, subjects, subjectRecords, ...cols],
       );

@@ -18,7 +18,8 @@
  * are refused at once (UNAVAILABLE), so a slow store makes requests fail fast instead of piling up memory.
  */
 import { randomBytes } from 'node:crypto';
-import { recordLeaf, storedRecordLeaf, type AccessRecordDraft } from '../core/access-record.js';
+import { leafFieldsOf, storedRecordLeaf, type AccessRecordDraft } from '../core/access-record.js';
+import { encodeRecordLeaf, Persons, subjectsCommitment } from '../core/record-leaf.js';
 import { base32Encode } from '../core/base32.js';
 import { signCheckpoint } from '../core/checkpoint.js';
 import { CompactRange } from '../core/compact-range.js';
@@ -232,8 +233,10 @@ export class RecordWriter {
       if (page.length === 0) throw fail(`leaf ${at} is missing`);
       for (const r of page) {
         if (r.leafIndex !== at) throw fail(`leaf ${at} is missing`);
-        const h = leafHash(storedRecordLeaf(this.origin, r, persons.batch.get(r.recordId)?.commitment));
+        const h = leafHash(storedRecordLeaf(this.origin, r));
         if (!h.equals(r.leafHash)) throw fail(`the record at leaf ${at} does not match its leaf hash`);
+        if (r.subject === '' && !(persons.batch.get(r.recordId)?.commitment ?? subjectsCommitment(r.recordId, [])).equals(r.personsCommitment ?? Buffer.alloc(0)))
+          throw fail(`the persons stored for the batch record at leaf ${at} are not the ones it commits to`);
         tree.append(h);
         at++;
       }
@@ -262,7 +265,8 @@ export class RecordWriter {
         const nodeHashes: Buffer[] = [];
         batch.forEach((e, i) => {
           const leafIndex = fromSize + i;
-          const h = leafHash(recordLeaf(this.origin, leafIndex, e.draft, e.draft.subjects));
+          const fields = leafFieldsOf(e.draft, e.draft.subjects);
+          const h = leafHash(encodeRecordLeaf(this.origin, leafIndex, fields));
           h.copy(leafHashes!, i * 32);
           range.append(h, (n) => {
             if (n.level === 0) return;
@@ -270,7 +274,7 @@ export class RecordWriter {
             indexes.push(n.index);
             nodeHashes.push(n.hash);
           });
-          records.push({ ...e.draft, logId: this.logId, leafIndex });
+          records.push({ ...e.draft, logId: this.logId, leafIndex, personsCommitment: fields.persons === Persons.BATCH ? Buffer.from(fields.subjectsCommitment.buffer, fields.subjectsCommitment.byteOffset, 32) : null });
         });
         const checkpoint = this.#pendingCheckpoint ?? undefined;
         const a: LogAppend = {

@@ -25,6 +25,7 @@ export const RECORD_COLUMNS = [
   'item',
   'outcome',
   'non_disclosable',
+  'persons_commitment',
   'leaf_hash',
 ] as const;
 
@@ -61,6 +62,7 @@ const SCHEMA = [
     item TEXT NOT NULL,
     outcome INTEGER NOT NULL,
     non_disclosable INTEGER NOT NULL,
+    persons_commitment BLOB,
     leaf_hash BLOB NOT NULL,
     PRIMARY KEY (log_id, leaf_index)
   )`,
@@ -134,6 +136,7 @@ export interface RecordRow {
   item: string;
   outcome: number;
   non_disclosable: number | boolean;
+  persons_commitment: Uint8Array | null;
   leaf_hash: Uint8Array;
 }
 
@@ -153,11 +156,13 @@ export function rowToRecord(r: RecordRow): LoggedRecord {
     outcome: r.outcome as Outcome,
     nonDisclosable: r.non_disclosable === true || r.non_disclosable === 1,
     leafHash: Buffer.from(r.leaf_hash),
+    personsCommitment: r.persons_commitment === null ? null : Buffer.from(r.persons_commitment),
   };
 }
 
 /** A record's column values in RECORD_COLUMNS order, its leaf hash given separately (batches pack them). */
 export function recordToValues(r: Omit<LoggedRecord, 'leafHash'>, leafHash: Uint8Array): (string | number | null | Uint8Array)[] {
+  // In RECORD_COLUMNS order.
   return [
     r.logId,
     r.leafIndex,
@@ -172,6 +177,7 @@ export function recordToValues(r: Omit<LoggedRecord, 'leafHash'>, leafHash: Uint
     r.item,
     r.outcome,
     r.nonDisclosable ? 1 : 0,
+    r.personsCommitment,
     leafHash,
   ];
 }

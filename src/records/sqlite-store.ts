@@ -11,7 +11,7 @@ import type { SqliteRequest } from './sqlite-worker.js';
 
 /** Byte arrays come back from the thread as plain Uint8Arrays: view them as Buffers (no copy). */
 const bytes = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-const recordBytes = (r: LoggedRecord): LoggedRecord => ({ ...r, leafHash: bytes(r.leafHash) });
+const recordBytes = (r: LoggedRecord): LoggedRecord => ({ ...r, leafHash: bytes(r.leafHash), personsCommitment: r.personsCommitment && bytes(r.personsCommitment) });
 const checkpointBytes = (c: StoredCheckpoint): StoredCheckpoint => ({ ...c, rootHash: bytes(c.rootHash) });
 
 type Pending = { op: string; resolve: (v: unknown) => void; reject: (e: Error) => void };

@@ -118,7 +118,7 @@ const append = db.transaction((a: LogAppend) => {
     throw storeError(LOG_CONFLICT, `log ${a.logId} is no longer at size ${a.fromSize}: another writer appended to it`);
   const leafHashes = bytes(a.leafHashes);
   a.records.forEach((r, i) => {
-    insertRecord.run(recordToValues(r, leafHashes.subarray(i * 32, i * 32 + 32)));
+    insertRecord.run(recordToValues({ ...r, personsCommitment: r.personsCommitment && bytes(r.personsCommitment) }, leafHashes.subarray(i * 32, i * 32 + 32)));
     if (r.subjects) for (const s of r.subjects) insertSubject.run(s, r.recordId);
   });
   const hashes = bytes(a.nodes.hashes);
