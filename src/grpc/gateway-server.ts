@@ -40,6 +40,9 @@ export async function startGatewayServer(
   });
   server.addService(serverDefinition(AccessRecords), {
     listAccessRecords: serverStreaming(env, 'ListAccessRecords', (req, ctx, write) => records.list(req as never, ctx, write as never)),
+    getCheckpoints: unary(env, 'GetCheckpoints', (_req, ctx) => records.checkpoints(ctx)),
+    getConsistencyProof: unary(env, 'GetConsistencyProof', (req, ctx) => records.consistencyProof(req as never, ctx)),
+    getRecordProof: unary(env, 'GetRecordProof', (req, ctx) => records.recordProof(req as never, ctx)),
   });
   const health = new HealthImplementation({ '': 'NOT_SERVING', ...Object.fromEntries(SERVICE_NAMES.map((s) => [s, 'NOT_SERVING'])) });
   health.addToServer(server);

@@ -1,8 +1,12 @@
 /**
  * AccessRecords: the disclosure system reads the records about one person, named by its own code. Only an
- * agency with the `disclosure` role may call it, it can only ever name a person through a code that the
+ * agency with the `disclosure` role may list them, it can only ever name a person through a code that the
  * gateway issued to it, and non-disclosable records are left out. The read is itself recorded, durably,
  * before any record is sent.
+ *
+ * Every record comes with its inclusion proof at its log's latest checkpoint (docs/transparency.md). Any
+ * agency may read the checkpoints and consistency proofs (they name no one); a record's proof by its id goes
+ * to the record's requester and provider (their §23 copy) and to the disclosure agency, and to no one else.
  */
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
@@ -10,7 +14,24 @@ import type { LoggedRecord } from '../core/access-record.js';
 import { GatewayError } from '../core/errors.js';
 import type { SubjectKeys } from '../core/subject-key.js';
 import type { MappingEngine } from '../engine/mapping-engine.js';
-import { AccessRecordSchema, type AccessRecord, type ListAccessRecordsRequest } from '../gen/linkage/v1/records_pb.js';
+import {
+  AccessRecordSchema,
+  CheckpointSchema,
+  ConsistencyProofSchema,
+  GetCheckpointsResponseSchema,
+  InclusionProofSchema,
+  RecordProofSchema,
+  type AccessRecord,
+  type ConsistencyProof,
+  type GetCheckpointsResponse,
+  type GetConsistencyProofRequest,
+  type GetRecordProofRequest,
+  type InclusionProof,
+  type ListAccessRecordsRequest,
+  type RecordProof,
+} from '../gen/linkage/v1/records_pb.js';
+import { consistencyProofOf, proofsOfRecords, type RecordInclusion } from '../records/log-proofs.js';
+import { cosignedNote } from '../records/schema.js';
 import { throwIfDone, type CallContext } from '../grpc/call-context.js';
 import { requireRole } from '../grpc/identity.js';
 import type { RecordCursor, RecordStore } from '../records/record-store.js';
@@ -39,8 +60,85 @@ export function decodeCursor(s: string): RecordCursor {
   return { requestedAt: Number(m[1]), leafIndex: Number(m[2]), logId: m[3]! };
 }
 
+/** What a caller learns about a record it may not see, or one that does not exist: the same. */
+const NO_SUCH_RECORD = 'no access record with that id that this agency may read';
+
+function inclusionMessage(p: RecordInclusion): InclusionProof {
+  return create(InclusionProofSchema, {
+    origin: p.origin,
+    leafIndex: BigInt(p.leafIndex),
+    treeSize: BigInt(p.treeSize),
+    hashes: p.hashes,
+    leafHash: p.leafHash,
+    checkpoint: p.checkpoint,
+    leaf: p.leaf,
+  });
+}
+
+function recordMessage(r: LoggedRecord, proof: RecordInclusion | null): AccessRecord {
+  return create(AccessRecordSchema, {
+    recordId: r.recordId,
+    requestedAt: timestampFromMs(r.requestedAt),
+    ...(r.providedAt !== null ? { providedAt: timestampFromMs(r.providedAt) } : {}),
+    requester: r.requester,
+    provider: r.provider,
+    procedure: r.procedure,
+    legalBasisRow: r.legalBasisRow,
+    item: r.item,
+    outcome: r.outcome,
+    cursor: encodeCursor(r),
+    ...(proof ? { proof: inclusionMessage(proof) } : {}),
+  });
+}
+
+function size(v: bigint, what: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new GatewayError('INVALID_ARGUMENT', `${what}: larger than any log`);
+  return Number(v);
+}
+
+async function fromStore<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    throw new GatewayError('UNAVAILABLE', 'the access record store is unavailable', { cause: err });
+  }
+}
+
 export class RecordsService {
   constructor(private readonly d: RecordsDeps) {}
+
+  /** GetCheckpoints: the latest checkpoint of every log, cosigned. */
+  async checkpoints(ctx: CallContext): Promise<GetCheckpointsResponse> {
+    throwIfDone(ctx);
+    const latest = await fromStore(this.d.store.latestCheckpoints());
+    return create(GetCheckpointsResponseSchema, { checkpoints: latest.map((c) => create(CheckpointSchema, { origin: c.origin, signedNote: cosignedNote(c) })) });
+  }
+
+  /** GetConsistencyProof between two sizes of a log, both at most its latest checkpoint's. */
+  async consistencyProof(req: GetConsistencyProofRequest, ctx: CallContext): Promise<ConsistencyProof> {
+    if (!req.origin) throw new GatewayError('INVALID_ARGUMENT', 'origin: the log is required');
+    const oldSize = size(req.oldSize, 'old_size');
+    const newSize = size(req.newSize, 'new_size');
+    if (oldSize > newSize) throw new GatewayError('INVALID_ARGUMENT', 'old_size must not be larger than new_size');
+    throwIfDone(ctx);
+    const latest = (await fromStore(this.d.store.latestCheckpoints())).find((c) => c.origin === req.origin);
+    if (!latest) throw new GatewayError('NOT_FOUND', 'no log with that origin has a checkpoint');
+    if (newSize > latest.size) throw new GatewayError('INVALID_ARGUMENT', `new_size: the latest checkpoint of that log has ${latest.size} leaves`);
+    return create(ConsistencyProofSchema, { hashes: await fromStore(consistencyProofOf(this.d.store, latest.logId, oldSize, newSize)) });
+  }
+
+  /** GetRecordProof: a record and its proof, for its parties and the disclosure agency only. */
+  async recordProof(req: GetRecordProofRequest, ctx: CallContext): Promise<RecordProof> {
+    if (!/^[0-9A-Z]{24}$/.test(req.recordId)) throw new GatewayError('NOT_FOUND', NO_SUCH_RECORD);
+    throwIfDone(ctx);
+    const r = await fromStore(this.d.store.recordById(req.recordId));
+    const me = ctx.agency.id;
+    const party = r !== null && (r.requester === me || r.provider === me);
+    const discloser = r !== null && ctx.agency.roles.has('disclosure') && !r.nonDisclosable;
+    if (!r || !(party || discloser)) throw new GatewayError('NOT_FOUND', NO_SUCH_RECORD);
+    const [proof] = await fromStore(proofsOfRecords(this.d.store, [r]));
+    return create(RecordProofSchema, { record: recordMessage(r, proof ?? null), ...(proof ? { proof: inclusionMessage(proof) } : {}) });
+  }
 
   async list(req: ListAccessRecordsRequest, ctx: CallContext, write: (r: AccessRecord) => Promise<void>): Promise<void> {
     requireRole(ctx.agency, 'disclosure', 'read access records');
@@ -60,23 +158,11 @@ export class RecordsService {
     } catch (err) {
       throw new GatewayError('UNAVAILABLE', 'the access record store is unavailable', { cause: err });
     }
+    const proofs = await fromStore(proofsOfRecords(this.d.store, rows));
     await this.d.writer.append(recordsReadRecord(newRecordId(), subject, ctx.agency.id, Date.now()));
-    for (const r of rows) {
+    for (const [i, r] of rows.entries()) {
       throwIfDone(ctx);
-      await write(
-        create(AccessRecordSchema, {
-          recordId: r.recordId,
-          requestedAt: timestampFromMs(r.requestedAt),
-          ...(r.providedAt !== null ? { providedAt: timestampFromMs(r.providedAt) } : {}),
-          requester: r.requester,
-          provider: r.provider,
-          procedure: r.procedure,
-          legalBasisRow: r.legalBasisRow,
-          item: r.item,
-          outcome: r.outcome,
-          cursor: encodeCursor(r),
-        }),
-      );
+      await write(recordMessage(r, proofs[i] ?? null));
     }
   }
 }
