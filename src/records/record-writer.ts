@@ -83,6 +83,11 @@ interface LogState {
   lastKeptAt: number | null;
 }
 
+/** The stored log does not extend its last signed checkpoint: resuming it would sign a fork. */
+export class LogDamagedError extends Error {
+  override readonly name = 'LogDamagedError';
+}
+
 export function newRecordId(): string {
   return base32Encode(randomBytes(15));
 }
@@ -203,7 +208,16 @@ export class RecordWriter {
     }
     this.#uncertain = null;
     const range = CompactRange.fromNodes(claimed.size, claimed.edge);
-    await this.#checkTail(claimed.latest, range);
+    try {
+      await this.#checkTail(claimed.latest, range);
+    } catch (e) {
+      // A log that no longer extends what it signed is never written again by this writer (readiness fails);
+      // a store that failed while being read is only a failed attempt.
+      if (e instanceof LogDamagedError) this.#lost = e;
+      throw e;
+    }
+    // A checkpoint whose commit failed without saying so may have been stored after all.
+    if (this.#pendingCheckpoint && claimed.latest && claimed.latest.size >= this.#pendingCheckpoint.size) this.#pendingCheckpoint = null;
     this.#state = {
       range,
       latest: claimed.latest && { size: claimed.latest.size, kept: claimed.latest.kept },
@@ -222,7 +236,7 @@ export class RecordWriter {
    */
   async #checkTail(latest: StoredCheckpoint | null, edge: CompactRange): Promise<void> {
     const from = latest?.size ?? 0;
-    const fail = (why: string) => new Error(`log ${this.logId} does not extend its last checkpoint (${from} leaves): ${why}; run linkgw records verify`);
+    const fail = (why: string) => new LogDamagedError(`log ${this.logId} does not extend its last checkpoint (${from} leaves): ${why}; run linkgw records verify`);
     if (from > edge.size) throw fail(`the log has only ${edge.size} leaves`);
     const tree = from === 0 ? CompactRange.empty() : CompactRange.fromNodes(from, await this.#o.store.nodes(this.logId, CompactRange.nodesFor(from)));
     if (latest && !tree.root().equals(latest.rootHash)) throw fail('the stored tree has another root at that size');
@@ -347,7 +361,8 @@ export class RecordWriter {
 
   async #signCheckpoint(): Promise<void> {
     const state = this.#state;
-    if (!state) return;
+    // Only what this writer knows to be committed is signed; after a failure, wait for the state to be read.
+    if (!state || this.#stale || this.#lost) return;
     const size = state.range.size;
     const rootHash = state.range.root();
     const started = process.hrtime.bigint();

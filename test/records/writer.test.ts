@@ -8,6 +8,7 @@ import type { AccessRecordDraft } from '../../src/core/access-record.js';
 import { base32Encode } from '../../src/core/base32.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { KeyObjectSigner } from '../../src/keys/signer.js';
+import type { RecordStore } from '../../src/records/record-store.js';
 import { RecordWriter } from '../../src/records/record-writer.js';
 import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
 import { verifyStore } from '../../src/records/verify-store.js';
@@ -45,5 +46,45 @@ describe('RecordWriter batches', () => {
     expect(sizes).toEqual([2, 2, 1, 3]);
     const [report] = await verifyStore(store, new Map([['seal-1', publicKey]]));
     expect(report).toMatchObject({ records: 8, problem: null });
+  });
+});
+
+describe('RecordWriter after a failed commit', () => {
+  /** The real store, whose next appends fail: before anything is stored, or after it was (a lost answer). */
+  function flaky(store: RecordStore) {
+    const plan: ('before' | 'after')[] = [];
+    const append = async (a: Parameters<RecordStore['append']>[0]) => {
+      const how = plan.shift();
+      if (how === 'before') throw new Error('connection reset before the commit');
+      await store.append(a);
+      if (how === 'after') throw new Error('connection reset after the commit');
+    };
+    const wrapped = new Proxy(store, {
+      get: (t, k) => (k === 'append' ? append : typeof Reflect.get(t, k) === 'function' ? (Reflect.get(t, k) as Function).bind(t) : Reflect.get(t, k)),
+    }) as RecordStore;
+    return { wrapped, plan };
+  }
+
+  it('fails the batch, reads the log again, and adopts only its own batch that did land', async () => {
+    const store = await SqliteRecordStore.open(join(tempDir(), 'records.sqlite'));
+    stores.push(store);
+    const { wrapped, plan } = flaky(store);
+    const writer = new RecordWriter({ store: wrapped, signer, log: silentLogger, logId: 'flaky', checkpointIntervalMs: 1 });
+    await writer.append(issuanceDraft());
+    plan.push('before');
+    await expect(writer.append(issuanceDraft())).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await writer.append(issuanceDraft());
+    // Lost answers, with a checkpoint riding along: the batch failed for its requests but is in the log.
+    await new Promise((r) => setTimeout(r, 20));
+    plan.push('after', 'after');
+    await expect(writer.append(issuanceDraft())).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(writer.append(issuanceDraft())).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await writer.appendAll([issuanceDraft(), issuanceDraft()]);
+    expect(writer.stalled()).toBe(false);
+    await writer.close();
+    const leaves = await store.readLeaves('flaky', 0, 100, 100);
+    expect(leaves.map((r) => r.leafIndex)).toEqual([0, 1, 2, 3, 4, 5]);
+    const [report] = await verifyStore(store, new Map([['seal-1', publicKey]]));
+    expect(report).toMatchObject({ records: 6, signedSize: 6, problem: null });
   });
 });
