@@ -124,8 +124,12 @@ export interface RecordStore {
   recordById(recordId: string): Promise<LoggedRecord | null>;
   /** Records of a log with leaf index in [from, to), in order, at most `limit`. */
   readLeaves(logId: string, from: number, to: number, limit: number): Promise<LoggedRecord[]>;
-  /** The persons stored for a log's batch records, as commitments (verification reads a log's persons once). */
-  storedPersons(logId: string): Promise<StoredPersons>;
+  /**
+   * The persons stored for the batch records of one log (or of all logs), as commitments: one pass over the
+   * persons table, grouped by record. Verification reads them once for the whole store (the table has no index
+   * by record, which would slow bulk issuance).
+   */
+  storedPersons(logId?: string): Promise<StoredPersons>;
   /** Disclosable records of a subject (its own and the batch records naming it), newest first. */
   listBySubject(q: RecordQuery): Promise<LoggedRecord[]>;
   /**

@@ -102,7 +102,7 @@ export class SqliteRecordStore implements RecordStore {
   async readLeaves(logId: string, from: number, to: number, limit: number): Promise<LoggedRecord[]> {
     return (await this.#call<LoggedRecord[]>({ op: 'leaves', logId, from, to, limit })).map(recordBytes);
   }
-  async storedPersons(logId: string): Promise<StoredPersons> {
+  async storedPersons(logId?: string): Promise<StoredPersons> {
     const p = await this.#call<StoredPersons>({ op: 'persons', logId });
     for (const v of p.batch.values()) v.commitment = bytes(v.commitment);
     return p;

@@ -28,7 +28,7 @@ export type SqliteRequest =
   | { id: number; op: 'nodes'; logId: string; ids: NodeId[] }
   | { id: number; op: 'record'; recordId: string }
   | { id: number; op: 'leaves'; logId: string; from: number; to: number; limit: number }
-  | { id: number; op: 'persons'; logId: string }
+  | { id: number; op: 'persons'; logId: string | undefined }
   | { id: number; op: 'list'; query: RecordQuery }
   | { id: number; op: 'exchanges'; query: ExchangeQuery }
   | { id: number; op: 'close' };
@@ -155,7 +155,7 @@ function list(q: RecordQuery): LoggedRecord[] {
   return rows.map(rowToRecord);
 }
 
-function storedPersons(logId: string): StoredPersons {
+function storedPersons(logId: string | undefined): StoredPersons {
   // One pass over the log's persons, grouped by record: a commitment per batch record, never all persons at once.
   const out: StoredPersons = { batch: new Map(), strays: new Set() };
   let current: { recordId: string; own: string; subjects: string[] } | undefined;
@@ -167,9 +167,9 @@ function storedPersons(logId: string): StoredPersons {
   const rows = db
     .prepare(
       `SELECT s.record_id AS record_id, s.subject AS subject, r.subject AS own
-       FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id WHERE r.log_id = ? ORDER BY s.record_id`,
+       FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id ${logId === undefined ? '' : 'WHERE r.log_id = ?'} ORDER BY s.record_id`,
     )
-    .iterate(logId) as IterableIterator<{ record_id: string; subject: string; own: string }>;
+    .iterate(...(logId === undefined ? [] : [logId])) as IterableIterator<{ record_id: string; subject: string; own: string }>;
   for (const r of rows) {
     if (current?.recordId !== r.record_id) {
       flush();
@@ -198,7 +198,10 @@ function handle(m: SqliteRequest): unknown {
       ).map((r): LogInfo => ({ logId: r.log_id, origin: r.origin, size: r.size, maxLeafIndex: r.max_leaf, createdAt: r.created_at }));
     case 'latest':
       return (
-        db.prepare(`${CHECKPOINT_SELECT} WHERE c.size = (SELECT MAX(size) FROM log_checkpoints x WHERE x.log_id = c.log_id) ORDER BY c.log_id`).all() as CheckpointRow[]
+        // Driven by the few logs, one primary-key probe each (the hourly history is not scanned).
+        db
+          .prepare('SELECT c.*, l.origin FROM record_logs l JOIN log_checkpoints c ON c.log_id = l.log_id AND c.size = (SELECT MAX(size) FROM log_checkpoints x WHERE x.log_id = l.log_id) ORDER BY l.log_id')
+          .all() as CheckpointRow[]
       ).map(rowToCheckpoint);
     case 'checkpoints':
       return (db.prepare(`${CHECKPOINT_SELECT} WHERE c.log_id = ? ORDER BY c.size`).all(m.logId) as CheckpointRow[]).map(rowToCheckpoint);

@@ -6,7 +6,7 @@
  *
  * Memory stays bounded: records are read a page at a time into a compact range (at most 64 hashes), the
  * stored tree nodes are compared with the rebuilt ones in batches, and of the persons only one commitment per
- * batch record is held.
+ * batch record is held (read in one pass over the persons for the whole store).
  */
 import type { KeyObject } from 'node:crypto';
 import { openCheckpoint, parseCheckpointText, type Checkpoint } from '../core/checkpoint.js';
@@ -16,7 +16,7 @@ import { LogVerifier, type LogReport, type RootToMatch } from '../core/log-verif
 import { checkConsistency, ProofError, type NodeId } from '../core/merkle.js';
 import { ed25519NoteVerifier, NoteError, parseNote, type NoteVerifier } from '../core/signed-note.js';
 import { consistencyProofOf } from './log-proofs.js';
-import type { LogInfo, RecordStore, StoredCheckpoint } from './record-store.js';
+import type { LogInfo, RecordStore, StoredCheckpoint, StoredPersons } from './record-store.js';
 import { cosignedNote } from './schema.js';
 
 export type { LogReport, LogProblem } from '../core/log-verify.js';
@@ -138,7 +138,7 @@ class NodeCheck {
   }
 }
 
-async function verifyLog(store: RecordStore, info: LogInfo, keys: ReadonlyMap<string, KeyObject>, saved: readonly Saved[], o: VerifyOptions): Promise<LogReport> {
+async function verifyLog(store: RecordStore, info: LogInfo, keys: ReadonlyMap<string, KeyObject>, saved: readonly Saved[], persons: StoredPersons, o: VerifyOptions): Promise<LogReport> {
   const stored = await store.checkpoints(info.logId);
   const verifiers = logVerifiers(info.origin, keys);
   const witnesses = (o.witnesses ?? []).map(cosignatureVerifierFromKey);
@@ -160,7 +160,6 @@ async function verifyLog(store: RecordStore, info: LogInfo, keys: ReadonlyMap<st
   const verifier = new LogVerifier({ logId: info.logId, origin: info.origin, treeSize: info.size, roots, onNode: (n) => nodes.add(n) });
   const nodes = new NodeCheck(store, info.logId, verifier);
   if (badCheckpoint) verifier.fail('bad-checkpoint', null, badCheckpoint);
-  const persons = info.size > 0 ? await store.storedPersons(info.logId) : { batch: new Map(), strays: new Set<string>() };
   const pageSize = o.pageSize ?? 2000;
   for (let at = 0; at < info.size && !verifier.problem; ) {
     const page = await store.readLeaves(info.logId, at, info.size, pageSize);
@@ -179,7 +178,8 @@ export async function verifyStore(store: RecordStore, keys: ReadonlyMap<string, 
   const { byOrigin, bad } = openSaved(o.against ?? [], keys);
   const out: LogReport[] = [...bad];
   const logs = await store.logs();
-  for (const info of logs) out.push(await verifyLog(store, info, keys, byOrigin.get(info.origin) ?? [], o));
+  const persons = logs.some((l) => l.size > 0) ? await store.storedPersons() : { batch: new Map(), strays: new Set<string>() };
+  for (const info of logs) out.push(await verifyLog(store, info, keys, byOrigin.get(info.origin) ?? [], persons, o));
   const known = new Set(logs.map((l) => l.origin));
   for (const [origin, saved] of byOrigin)
     if (!known.has(origin)) out.push(missing(origin, 'deleted', `a saved checkpoint of ${Math.max(...saved.map((s) => s.checkpoint.size))} leaves names this log, and the store has no such log`));
