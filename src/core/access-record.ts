@@ -7,7 +7,7 @@
  * it, and so contradicts a signed checkpoint; docs/adr/0100-transparency-log-replaces-chains.md says why
  * the log replaced the hash chains and per-batch seals of earlier versions.
  */
-import { encodeRecordLeaf, Persons, subjectCommitment, subjectsCommitment, type LeafFields } from './record-leaf.js';
+import { encodeRecordLeaf, Persons, recordLeafHash, subjectCommitment, subjectsCommitment, type LeafFields } from './record-leaf.js';
 
 /** Mirrors linkage.v1.Outcome. */
 export const Outcome = {
@@ -88,6 +88,11 @@ export function storedLeafFields(r: LoggedRecord): LeafFields {
 /** The canonical leaf bytes of a stored record in the log `origin`. */
 export function storedRecordLeaf(origin: string, r: LoggedRecord): Buffer {
   return encodeRecordLeaf(origin, r.leafIndex, storedLeafFields(r));
+}
+
+/** The leaf hash of a stored record in the log `origin`. */
+export function storedRecordLeafHash(origin: string, r: LoggedRecord): Buffer {
+  return recordLeafHash(origin, r.leafIndex, storedLeafFields(r));
 }
 
 /** The canonical leaf bytes of a record at `leafIndex` of the log `origin`. */

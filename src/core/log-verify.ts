@@ -5,9 +5,9 @@
  * log's size. Reports the first problem, naming the record where it shows and the kind of tampering that
  * explains it. Memory stays bounded: a compact range, not the tree, is kept.
  */
-import { storedRecordLeaf, type LoggedRecord } from './access-record.js';
+import { storedRecordLeafHash, type LoggedRecord } from './access-record.js';
 import { CompactRange, type CompletedNode } from './compact-range.js';
-import { EMPTY_ROOT, leafHash } from './merkle.js';
+import { EMPTY_ROOT } from './merkle.js';
 import { subjectsCommitment } from './record-leaf.js';
 
 export type ProblemKind = 'changed' | 'deleted' | 'inserted' | 'bad-checkpoint';
@@ -96,7 +96,7 @@ export class LogVerifier {
       if (r.leafIndex > this.#next) return at('deleted', `leaves ${this.#next}..${r.leafIndex - 1} are missing before this record`);
       return at('inserted', 'a second record at a position already taken');
     }
-    const h = leafHash(storedRecordLeaf(this.#origin, r));
+    const h = storedRecordLeafHash(this.#origin, r);
     if (!h.equals(r.leafHash)) return at('changed', 'the stored fields do not match the leaf hash at this position');
     if (r.subject === '') {
       const persons = storedPersons ?? subjectsCommitment(r.recordId, []);

@@ -11,22 +11,35 @@
  * Sizes and indexes are JavaScript numbers, exact up to 2^53 leaves. No bitwise operator is used on them: those
  * work on 32 bits, and a log of seven years of exchanges may pass 2^32 leaves.
  */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 
 export const HASH_SIZE = 32;
 
-/** SHA-256 of the empty string: the root of a tree with no leaves. */
-export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
+/**
+ * SHA-256 of one buffer. The one-shot `crypto.hash` (Node ≥ 20.12) takes 0.74 µs for a node's 65 bytes here
+ * against 1.6 µs for a hash object with three updates; the writer hashes about three times per record.
+ */
+const oneShot = (crypto as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
+export const sha256: (data: Uint8Array) => Buffer = oneShot
+  ? (data) => oneShot('sha256', data, 'buffer')
+  : (data) => crypto.createHash('sha256').update(data).digest();
 
-const LEAF_PREFIX = Buffer.from([0x00]);
-const NODE_PREFIX = Buffer.from([0x01]);
+/** SHA-256 of the empty string: the root of a tree with no leaves. */
+export const EMPTY_ROOT: Buffer = crypto.createHash('sha256').digest();
 
 export function leafHash(leaf: Uint8Array): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(leaf).digest();
+  const b = Buffer.allocUnsafe(1 + leaf.length);
+  b[0] = 0x00;
+  b.set(leaf, 1);
+  return sha256(b);
 }
 
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  const b = Buffer.allocUnsafe(1 + left.length + right.length);
+  b[0] = 0x01;
+  b.set(left, 1);
+  b.set(right, 1 + left.length);
+  return sha256(b);
 }
 
 /** A perfect subtree: 2^level leaves starting at leaf index × 2^level. Level 0 is a leaf. */

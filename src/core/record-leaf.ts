@@ -9,7 +9,7 @@
  * without the subject key, which only the gateway can compute. The gateway and an auditor with the store
  * recompute it from the stored subject key(s); a party verifies the leaf with the commitment it is given.
  */
-import { createHash } from 'node:crypto';
+import { sha256 } from './merkle.js';
 import type { Outcome } from './access-record.js';
 
 export const LEAF_LABEL = 'linkgw/access-record/v1\n';
@@ -37,37 +37,77 @@ export interface LeafFields {
   readonly subjectsCommitment: Uint8Array;
 }
 
-function opaque16(s: string): Buffer {
-  const b = Buffer.from(s, 'utf8');
-  if (b.length > 0xffff) throw new RangeError('a leaf field is at most 65,535 bytes');
-  const out = Buffer.allocUnsafe(2 + b.length);
-  out.writeUInt16BE(b.length, 0);
-  b.copy(out, 2);
-  return out;
+/**
+ * Writes a leaf or commitment in one allocation: strings go straight into the buffer (at most three UTF-8
+ * bytes per UTF-16 unit), their length prefix after. Encoding a record this way takes about a third of the
+ * time of joining a buffer per field.
+ */
+class Writer {
+  readonly #buf: Buffer;
+  #at: number;
+
+  constructor(capacity: number, leadingByte?: number) {
+    this.#buf = Buffer.allocUnsafe(capacity + (leadingByte === undefined ? 0 : 1));
+    this.#at = 0;
+    if (leadingByte !== undefined) this.#buf[this.#at++] = leadingByte;
+  }
+
+  raw(s: string): this {
+    this.#at += this.#buf.write(s, this.#at, 'latin1');
+    return this;
+  }
+
+  opaque16(s: string): this {
+    const n = this.#buf.write(s, this.#at + 2, 'utf8');
+    // The buffer has room for any string (see `room`), so nothing is cut off; only the prefix limits length.
+    if (n > 0xffff) throw new RangeError('a leaf field is at most 65,535 bytes');
+    this.#buf.writeUInt16BE(n, this.#at);
+    this.#at += 2 + n;
+    return this;
+  }
+
+  u64(n: number, what: string): this {
+    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what}: a whole number ≥ 0`);
+    this.#buf.writeUInt32BE(Math.floor(n / 2 ** 32), this.#at);
+    this.#buf.writeUInt32BE(n % 2 ** 32, this.#at + 4);
+    this.#at += 8;
+    return this;
+  }
+
+  bytes(b: Uint8Array): this {
+    this.#buf.set(b, this.#at);
+    this.#at += b.length;
+    return this;
+  }
+
+  u8(...v: number[]): this {
+    for (const x of v) this.#buf[this.#at++] = x;
+    return this;
+  }
+
+  done(): Buffer {
+    return this.#buf.subarray(0, this.#at);
+  }
 }
 
-function u64(n: number, what: string): Buffer {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what}: a whole number ≥ 0`);
-  const b = Buffer.allocUnsafe(8);
-  b.writeBigUInt64BE(BigInt(n), 0);
-  return b;
-}
+/** Room for a string as opaque16: its length prefix and at most three UTF-8 bytes per UTF-16 unit. */
+const room = (...s: string[]) => s.reduce((n, x) => n + 2 + 3 * x.length, 0);
 
 /** The commitment to the one person a record is about. */
 export function subjectCommitment(recordId: string, subject: string): Buffer {
-  return createHash('sha256').update(SUBJECT_LABEL).update(opaque16(recordId)).update(opaque16(subject)).digest();
+  return sha256(new Writer(SUBJECT_LABEL.length + room(recordId, subject)).raw(SUBJECT_LABEL).opaque16(recordId).opaque16(subject).done());
 }
 
 /**
  * The commitment to the persons of a batch record (in any order: they are sorted by byte value). Each subject
- * key is length-prefixed, so the sequence needs no count and can be hashed as it streams.
+ * key is length-prefixed, so the sequence needs no count.
  */
 export function subjectsCommitment(recordId: string, subjects: readonly string[]): Buffer {
-  const h = createHash('sha256').update(SUBJECTS_LABEL).update(opaque16(recordId));
   // Subject keys are ASCII, where the default sort is byte order already; anything else sorts by its bytes.
   const sorted = subjects.every((s) => /^[\x00-\x7f]*$/.test(s)) ? [...subjects].sort() : [...subjects].sort(byBytes);
-  for (const s of sorted) h.update(opaque16(s));
-  return h.digest();
+  const w = new Writer(SUBJECTS_LABEL.length + room(recordId, ...sorted)).raw(SUBJECTS_LABEL).opaque16(recordId);
+  for (const s of sorted) w.opaque16(s);
+  return sha256(w.done());
 }
 
 /** Byte order of the UTF-8 encodings (code-point order; JavaScript's default sort is UTF-16 code units). */
@@ -75,27 +115,37 @@ function byBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-/** The canonical leaf bytes of record `leafIndex` of the log named `origin`. */
-export function encodeRecordLeaf(origin: string, leafIndex: number, r: LeafFields): Buffer {
+function writeLeaf(w: Writer, origin: string, leafIndex: number, r: LeafFields): Writer {
   if (r.subjectsCommitment.length !== 32) throw new RangeError('the subjects commitment is 32 bytes');
   if (r.persons !== Persons.ONE && r.persons !== Persons.BATCH) throw new RangeError('persons: one or batch');
   if (!Number.isInteger(r.outcome) || r.outcome < 0 || r.outcome > 255) throw new RangeError('outcome: one byte');
-  return Buffer.concat([
-    Buffer.from(LEAF_LABEL, 'utf8'),
-    opaque16(origin),
-    u64(leafIndex, 'leaf index'),
-    opaque16(r.recordId),
-    u64(r.requestedAt, 'requested at'),
-    Buffer.from([r.providedAt === null ? 0 : 1]),
-    u64(r.providedAt ?? 0, 'provided at'),
-    opaque16(r.requester),
-    opaque16(r.provider),
-    opaque16(r.procedure),
-    opaque16(r.legalBasisRow),
-    opaque16(r.item),
-    Buffer.from([r.outcome, r.nonDisclosable ? 1 : 0, r.persons]),
-    r.subjectsCommitment,
-  ]);
+  return w
+    .raw(LEAF_LABEL)
+    .opaque16(origin)
+    .u64(leafIndex, 'leaf index')
+    .opaque16(r.recordId)
+    .u64(r.requestedAt, 'requested at')
+    .u8(r.providedAt === null ? 0 : 1)
+    .u64(r.providedAt ?? 0, 'provided at')
+    .opaque16(r.requester)
+    .opaque16(r.provider)
+    .opaque16(r.procedure)
+    .opaque16(r.legalBasisRow)
+    .opaque16(r.item)
+    .u8(r.outcome, r.nonDisclosable ? 1 : 0, r.persons)
+    .bytes(r.subjectsCommitment);
+}
+
+const leafRoom = (origin: string, r: LeafFields) => LEAF_LABEL.length + room(origin, r.recordId, r.requester, r.provider, r.procedure, r.legalBasisRow, r.item) + 3 * 8 + 4 + 32;
+
+/** The canonical leaf bytes of record `leafIndex` of the log named `origin`. */
+export function encodeRecordLeaf(origin: string, leafIndex: number, r: LeafFields): Buffer {
+  return writeLeaf(new Writer(leafRoom(origin, r)), origin, leafIndex, r).done();
+}
+
+/** The leaf hash, SHA-256(0x00 ‖ leaf), written and hashed in one buffer (what the writer and verify need). */
+export function recordLeafHash(origin: string, leafIndex: number, r: LeafFields): Buffer {
+  return sha256(writeLeaf(new Writer(leafRoom(origin, r), 0x00), origin, leafIndex, r).done());
 }
 
 /** Reads canonical leaf bytes back (for verifiers and tests); throws RangeError on anything malformed. */

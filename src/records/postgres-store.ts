@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { Outcome, type LoggedRecord } from '../core/access-record.js';
-import { rangeNodes, type NodeId } from '../core/merkle.js';
+import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
 import { subjectsCommitment } from '../core/record-leaf.js';
 import {
   LOG_CONFLICT,
@@ -23,7 +23,7 @@ import {
   type RecordStore,
   type StoredPersons,
 } from './record-store.js';
-import { OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
+import { leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 const CHECKPOINT_SELECT = 'SELECT c.*, l.origin FROM log_checkpoints c JOIN record_logs l ON l.log_id = c.log_id';
@@ -240,18 +240,29 @@ export class PostgresRecordStore implements RecordStore {
 
   async #nodes(q: pg.Pool | pg.Client, logId: string, ids: readonly NodeId[]): Promise<Buffer[]> {
     if (ids.length === 0) return [];
-    const leaves = ids.filter((n) => n.level === 0).map((n) => n.index);
-    const inner = ids.filter((n) => n.level > 0);
+    // Leaves, and the leaves under the nodes too low to be stored; the stored nodes above them.
+    const leaves = new Set<number>();
+    for (const n of ids)
+      if (n.level < LOWEST_STORED_LEVEL) {
+        const { first, count } = leavesUnder(n.level, n.index);
+        for (let i = first; i < first + count; i++) leaves.add(i);
+      }
+    const inner = ids.filter((n) => n.level >= LOWEST_STORED_LEVEL);
     const r = await q.query<{ level: number; idx: string; hash: Buffer }>(
       `SELECT 0 AS level, leaf_index AS idx, leaf_hash AS hash FROM access_records WHERE log_id = $1 AND leaf_index = ANY($2::bigint[])
        UNION ALL
        SELECT n.level, n.idx, n.hash FROM unnest($3::int[], $4::bigint[]) AS want(level, idx)
          JOIN log_nodes n ON n.log_id = $1 AND n.level = want.level AND n.idx = want.idx`,
-      [logId, leaves, inner.map((n) => n.level), inner.map((n) => n.index)],
+      [logId, [...leaves], inner.map((n) => n.level), inner.map((n) => n.index)],
     );
     const found = new Map(r.rows.map((x) => [`${x.level}/${x.idx}`, x.hash]));
+    const low = (level: number, index: number): Buffer | undefined => {
+      const { first, count } = leavesUnder(level, index);
+      const hs = Array.from({ length: count }, (_, i) => found.get(`0/${first + i}`));
+      return hs.every((h) => h) ? rootOfLeafHashes(hs as Buffer[]) : undefined;
+    };
     return ids.map(({ level, index }) => {
-      const h = found.get(`${level}/${index}`);
+      const h = level > 0 && level < LOWEST_STORED_LEVEL ? low(level, index) : found.get(`${level}/${index}`);
       if (!h) throw new Error(`log ${logId}: tree node ${level}/${index} is not stored`);
       return h;
     });

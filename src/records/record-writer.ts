@@ -18,16 +18,16 @@
  * are refused at once (UNAVAILABLE), so a slow store makes requests fail fast instead of piling up memory.
  */
 import { randomBytes } from 'node:crypto';
-import { leafFieldsOf, storedRecordLeaf, type AccessRecordDraft } from '../core/access-record.js';
-import { encodeRecordLeaf, Persons } from '../core/record-leaf.js';
+import { leafFieldsOf, storedRecordLeafHash, type AccessRecordDraft } from '../core/access-record.js';
+import { Persons, recordLeafHash } from '../core/record-leaf.js';
 import { base32Encode } from '../core/base32.js';
 import { signCheckpoint } from '../core/checkpoint.js';
 import { CompactRange } from '../core/compact-range.js';
 import { GatewayError } from '../core/errors.js';
-import { leafHash } from '../core/merkle.js';
 import { ed25519NoteSigner, type NoteSigner } from '../core/signed-note.js';
 import type { Signer } from '../keys/signer.js';
 import type { Logger } from '../log/logger.js';
+import { LOWEST_STORED_LEVEL } from './schema.js';
 import { LOG_CONFLICT, type LogAppend, type NewCheckpoint, type PendingRecord, type RecordStore, type StoredCheckpoint } from './record-store.js';
 
 export interface WriterObserver {
@@ -248,7 +248,7 @@ export class RecordWriter {
       if (page.length === 0) throw fail(`leaf ${at} is missing`);
       for (const r of page) {
         if (r.leafIndex !== at) throw fail(`leaf ${at} is missing`);
-        const h = leafHash(storedRecordLeaf(this.origin, r));
+        const h = storedRecordLeafHash(this.origin, r);
         if (!h.equals(r.leafHash)) throw fail(`the record at leaf ${at} does not match its leaf hash`);
         tree.append(h);
         at++;
@@ -279,10 +279,10 @@ export class RecordWriter {
         batch.forEach((e, i) => {
           const leafIndex = fromSize + i;
           const fields = leafFieldsOf(e.draft, e.draft.subjects);
-          const h = leafHash(encodeRecordLeaf(this.origin, leafIndex, fields));
+          const h = recordLeafHash(this.origin, leafIndex, fields);
           h.copy(leafHashes!, i * 32);
           range.append(h, (n) => {
-            if (n.level === 0) return;
+            if (n.level < LOWEST_STORED_LEVEL) return;
             levels.push(n.level);
             indexes.push(n.index);
             nodeHashes.push(n.hash);

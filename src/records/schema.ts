@@ -4,12 +4,24 @@
  * number or an agency code: `subject` is the keyed one-way subject key.
  *
  * A log is one replica's Merkle tree: its records are its leaves (`leaf_index` from 0, `leaf_hash` the RFC 6962
- * leaf hash of the record's canonical encoding), `log_nodes` holds every complete internal node (level ≥ 1) so
- * that any proof takes a few index probes, and `log_checkpoints` the checkpoints it signed: the latest, and the
+ * leaf hash of the record's canonical encoding), `log_nodes` holds every complete node of level 3 and up (one
+ * row per 8 records, about; a node of level 1 or 2 is folded from its 2 or 4 leaf hashes, one range probe),
+ * so that any proof takes a few index probes, and `log_checkpoints` the checkpoints it signed: the latest, and the
  * first of each hour (a checkpoint a second for years would be 30 million rows a year; the hourly ones keep the
  * log's history checkable and the latest is what clients need).
  */
 import type { LoggedRecord, Outcome } from '../core/access-record.js';
+
+/**
+ * The lowest level of tree node stored. Storing every node would be one more row per record in the same
+ * transaction; from level 3 it is one per 8, and the lower ones cost a proof at most two range probes.
+ */
+export const LOWEST_STORED_LEVEL = 3;
+
+/** Leaves a node of a level below LOWEST_STORED_LEVEL is folded from: [first, first + 2^level). */
+export function leavesUnder(level: number, index: number): { first: number; count: number } {
+  return { first: index * 2 ** level, count: 2 ** level };
+}
 
 export const RECORD_COLUMNS = [
   'log_id',

@@ -13,10 +13,10 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Outcome, type LoggedRecord } from '../core/access-record.js';
-import { rangeNodes, type NodeId } from '../core/merkle.js';
+import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
 import { subjectsCommitment } from '../core/record-leaf.js';
 import { LOG_CONFLICT, LOG_LOCKED, storeError, type ClaimedLog, type ExchangeQuery, type LogAppend, type RecordQuery, type StoredPersons } from './record-store.js';
-import { OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
+import { leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
 
 export type SqliteRequest =
   | { id: number; op: 'claim'; logId: string; origin: string; waitMs: number }
@@ -80,9 +80,18 @@ function tryLock(logId: string): boolean {
   }
 }
 
+const leafHashesIn = db.prepare('SELECT leaf_hash FROM access_records WHERE log_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index').pluck();
+
 function nodes(logId: string, ids: readonly NodeId[]): Buffer[] {
   return ids.map(({ level, index }) => {
-    const h = (level === 0 ? leafHashAt.get(logId, index) : nodeAt.get(logId, level, index)) as Buffer | undefined;
+    let h: Buffer | undefined;
+    if (level === 0) h = leafHashAt.get(logId, index) as Buffer | undefined;
+    else if (level >= LOWEST_STORED_LEVEL) h = nodeAt.get(logId, level, index) as Buffer | undefined;
+    else {
+      const { first, count } = leavesUnder(level, index);
+      const leaves = leafHashesIn.all(logId, first, first + count) as Buffer[];
+      if (leaves.length === count) h = rootOfLeafHashes(leaves);
+    }
     if (!h) throw new Error(`log ${logId}: tree node ${level}/${index} is not stored`);
     return h;
   });

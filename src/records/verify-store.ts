@@ -17,7 +17,7 @@ import { checkConsistency, ProofError, type NodeId } from '../core/merkle.js';
 import { ed25519NoteVerifier, NoteError, parseNote, type NoteVerifier } from '../core/signed-note.js';
 import { consistencyProofOf } from './log-proofs.js';
 import type { LogInfo, RecordStore, StoredCheckpoint, StoredPersons } from './record-store.js';
-import { cosignedNote } from './schema.js';
+import { cosignedNote, LOWEST_STORED_LEVEL } from './schema.js';
 
 export type { LogReport, LogProblem } from '../core/log-verify.js';
 
@@ -118,7 +118,8 @@ class NodeCheck {
   ) {}
 
   add(n: CompletedNode): void {
-    if (n.level > 0) this.#pending.push(n);
+    // The lower ones are folded from the leaf hashes, which the records themselves are checked against.
+    if (n.level >= LOWEST_STORED_LEVEL) this.#pending.push(n);
   }
 
   async flush(force = false): Promise<void> {

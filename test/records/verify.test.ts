@@ -214,8 +214,8 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('verification of records in %s'
     expect(await firstProblem(f)).toMatchObject({ kind: 'bad-checkpoint' });
     await f.exec(`UPDATE log_checkpoints SET signed_note = '${String(cp!.signed_note)}' WHERE size = 10`);
     expect(await firstProblem(f)).toBeNull();
-    await f.exec(`UPDATE log_nodes SET hash = ${f.blob(randomBytes(32))} WHERE level = 1 AND idx = 2`);
-    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 4, detail: expect.stringMatching(/tree node 1\/2/) });
+    await f.exec(`UPDATE log_nodes SET hash = ${f.blob(randomBytes(32))} WHERE level = 3 AND idx = 0`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 0, detail: expect.stringMatching(/tree node 3\/0/) });
   });
 
   it('with checkpoints saved outside the store, finds the log cut back together with its own checkpoints', async () => {
