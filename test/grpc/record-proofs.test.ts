@@ -105,7 +105,7 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('record proofs through the serv
     const disclosure = h.client('disclosure');
     const dc = (await disclosure.issueCode(person)).code;
     const size = h.gw.writer.size;
-    await until(async () => ((await h.gw.store.latestCheckpoints())[0]?.size ?? 0) >= size);
+    await until(async () => ((await h.gw.store.latestCheckpoints())[0]?.size ?? 0) >= size, 20_000);
 
     const origin = `linkgw/records/proofs-${kind}`;
     const logVkey = describeLogKeys(h.gw.keyring.sealPublicKeys, h.gw.keyring.sealSigner.keyId, origin, `proofs-${kind}`).currentNoteVerifierKey as string;
@@ -156,7 +156,7 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('record proofs through the serv
       await h.client('pension').issueCode(person);
       const later = h.gw.writer.size;
       expect(later).toBe(size + 2); // the listing's RECORDS_READ record, and this issuance
-      await until(async () => ((await h.gw.store.latestCheckpoints())[0]?.size ?? 0) >= later);
+      await until(async () => ((await h.gw.store.latestCheckpoints())[0]?.size ?? 0) >= later, 20_000);
       const again = await rpc.record(h.client('tax'), q.recordId);
       checkProof(again.record!, again.proof!, logVkey);
       const now = openCheckpoint(again.proof!.checkpoint, [noteVerifierFromKey(logVkey)]).checkpoint;
@@ -171,6 +171,8 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('record proofs through the serv
     await h.client('pension').issueCode(person);
     await h.client('tax').issueCode(person);
     const dc = (await h.client('disclosure').issueCode(person)).code;
+    // The first checkpoint follows the first commit; the next would be an hour later.
+    await until(async () => (await h.gw.store.latestCheckpoints()).length > 0, 20_000);
     const [cp] = await h.gw.store.latestCheckpoints();
     const listed = await h.client('disclosure').listRecords({ code: dc });
     const signed = cp?.size ?? 0;

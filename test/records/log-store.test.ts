@@ -22,6 +22,7 @@ import { RecordWriter } from '../../src/records/record-writer.js';
 import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
 import { verifyStore } from '../../src/records/verify-store.js';
 import { createPgSchema, PG_URL, tempDir, type StoreKind } from '../helpers/gateway-harness.js';
+import { until } from '../helpers/wait.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const signer = new KeyObjectSigner('seal-1', privateKey, publicKey);
@@ -182,7 +183,8 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('the transparency log in %s', (
     // A writer that never gets to sign: its store goes away without the writer closing (a crash).
     let w = writerOn(store, 'replica-x', { checkpointIntervalMs: 3_600_000 });
     await w.append(draft(0));
-    await new Promise((r) => setTimeout(r, 50)); // the first checkpoint (size 1) is stored with the next commit
+    // The first checkpoint comes right after the first commit; then none for an hour.
+    await until(async () => (await store.latestCheckpoints())[0]?.size === 1, 20_000);
     await w.appendAll([draft(1), draft(2)]);
     await store.close();
     expect((await t.exec(`SELECT size FROM log_checkpoints WHERE log_id = 'replica-x'`)).map((r) => Number(r.size))).toEqual([1]);

@@ -125,12 +125,12 @@ describe('a gateway with a witness', () => {
     await until(async () => {
       const [cp] = await h.gw.store.latestCheckpoints();
       return cp !== undefined && cp.size === 2 && cp.cosignatures !== '';
-    });
+    }, 20_000);
     for (const n of ['123456789018']) await c.issueCode(n);
     await until(async () => {
       const [cp] = await h.gw.store.latestCheckpoints();
       return cp !== undefined && cp.size === 3 && cp.cosignatures !== '';
-    });
+    }, 20_000);
     const [cp] = await h.gw.store.latestCheckpoints();
     const logVkey = logVerifierKeys(h.gw.keyring.sealPublicKeys, 'linkgw/records/witnessed')['seal-1']!;
     const out = await goVerify({ logs: [logVkey], witnesses: [w.verifierKey], checkpoints: [cosignedNote(cp!)] });
