@@ -27,6 +27,7 @@ import { PooledEngine } from './engine/pooled-engine.js';
 import type { BidiEnv } from './grpc/bidi-ordered.js';
 import { gatewayPipeline } from './grpc/call-steps.js';
 import { startGatewayServer, type GatewayServices } from './grpc/gateway-server.js';
+import { startHealthServer } from './grpc/health-server.js';
 import { Health } from './gen/grpc/health/v1/health_pb.js';
 import { ServerReflection } from './gen/grpc/reflection/v1/reflection_pb.js';
 import { LinkageGateway } from './gen/linkage/v1/gateway_pb.js';
@@ -46,7 +47,9 @@ import { bootstrapDevPki, pkiFiles } from './pki/dev-pki.js';
 import { ProviderClients } from './providers/provider-client.js';
 import { startSimulatedProviders, type SimulatedProviders, type SimulationOptions } from './providers/simulated-provider.js';
 import { openRecordStore } from './records/open-store.js';
-import type { RecordStore } from './records/record-store.js';
+import type { RecordStore, StoredCheckpoint } from './records/record-store.js';
+import { StoreProofs } from './records/log-proofs.js';
+import { WitnessClient } from './records/witness-client.js';
 import { RecordWriter } from './records/record-writer.js';
 import { IdempotencyStore } from './idempotency/idempotency-store.js';
 import { RateLimiter, parseRateLimitSpec } from './limits/rate-limiter.js';
@@ -73,6 +76,8 @@ export interface RunningGateway {
   readonly address: string;
   readonly port: number;
   readonly opsAddress: string | undefined;
+  /** The plaintext health port, when LINKGW_HEALTH_LISTEN is set. */
+  readonly healthAddress: string | undefined;
   readonly keyring: Keyring;
   readonly policy: Policy;
   readonly store: RecordStore;
@@ -128,7 +133,24 @@ async function policyTier(s: Settings, o: GatewayOptions, life: Lifetime): Promi
 /** The record store and the only thing that writes it. */
 async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, metrics: GatewayMetrics, life: Lifetime): Promise<{ store: RecordStore; writer: RecordWriter }> {
   const store = o.store ?? life.own('record store', await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }, { observer: metrics, log: o.log }), (st) => st.close());
-  const writer = life.own('record writer', new RecordWriter({ store, signer: keyring.sealSigner, log: o.log, observer: metrics, appendTimeoutMs: s.recordTimeoutMs }), (w) => w.close());
+  // The replica's transparency log: checkpoints signed off the request path, pushed to the witnesses.
+  const witnesses = s.witnesses.length ? life.own('witness client', new WitnessClient({ store, witnesses: s.witnesses, log: o.log }), (w) => w.close()) : undefined;
+  const writer = life.own(
+    'record writer',
+    new RecordWriter({
+      store,
+      signer: keyring.sealSigner,
+      log: o.log,
+      observer: metrics,
+      appendTimeoutMs: s.recordTimeoutMs,
+      logId: s.replicaId,
+      origin: s.logOrigin,
+      checkpointIntervalMs: s.checkpointIntervalMs,
+      ...(witnesses ? { onCheckpoint: (c: StoredCheckpoint) => witnesses.push(c) } : {}),
+    }),
+    (w) => w.close(),
+  );
+  await writer.open();
   return { store, writer };
 }
 
@@ -232,7 +254,7 @@ function servicesTier(
       idempotent: new IdempotentQueries(t.idempotency, t.metrics),
       bulkPacer: t.bulkPacer,
     }),
-    records: new RecordsService({ ...persons, writer: t.writer, store: t.store }),
+    records: new RecordsService({ ...persons, writer: t.writer, store: t.store, proofs: new StoreProofs(t.store) }),
     bindings: new BindingService({ ...persons, writer: t.writer, store: t.store }),
   };
 }
@@ -263,6 +285,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     const creds = s.insecurePlaintext ? ServerCredentials.createInsecure() : serverCredentials(s.tls);
     const server = await startGatewayServer(s.listen, creds, env, services, () => !writer.stalled());
     let draining = false;
+    const healthPort = s.healthListen ? life.own('health port', await startHealthServer(s.healthListen, server.health, log, metrics), (x) => x.close()) : undefined;
     let ops: OpsServer | undefined;
     if (o.ops !== false) {
       // Not ready while draining, or while the record store is stalled (nothing could be released).
@@ -272,12 +295,13 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       draining = true;
     });
     const address = `${s.listen.slice(0, s.listen.lastIndexOf(':'))}:${server.port}`;
-    log.info('gateway serving', { address, ops: ops?.address, records: store.kind, engine: engine.kind, cache: s.cache, redis: s.redisUrl ? redactRedisUrl(s.redisUrl) : 'off', chain: writer.chainId, tls: !s.insecurePlaintext });
+    log.info('gateway serving', { address, ops: ops?.address, health: healthPort?.address, records: store.kind, engine: engine.kind, cache: s.cache, redis: s.redisUrl ? redactRedisUrl(s.redisUrl) : 'off', log: writer.origin, tls: !s.insecurePlaintext });
     let stopped: Promise<void> | undefined;
     return {
       address,
       port: server.port,
       opsAddress: ops?.address,
+      healthAddress: healthPort?.address,
       keyring,
       policy,
       store,

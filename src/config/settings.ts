@@ -33,6 +33,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
+import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -115,6 +116,26 @@ const rateLimitSpec = text.superRefine((v, ctx) => {
   }
 });
 
+const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** A note key name (log origin, witness name): no spaces and no plus sign. */
+const noteName = text.transform((v) => v.replace(/\/+$/, '')).pipe(text.regex(/^[^\s+]+$/, { error: 'no spaces and no plus sign (it becomes a note key name)' }));
+const list = text.transform((v) =>
+  v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
+/** `VKEY=URL,…`: the verifier key has no '=' (a 33-byte key is 44 base64 characters without padding). */
+const witnessList = list.transform((entries, ctx) =>
+  entries.map((entry) => {
+    const at = entry.indexOf('=');
+    const vkey = entry.slice(0, at);
+    const url = entry.slice(at + 1).replace(/\/+$/, '');
+    if (at <= 0 || !/^https?:\/\//.test(url) || !URL.canParse(url)) ctx.addIssue({ code: 'custom', message: `"${entry}" is not VKEY=http(s)://…` });
+    return { vkey, url };
+  }),
+);
+
 // ---------------------------------------------------------------------------------------------------------
 // The schema.
 
@@ -145,6 +166,11 @@ const inPki = (file: string) => (s: Readonly<Record<string, unknown>>) => join(s
 export const SETTINGS = {
   dataDir: setting('LINKGW_DATA_DIR', { doc: 'keyring, dev PKI, SQLite records and other state', schema: path, default: './data' }),
   listen: setting('LINKGW_LISTEN', { doc: 'gRPC address (mTLS), host:port; port 0 picks a free port', schema: address({ listen: true }), default: '127.0.0.1:50051' }),
+  healthListen: setting('LINKGW_HEALTH_LISTEN', {
+    doc: 'plaintext grpc.health.v1 for the kubelet and grpc_health_probe (no client certificate; nothing but Health), host:port',
+    schema: address({ listen: true }),
+    shown: '(unset: health only on the mTLS port)',
+  }),
   metricsListen: setting('LINKGW_METRICS_LISTEN', { doc: 'HTTP address of /metrics, /healthz, /readyz', schema: address({ listen: true }), default: '127.0.0.1:9464' }),
   agenciesFile: setting('LINKGW_AGENCIES', { doc: 'agency registry file', schema: path, derive: () => join(PACKAGE_ROOT, 'config', 'agencies.json'), shown: 'config/agencies.json' }),
   legalBasisFile: setting('LINKGW_LEGAL_BASIS', { doc: 'legal-basis table file', schema: path, derive: () => join(PACKAGE_ROOT, 'config', 'legal-basis.json'), shown: 'config/legal-basis.json' }),
@@ -223,6 +249,24 @@ export const SETTINGS = {
     derive: (s) => `${s.dataDir as string}-dev-ca`,
     shown: '<data dir>-dev-ca',
   }),
+  replicaId: setting('LINKGW_REPLICA_ID', {
+    doc: "this replica's transparency log, kept for its life and resumed after a restart (letters, digits, . _ -)",
+    schema: text.regex(REPLICA_ID, { error: "letters, digits, '.', '_' and '-', at most 63" }),
+    derive: () => hostname(),
+    shown: '(the host name)',
+  }),
+  logOriginPrefix: setting('LINKGW_LOG_ORIGIN_PREFIX', { doc: 'the log origin (checkpoint note key name) is PREFIX/REPLICA_ID: make it unique to the deployment', schema: noteName, default: 'linkgw/records' }),
+  checkpointIntervalMs: setting('LINKGW_CHECKPOINT_INTERVAL_MS', { doc: 'a checkpoint of the log is signed at most this often while records arrive', schema: ms, default: '1000' }),
+  witnesses: setting('LINKGW_WITNESSES', { doc: 'witnesses that cosign checkpoints: VKEY=URL,… (C2SP tlog-witness; URL is the submission prefix)', schema: witnessList, shown: '(unset)' }),
+  'witness.listen': setting('LINKGW_WITNESS_LISTEN', { doc: 'linkgw witness: HTTP address of add-checkpoint and of the cosigned checkpoints', schema: address({ listen: true }), default: '127.0.0.1:7380' }),
+  'witness.dir': setting('LINKGW_WITNESS_DIR', {
+    doc: 'linkgw witness: its key and its state (the last checkpoint it cosigned of each log)',
+    schema: path,
+    derive: (s) => join(s.dataDir as string, 'witness'),
+    shown: '<data>/witness',
+  }),
+  'witness.name': setting('LINKGW_WITNESS_NAME', { doc: "linkgw witness: the witness's key name", schema: noteName, derive: () => `linkgw-witness/${hostname()}`, shown: 'linkgw-witness/<host name>' }),
+  'witness.logs': setting('LINKGW_WITNESS_LOGS', { doc: 'linkgw witness: logs it cosigns, VKEY or ORIGIN_PREFIX*=BASE64_KEY, comma-separated', schema: list, shown: '(required for linkgw witness)' }),
   logLevel: setting('LINKGW_LOG_LEVEL', { doc: 'debug, info, warn or error (JSON lines on stderr)', schema: oneOf(['debug', 'info', 'warn', 'error']), default: 'info' }),
 } as const;
 
@@ -248,6 +292,7 @@ function keyringOf(s: Nested<Values>): KeyringSettings {
 
 /** Rules across settings: each returns the problem, naming the variables, or undefined. */
 const CHECKS: readonly ((s: Nested<Values>) => string | undefined)[] = [
+  (s) => (REPLICA_ID.test(s.replicaId) ? undefined : `LINKGW_REPLICA_ID: the host name "${s.replicaId}" is not a replica id (letters, digits, '.', '_' and '-'); set LINKGW_REPLICA_ID`),
   (s) => (s.keyringPassphrase && s.keyringPassphraseFile ? 'LINKGW_KEYRING_PASSPHRASE and LINKGW_KEYRING_PASSPHRASE_FILE: set one, not both' : undefined),
   (s) => (s.pkcs11Pin && s.pkcs11PinFile ? 'LINKGW_PKCS11_PIN and LINKGW_PKCS11_PIN_FILE: set one, not both' : undefined),
   (s) => (!s.pkcs11Module && (s.pkcs11Pin || s.pkcs11PinFile || s.pkcs11Token) ? 'LINKGW_PKCS11_TOKEN and LINKGW_PKCS11_PIN need LINKGW_PKCS11_MODULE' : undefined),
@@ -271,6 +316,8 @@ function finish(s: Nested<Values>): Settings {
     maxInFlightPerAgency: Math.min(s.maxInFlight, s.maxInFlightPerAgency),
     inFlightReserve: Math.min(s.maxInFlight, s.inFlightReserve),
     keyring: keyringOf(s),
+    logOrigin: `${s.logOriginPrefix}/${s.replicaId}`,
+    witnesses: s.witnesses ?? [],
   };
 }
 
@@ -283,7 +330,33 @@ type Nested<V> = { readonly [K in keyof V as K extends `${string}.${string}` ? n
   readonly [G in Groups<V>]: { readonly [K in keyof V as K extends `${G}.${infer R}` ? R : never]: V[K] };
 };
 /** The gateway's settings, one field per entry of SETTINGS (dotted keys nested), and what follows from them. */
-export type Settings = Nested<Values> & { readonly keyring: KeyringSettings };
+export type Settings = Nested<Values> & {
+  readonly keyring: KeyringSettings;
+  /** The log's origin and note key name: `<LINKGW_LOG_ORIGIN_PREFIX>/<replicaId>`. */
+  readonly logOrigin: string;
+  /** Witnesses asked to cosign each checkpoint (C2SP tlog-witness add-checkpoint): their key and URL prefix. */
+  readonly witnesses: readonly { readonly vkey: string; readonly url: string }[];
+};
+
+/** The settings of `linkgw witness`, a process of its own. */
+export interface WitnessSettings {
+  readonly listen: string;
+  /** Holds the witness key (witness-key.pem) and its state (witness-state.json). */
+  readonly dir: string;
+  /** The witness's key name. */
+  readonly name: string;
+  /** The logs it witnesses: log verifier keys, or `ORIGIN_PREFIX*=BASE64_ED25519_KEY` for a fleet's logs. */
+  readonly logs: readonly string[];
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** Settings of `linkgw witness` (the same schema: LINKGW_WITNESS_*). */
+export function witnessSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): WitnessSettings {
+  const s = settingsFromEnv(env);
+  const logs = s.witness.logs ?? [];
+  if (logs.length === 0) throw new SettingsError(['LINKGW_WITNESS_LOGS: the logs to witness are required (see linkgw keys show)']);
+  return { listen: s.witness.listen, dir: s.witness.dir, name: s.witness.name, logs, logLevel: s.logLevel };
+}
 
 /** [variable, default as shown, meaning] for each setting, in schema order (`linkgw --help`, the README test). */
 export const ENV_DOC: readonly [string, string, string][] = Object.values(SETTINGS).map((e: Setting<unknown>) => [e.env, e.shown, e.doc]);

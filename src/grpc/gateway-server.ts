@@ -44,6 +44,9 @@ export async function startGatewayServer(listen: string, creds: ServerCredential
   server.addService(gateway.definition, gateway.implementation);
   const records = implement(AccessRecords, env, {
     listAccessRecords: (req, ctx, write) => s.records.list(req, ctx, write),
+    getCheckpoints: (_req, ctx) => s.records.checkpoints(ctx),
+    getConsistencyProof: (req, ctx) => s.records.consistencyProof(req, ctx),
+    getRecordProof: (req, ctx) => s.records.recordProof(req, ctx),
   });
   server.addService(records.definition, records.implementation);
   const health = new HealthState(SERVICE_NAMES, ready);

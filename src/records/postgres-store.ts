@@ -1,19 +1,53 @@
 /**
- * The PostgreSQL record store (LINKGW_RECORDS_URL=postgres://…). A batch is one transaction with one multi-row
- * INSERT through unnest() and one seal row: one WAL flush per batch, whatever its size. Tables live in the
- * schema named by the URL's `schema` parameter (default `public`), so tests and tenants can be kept apart.
+ * The PostgreSQL record store (LINKGW_RECORDS_URL=postgres://…). Tables live in the schema named by the URL's
+ * `schema` parameter (default `public`), so tests and tenants can be kept apart.
+ *
+ * A log's writer holds a session advisory lock on a connection of its own and appends through that connection
+ * only: if the connection is lost, so is the lock, and the next append must claim the log again. An append is
+ * one statement (the size compare-and-set, the records, their persons and the completed nodes, through
+ * unnest()) inside one transaction: one WAL flush per batch, whatever its size.
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../log/logger.js';
-import { Outcome, type ChainedRecord, type ChainedRecordWithSubjects, type ChainLink, type Seal } from '../core/access-record.js';
-import type { ExchangeQuery, RecordQuery, RecordStore, StoredChain } from './record-store.js';
-import { groupLinks, RECORD_COLUMNS, recordToValues, schemaFor, rowToLink, rowToRecord, rowToSeal, type LinkRow, type RecordRow, type SealRow } from './schema.js';
+import { Outcome, type LoggedRecord } from '../core/access-record.js';
+import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
+import { subjectsCommitment } from '../core/record-leaf.js';
+import {
+  LOG_CONFLICT,
+  LOG_LOCKED,
+  storeError,
+  type ClaimedLog,
+  type ExchangeQuery,
+  type LogAppend,
+  type RecordQuery,
+  type RecordStore,
+  type StoredPersons,
+} from './record-store.js';
+import { leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
+const CHECKPOINT_SELECT = 'SELECT c.*, l.origin FROM log_checkpoints c JOIN record_logs l ON l.log_id = c.log_id';
+
+/**
+ * The advisory lock key of a log: 64 bits of a hash of its schema and id (PostgreSQL's lock keys are bigint and
+ * database-wide, so logs of the same name in two schemas must not share one).
+ */
+function lockKey(schema: string, logId: string): string {
+  return createHash('sha256').update(`linkgw-log\n${schema}\n${logId}`).digest().readBigInt64BE(0).toString();
+}
+
+interface Writer {
+  readonly client: pg.Client;
+  lost: boolean;
+}
 
 export class PostgresRecordStore implements RecordStore {
   readonly kind = 'postgres' as const;
   readonly #pool: pg.Pool;
+  readonly #clientConfig: pg.ClientConfig;
+  readonly #schema: string;
+  readonly #writers = new Map<string, Writer>();
   /** Rows written since the planner's statistics were last refreshed, and rows known then. */
   #sinceAnalyze = 0;
   #rowsAtAnalyze = 0;
@@ -26,8 +60,10 @@ export class PostgresRecordStore implements RecordStore {
    */
   readonly syncCommitForced: boolean;
 
-  private constructor(pool: pg.Pool, syncCommitForced: boolean) {
+  private constructor(pool: pg.Pool, clientConfig: pg.ClientConfig, schema: string, syncCommitForced: boolean) {
     this.#pool = pool;
+    this.#clientConfig = clientConfig;
+    this.#schema = schema;
     this.syncCommitForced = syncCommitForced;
   }
 
@@ -62,68 +98,230 @@ export class PostgresRecordStore implements RecordStore {
     // Server options given in the URL (`options=-c name=value …`) are kept; the search path is the store's.
     const extra = u.searchParams.get('options') ?? '';
     u.searchParams.delete('options');
-    const pool = new pg.Pool({
+    const clientConfig: pg.ClientConfig = {
       connectionString: u.toString(),
-      max: opts.max ?? 4,
       statement_timeout: opts.statementTimeoutMs ?? 5000,
       connectionTimeoutMillis: 5000,
       options: `${extra} -c search_path=${schema}`.trim(),
-    });
+    };
+    const pool = new pg.Pool({ ...clientConfig, max: opts.max ?? 4 });
     // An idle client that loses its server must not crash the process; the next query reports the failure.
     pool.on('error', () => undefined);
     const c = await pool.connect();
     let weak: boolean;
     try {
       await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      const old = await c.query("SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'access_records' AND column_name = 'chain_id'", [schema]);
+      if (old.rowCount) throw new Error(OLD_LAYOUT_MESSAGE);
       for (const s of schemaFor('postgres')) await c.query(s);
       const r = await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
       weak = r.rows[0]?.synchronous_commit === 'off';
-    } finally {
+    } catch (e) {
       c.release();
+      await pool.end();
+      throw e;
     }
+    c.release();
     if (weak) opts.log?.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
-    return new PostgresRecordStore(pool, weak);
+    return new PostgresRecordStore(pool, clientConfig, schema, weak);
   }
 
-  async commit(records: readonly ChainedRecordWithSubjects[], seal: Seal, links?: readonly ChainLink[]): Promise<void> {
-    const c = await this.#pool.connect();
+  async claimLog(logId: string, origin: string, opts: { waitMs?: number } = {}): Promise<ClaimedLog> {
+    let w = this.#writers.get(logId);
+    if (w?.lost) {
+      this.#writers.delete(logId);
+      await w.client.end().catch(() => undefined);
+      w = undefined;
+    }
+    if (!w) {
+      const client = new pg.Client(this.#clientConfig);
+      const writer: Writer = { client, lost: false };
+      client.on('error', () => void (writer.lost = true));
+      client.on('end', () => void (writer.lost = true));
+      await client.connect();
+      const until = Date.now() + (opts.waitMs ?? 5000);
+      for (;;) {
+        const r = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [lockKey(this.#schema, logId)]);
+        if (r.rows[0]?.locked) break;
+        if (Date.now() >= until) {
+          await client.end().catch(() => undefined);
+          throw storeError(LOG_LOCKED, `log ${logId} is being written by another process`);
+        }
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      this.#writers.set(logId, writer);
+      w = writer;
+    }
+    const c = w.client;
+    await c.query('INSERT INTO record_logs (log_id, origin, size, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT (log_id) DO NOTHING', [logId, origin, Date.now()]);
+    const row = (await c.query<{ origin: string; size: string; kept: string | null }>(
+      'SELECT origin, size, (SELECT MAX(created_at) FROM log_checkpoints WHERE log_id = $1 AND kept = 1) AS kept FROM record_logs WHERE log_id = $1',
+      [logId],
+    )).rows[0]!;
+    if (row.origin !== origin) throw new Error(`log ${logId} has the origin "${row.origin}", not "${origin}"`);
+    const size = Number(row.size);
+    const latest = (await c.query<CheckpointRow>(`${CHECKPOINT_SELECT} WHERE c.log_id = $1 ORDER BY c.size DESC LIMIT 1`, [logId])).rows[0];
+    return {
+      logId,
+      origin,
+      size,
+      edge: await this.#nodes(c, logId, rangeNodes(0, size)),
+      latest: latest ? rowToCheckpoint(latest) : null,
+      lastKeptAt: row.kept === null ? null : Number(row.kept),
+    };
+  }
+
+  async append(a: LogAppend): Promise<void> {
+    const w = this.#writers.get(a.logId);
+    if (!w || w.lost) throw storeError(LOG_LOCKED, `log ${a.logId} is not claimed by this store (or its connection was lost)`);
+    const c = w.client;
     try {
       // In the same round trip as BEGIN: if synchronous_commit is off for this session (whatever the server
       // was set to when the store opened, or since), turn it on for this transaction; stronger settings stay.
       await c.query("BEGIN; SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'");
-      if (links?.length)
-        await c.query('INSERT INTO record_chain_links (chain_id, predecessor, last_seq, head_hash) SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[])', [
-          seal.chainId,
-          links.map((l) => l.predecessor),
-          links.map((l) => l.lastSeq),
-          links.map((l) => l.headHash),
-        ]);
-      const cols: unknown[][] = Array.from({ length: 16 }, () => []);
+      const cols: unknown[][] = Array.from({ length: RECORD_COLUMNS.length }, () => []);
       const subjects: string[] = [];
       const subjectRecords: string[] = [];
-      for (const r of records) {
-        recordToValues(r).forEach((x, i) => cols[i]!.push(x));
+      a.records.forEach((r, i) => {
+        recordToValues(r, a.leafHashes.subarray(i * 32, i * 32 + 32)).forEach((x, j) => cols[j]!.push(x));
         if (r.subjects) for (const s of r.subjects) subjects.push(s), subjectRecords.push(r.recordId);
-      }
-      await c.query(
-        `INSERT INTO access_records (${RECORD_COLUMNS.join(', ')})
-         SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[],
-           $9::text[], $10::text[], $11::text[], $12::int[], $13::int[], $14::text[], $15::text[], $16::text[])`,
-        cols,
+      });
+      const nodeHashes = a.nodes.levels.map((_, i) => a.nodes.hashes.subarray(i * 32, i * 32 + 32));
+      const moved = await c.query<{ moved: string }>(
+        `WITH cas AS (UPDATE record_logs SET size = $2 WHERE log_id = $1 AND size = $3 RETURNING 1),
+           nodes AS (INSERT INTO log_nodes (log_id, level, idx, hash)
+             SELECT $1, * FROM unnest($4::int[], $5::bigint[], $6::bytea[]) WHERE EXISTS (SELECT 1 FROM cas)),
+           persons AS (INSERT INTO record_subjects (subject, record_id)
+             SELECT * FROM unnest($7::text[], $8::text[]) WHERE EXISTS (SELECT 1 FROM cas)),
+           records AS (INSERT INTO access_records (${RECORD_COLUMNS.join(', ')})
+             SELECT * FROM unnest($9::text[], $10::bigint[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::text[], $16::text[],
+               $17::text[], $18::text[], $19::text[], $20::int[], $21::int[], $22::bytea[], $23::bytea[]) WHERE EXISTS (SELECT 1 FROM cas))
+         SELECT count(*) AS moved FROM cas`,
+        [a.logId, a.fromSize + a.records.length, a.fromSize, a.nodes.levels, a.nodes.indexes, nodeHashes, subjects, subjectRecords, ...cols],
       );
-      if (subjects.length > 0)
-        await c.query('INSERT INTO record_subjects (subject, record_id) SELECT * FROM unnest($1::text[], $2::text[])', [subjects, subjectRecords]);
-      await c.query('INSERT INTO record_seals (chain_id, last_seq, head_hash, signature, key_id, sealed_at) VALUES ($1, $2, $3, $4, $5, $6)', [
-        seal.chainId,
-        seal.lastSeq,
-        seal.headHash,
-        seal.signature,
-        seal.keyId,
-        seal.sealedAt,
-      ]);
+      if (Number(moved.rows[0]?.moved) !== 1) throw storeError(LOG_CONFLICT, `log ${a.logId} is no longer at size ${a.fromSize}: another writer appended to it`);
+      const cp = a.checkpoint;
+      if (cp)
+        await c.query(
+          `WITH gone AS (DELETE FROM log_checkpoints WHERE log_id = $1 AND size = $7 AND kept = 0)
+           INSERT INTO log_checkpoints (log_id, size, root, signed_note, cosignatures, created_at, kept) VALUES ($1, $2, $3, $4, '', $5, $6)`,
+          [a.logId, cp.size, cp.rootHash, cp.signedNote, cp.createdAt, cp.kept ? 1 : 0, cp.replaces ?? -1],
+        );
+      await c.query('COMMIT');
+      this.#maybeAnalyze(a.records.length + subjects.length);
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async addCosignatures(logId: string, size: number, lines: string): Promise<boolean> {
+    const r = await this.#pool.query('UPDATE log_checkpoints SET cosignatures = cosignatures || $3 WHERE log_id = $1 AND size = $2', [logId, size, lines]);
+    return r.rowCount === 1;
+  }
+
+  async logs(): Promise<LogInfo[]> {
+    const r = await this.#pool.query<{ log_id: string; origin: string; size: string; created_at: string; max_leaf: string | null }>(
+      'SELECT log_id, origin, size, created_at, (SELECT MAX(leaf_index) FROM access_records a WHERE a.log_id = l.log_id) AS max_leaf FROM record_logs l ORDER BY log_id',
+    );
+    return r.rows.map((x) => ({ logId: x.log_id, origin: x.origin, size: Number(x.size), maxLeafIndex: x.max_leaf === null ? null : Number(x.max_leaf), createdAt: Number(x.created_at) }));
+  }
+
+  async latestCheckpoints(): Promise<StoredCheckpoint[]> {
+    const r = await this.#pool.query<CheckpointRow>(
+      // Driven by the few logs, one index probe each (the hourly history is not scanned).
+      `SELECT c.*, l.origin FROM record_logs l CROSS JOIN LATERAL (SELECT * FROM log_checkpoints x WHERE x.log_id = l.log_id ORDER BY x.size DESC LIMIT 1) c ORDER BY l.log_id`,
+    );
+    return r.rows.map(rowToCheckpoint);
+  }
+
+  async checkpoints(logId: string): Promise<StoredCheckpoint[]> {
+    const r = await this.#pool.query<CheckpointRow>(`${CHECKPOINT_SELECT} WHERE c.log_id = $1 ORDER BY c.size`, [logId]);
+    return r.rows.map(rowToCheckpoint);
+  }
+
+  async #nodes(q: pg.Pool | pg.Client, logId: string, ids: readonly NodeId[]): Promise<Buffer[]> {
+    if (ids.length === 0) return [];
+    // Leaves, and the leaves under the nodes too low to be stored; the stored nodes above them.
+    const leaves = new Set<number>();
+    for (const n of ids)
+      if (n.level < LOWEST_STORED_LEVEL) {
+        const { first, count } = leavesUnder(n.level, n.index);
+        for (let i = first; i < first + count; i++) leaves.add(i);
+      }
+    const inner = ids.filter((n) => n.level >= LOWEST_STORED_LEVEL);
+    const r = await q.query<{ level: number; idx: string; hash: Buffer }>(
+      `SELECT 0 AS level, leaf_index AS idx, leaf_hash AS hash FROM access_records WHERE log_id = $1 AND leaf_index = ANY($2::bigint[])
+       UNION ALL
+       SELECT n.level, n.idx, n.hash FROM unnest($3::int[], $4::bigint[]) AS want(level, idx)
+         JOIN log_nodes n ON n.log_id = $1 AND n.level = want.level AND n.idx = want.idx`,
+      [logId, [...leaves], inner.map((n) => n.level), inner.map((n) => n.index)],
+    );
+    const found = new Map(r.rows.map((x) => [`${x.level}/${x.idx}`, x.hash]));
+    const low = (level: number, index: number): Buffer | undefined => {
+      const { first, count } = leavesUnder(level, index);
+      const hs = Array.from({ length: count }, (_, i) => found.get(`0/${first + i}`));
+      return hs.every((h) => h) ? rootOfLeafHashes(hs as Buffer[]) : undefined;
+    };
+    return ids.map(({ level, index }) => {
+      const h = level > 0 && level < LOWEST_STORED_LEVEL ? low(level, index) : found.get(`${level}/${index}`);
+      if (!h) throw new Error(`log ${logId}: tree node ${level}/${index} is not stored`);
+      return h;
+    });
+  }
+
+  nodes(logId: string, ids: readonly NodeId[]): Promise<Buffer[]> {
+    return this.#nodes(this.#pool, logId, ids);
+  }
+
+  async recordById(recordId: string): Promise<LoggedRecord | null> {
+    const r = await this.#pool.query<RecordRow>('SELECT * FROM access_records WHERE record_id = $1', [recordId]);
+    return r.rows[0] ? rowToRecord(r.rows[0]) : null;
+  }
+
+  async readLeaves(logId: string, from: number, to: number, limit: number): Promise<LoggedRecord[]> {
+    const r = await this.#pool.query<RecordRow>('SELECT * FROM access_records WHERE log_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index LIMIT $4', [
+      logId,
+      from,
+      to,
+      limit,
+    ]);
+    return r.rows.map(rowToRecord);
+  }
+
+  async storedPersons(logId?: string): Promise<StoredPersons> {
+    // One pass over the log's persons through a cursor, grouped by record: never all persons in memory at once.
+    const out: StoredPersons = { batch: new Map(), strays: new Set() };
+    const c = await this.#pool.connect();
+    try {
+      await c.query('BEGIN READ ONLY');
+      await c.query(
+        `DECLARE persons NO SCROLL CURSOR FOR
+           SELECT s.record_id, s.subject, r.subject AS own FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id
+           ${logId === undefined ? '' : 'WHERE r.log_id = $1'} ORDER BY s.record_id`,
+        logId === undefined ? [] : [logId],
+      );
+      let current: { recordId: string; own: string; subjects: string[] } | undefined;
+      const flush = () => {
+        if (!current) return;
+        if (current.own !== '') out.strays.add(current.recordId);
+        else out.batch.set(current.recordId, { commitment: subjectsCommitment(current.recordId, current.subjects), persons: current.subjects.length });
+      };
+      for (;;) {
+        const page = await c.query<{ record_id: string; subject: string; own: string }>('FETCH 10000 FROM persons');
+        for (const r of page.rows) {
+          if (current?.recordId !== r.record_id) {
+            flush();
+            current = { recordId: r.record_id, own: r.own, subjects: [] };
+          }
+          current.subjects.push(r.subject);
+        }
+        if (page.rows.length < 10000) break;
+      }
+      flush();
       await c.query('COMMIT');
       c.release();
-      this.#maybeAnalyze(records.length + subjects.length);
+      return out;
     } catch (e) {
       await c.query('ROLLBACK').catch(() => undefined);
       c.release(true);
@@ -131,92 +329,41 @@ export class PostgresRecordStore implements RecordStore {
     }
   }
 
-  async head(chainId: string): Promise<{ lastSeq: number; headHash: string } | null> {
-    const r = await this.#pool.query<{ seq: string; hash: string }>('SELECT seq, hash FROM access_records WHERE chain_id = $1 ORDER BY seq DESC LIMIT 1', [chainId]);
-    const row = r.rows[0];
-    return row ? { lastSeq: Number(row.seq), headHash: row.hash } : null;
-  }
-
-  async listBySubject(q: RecordQuery): Promise<ChainedRecord[]> {
+  async listBySubject(q: RecordQuery): Promise<LoggedRecord[]> {
     // The subject's own records, and the batch records that name it, merged newest first.
     const args: unknown[] = [q.subject];
     const arg = (v: unknown) => `$${args.push(v)}`;
     const where = ['r.non_disclosable = 0'];
     if (q.from !== null) where.push(`r.requested_at >= ${arg(q.from)}`);
     if (q.to !== null) where.push(`r.requested_at < ${arg(q.to)}`);
-    if (q.after) where.push(`(r.requested_at, r.chain_id, r.seq) < (${arg(q.after.requestedAt)}, ${arg(q.after.chainId)}, ${arg(q.after.seq)})`);
+    if (q.after) where.push(`(r.requested_at, r.log_id, r.leaf_index) < (${arg(q.after.requestedAt)}, ${arg(q.after.logId)}, ${arg(q.after.leafIndex)})`);
     const limit = arg(q.limit);
     const filter = where.join(' AND ');
-    const order = 'ORDER BY requested_at DESC, chain_id DESC, seq DESC';
+    const order = 'ORDER BY requested_at DESC, log_id DESC, leaf_index DESC';
+    const inner = order.replace(/(requested_at|log_id|leaf_index)( |$)/g, 'r.$1$2');
     const r = await this.#pool.query<RecordRow>(
-      `(SELECT r.* FROM access_records r WHERE r.subject = $1 AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')} LIMIT ${limit})
+      `(SELECT r.* FROM access_records r WHERE r.subject = $1 AND ${filter} ${inner} LIMIT ${limit})
        UNION ALL
-       (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = $1) AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')} LIMIT ${limit})
+       (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = $1) AND ${filter} ${inner} LIMIT ${limit})
        ${order} LIMIT ${limit}`,
       args,
     );
     return r.rows.map(rowToRecord);
   }
 
-  async chainIds(): Promise<string[]> {
-    const r = await this.#pool.query<{ chain_id: string }>(
-      'SELECT chain_id FROM access_records UNION SELECT chain_id FROM record_seals UNION SELECT chain_id FROM record_chain_links ORDER BY 1',
-    );
-    return r.rows.map((x) => x.chain_id);
-  }
-
-  async readChain(chainId: string): Promise<StoredChain> {
-    const rows = await this.#pool.query<RecordRow>('SELECT * FROM access_records WHERE chain_id = $1 ORDER BY seq', [chainId]);
-    const seals = await this.#pool.query<SealRow>('SELECT * FROM record_seals WHERE chain_id = $1 ORDER BY last_seq', [chainId]);
-    const subjectRows = await this.#pool.query<{ record_id: string; subject: string }>(
-      'SELECT s.record_id, s.subject FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id WHERE r.chain_id = $1',
-      [chainId],
-    );
-    const subjects = new Map<string, string[]>();
-    for (const x of subjectRows.rows) {
-      let l = subjects.get(x.record_id);
-      if (!l) subjects.set(x.record_id, (l = []));
-      l.push(x.subject);
-    }
-    const links = await this.#pool.query<LinkRow>('SELECT predecessor, last_seq, head_hash FROM record_chain_links WHERE chain_id = $1 ORDER BY predecessor', [chainId]);
-    return { rows: rows.rows.map(rowToRecord), seals: seals.rows.map(rowToSeal), subjects, links: links.rows.map(rowToLink) };
-  }
-
-  async exchangesOf(q: ExchangeQuery): Promise<ChainedRecord[]> {
+  async exchangesOf(q: ExchangeQuery): Promise<LoggedRecord[]> {
     const r = await this.#pool.query<RecordRow>(
       `SELECT * FROM access_records WHERE subject = $1 AND requested_at >= $2 AND outcome = ${Outcome.PROVIDED} AND (requester = $3 OR provider = $3)
-       ORDER BY requested_at DESC, chain_id DESC, seq DESC LIMIT $4`,
+       ORDER BY requested_at DESC, log_id DESC, leaf_index DESC LIMIT $4`,
       [q.subject, q.since ?? Number.MIN_SAFE_INTEGER, q.agency, q.limit],
     );
     return r.rows.map(rowToRecord);
   }
 
-  async heads(): Promise<ChainLink[]> {
-    // A skip scan over the primary key: one index probe per chain, not a read of every record.
-    const r = await this.#pool.query<LinkRow>(
-      `WITH RECURSIVE c AS (
-         (SELECT chain_id FROM access_records ORDER BY chain_id LIMIT 1)
-         UNION ALL
-         SELECT (SELECT a.chain_id FROM access_records a WHERE a.chain_id > c.chain_id ORDER BY a.chain_id LIMIT 1) FROM c WHERE c.chain_id IS NOT NULL
-       )
-       SELECT h.chain_id AS predecessor, h.seq AS last_seq, h.hash AS head_hash
-       FROM c CROSS JOIN LATERAL (SELECT chain_id, seq, hash FROM access_records a WHERE a.chain_id = c.chain_id ORDER BY seq DESC LIMIT 1) h
-       WHERE c.chain_id IS NOT NULL
-         AND NOT EXISTS (SELECT 1 FROM record_chain_links l WHERE l.predecessor = h.chain_id AND l.last_seq = h.seq)
-       ORDER BY 1`,
-    );
-    return r.rows.map(rowToLink);
-  }
-
-  async allLinks(): Promise<Map<string, ChainLink[]>> {
-    const r = await this.#pool.query<LinkRow & { chain_id: string }>(
-      'SELECT chain_id, predecessor, last_seq, head_hash FROM record_chain_links ORDER BY chain_id, predecessor',
-    );
-    return groupLinks(r.rows);
-  }
-
   async close(): Promise<void> {
     await this.#analyzing;
+    for (const w of this.#writers.values()) await w.client.end().catch(() => undefined);
+    this.#writers.clear();
     await this.#pool.end();
   }
 }

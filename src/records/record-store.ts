@@ -1,9 +1,18 @@
 /**
- * What the record writer and the disclosure service need of a record store. Two implementations: SQLite
- * (embedded default, in its own worker thread) and PostgreSQL. Errors from a store are plain errors; the
- * writer and services turn them into statuses.
+ * What the record writer, the services and verification need of a record store. Two implementations: SQLite
+ * (embedded default, in its own worker thread) and PostgreSQL. Errors from a store are plain errors, with a
+ * `code` for the two a writer must tell apart (LOG_LOCKED, LOG_CONFLICT); the writer and services turn them
+ * into statuses.
+ *
+ * Each log has one writer: `claimLog` takes a lock that lives as long as the store (a PostgreSQL session
+ * advisory lock, or an exclusive lock on a small lock file next to the SQLite file), and every append is a
+ * compare-and-set on the log's size, so even a second writer that got past the lock could not fork the log.
  */
-import type { ChainedRecord, ChainedRecordWithSubjects, ChainLink, Seal } from '../core/access-record.js';
+import type { LoggedRecord, LoggedRecordWithSubjects } from '../core/access-record.js';
+import type { NodeId } from '../core/merkle.js';
+import type { LogInfo, StoredCheckpoint } from './schema.js';
+
+export type { LogInfo, StoredCheckpoint } from './schema.js';
 
 export interface RecordQuery {
   readonly subject: string;
@@ -18,8 +27,8 @@ export interface RecordQuery {
 
 export interface RecordCursor {
   readonly requestedAt: number;
-  readonly chainId: string;
-  readonly seq: number;
+  readonly logId: string;
+  readonly leafIndex: number;
 }
 
 export interface ExchangeQuery {
@@ -30,39 +39,104 @@ export interface ExchangeQuery {
   readonly limit: number;
 }
 
+/** Another process holds the log's writer lock. */
+export const LOG_LOCKED = 'LOG_LOCKED';
+/** The log's stored size is not the one the append started from: someone else wrote it. */
+export const LOG_CONFLICT = 'LOG_CONFLICT';
+
+export function storeError(code: typeof LOG_LOCKED | typeof LOG_CONFLICT, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** The state a writer resumes from, read while holding the log's lock. */
+export interface ClaimedLog {
+  readonly logId: string;
+  readonly origin: string;
+  readonly size: number;
+  /** The hashes of the tree's right edge (`CompactRange.nodesFor(size)`, in that order). */
+  readonly edge: Buffer[];
+  /** The latest checkpoint the log signed, and when the last one kept in the history was made. */
+  readonly latest: StoredCheckpoint | null;
+  readonly lastKeptAt: number | null;
+}
+
+/** A record to append, its leaf hash packed with the batch's others (one buffer crosses threads cheaply). */
+export type PendingRecord = Omit<LoggedRecordWithSubjects, 'leafHash'>;
+
+/** Complete internal nodes (level ≥ 1) of a batch, as parallel arrays and one buffer of 32-byte hashes. */
+export interface PackedNodes {
+  readonly levels: number[];
+  readonly indexes: number[];
+  readonly hashes: Buffer;
+}
+
+export interface NewCheckpoint {
+  readonly size: number;
+  readonly rootHash: Buffer;
+  readonly signedNote: string;
+  readonly createdAt: number;
+  /** Keep it in the history (first of its hour). */
+  readonly kept: boolean;
+  /** The size of the latest checkpoint before it, removed now unless it was kept; null for the first. */
+  readonly replaces: number | null;
+}
+
+/**
+ * One durable transaction: the records as leaves [fromSize, fromSize + n), the nodes they complete, the log's
+ * new size, and a checkpoint to store if one was signed meanwhile. Fails with LOG_CONFLICT, changing nothing,
+ * when the stored size is not `fromSize`.
+ */
+export interface LogAppend {
+  readonly logId: string;
+  readonly fromSize: number;
+  readonly records: readonly PendingRecord[];
+  /** n × 32 bytes: the records' leaf hashes in order. */
+  readonly leafHashes: Buffer;
+  readonly nodes: PackedNodes;
+  readonly checkpoint?: NewCheckpoint;
+}
+
+/** The persons stored for a log's records: a commitment per batch record, and any stored for a record of one. */
+export interface StoredPersons {
+  readonly batch: Map<string, { commitment: Buffer; persons: number }>;
+  /** Records of one person for which persons are stored in the side table (no writer does that). */
+  readonly strays: Set<string>;
+}
+
 export interface RecordStore {
   readonly kind: 'sqlite' | 'postgres';
+
+  // The writer's side.
+  /** Takes the log's writer lock (waiting up to `waitMs`), creating the log on first use; its state. */
+  claimLog(logId: string, origin: string, opts?: { waitMs?: number }): Promise<ClaimedLog>;
+  append(a: LogAppend): Promise<void>;
+  /** Adds witness cosignature lines to a stored checkpoint; false when that checkpoint is no longer stored. */
+  addCosignatures(logId: string, size: number, lines: string): Promise<boolean>;
+
+  // Reading.
+  logs(): Promise<LogInfo[]>;
+  /** The latest checkpoint of every log. */
+  latestCheckpoints(): Promise<StoredCheckpoint[]>;
+  /** A log's stored checkpoints, by size. */
+  checkpoints(logId: string): Promise<StoredCheckpoint[]>;
+  /** Hashes of perfect subtrees of a log (level 0: leaf hashes); throws if one is not stored. */
+  nodes(logId: string, ids: readonly NodeId[]): Promise<Buffer[]>;
+  recordById(recordId: string): Promise<LoggedRecord | null>;
+  /** Records of a log with leaf index in [from, to), in order, at most `limit`. */
+  readLeaves(logId: string, from: number, to: number, limit: number): Promise<LoggedRecord[]>;
   /**
-   * Appends records (with the persons of batch records) and the seal over them in one durable transaction;
-   * with `links`, a new chain's links to its predecessors in the same transaction (its first commit).
+   * The persons stored for the batch records of one log (or of all logs), as commitments: one pass over the
+   * persons table, grouped by record. Verification reads them once for the whole store (the table has no index
+   * by record, which would slow bulk issuance).
    */
-  commit(records: readonly ChainedRecordWithSubjects[], seal: Seal, links?: readonly ChainLink[]): Promise<void>;
-  /** The last sequence number and hash of a chain, or null for a chain with no records. */
-  head(chainId: string): Promise<{ lastSeq: number; headHash: string } | null>;
-  /**
-   * The head of every chain with records that no chain has linked to yet, as links: what a new chain commits
-   * to. (A head already linked is covered through the chain that linked it, so the links stay few.)
-   */
-  heads(): Promise<ChainLink[]>;
-  /** Every chain's links to its predecessors, by chain id. */
-  allLinks(): Promise<Map<string, ChainLink[]>>;
+  storedPersons(logId?: string): Promise<StoredPersons>;
   /** Disclosable records of a subject (its own and the batch records naming it), newest first. */
-  listBySubject(q: RecordQuery): Promise<ChainedRecord[]>;
+  listBySubject(q: RecordQuery): Promise<LoggedRecord[]>;
   /**
    * Exchanges about a subject in which data was released (PROVIDED) with `agency` as requester or provider,
    * requested at or after `since`, newest first; non-disclosable ones too (the agency was party to them).
    */
-  exchangesOf(q: ExchangeQuery): Promise<ChainedRecord[]>;
-  chainIds(): Promise<string[]>;
-  readChain(chainId: string): Promise<StoredChain>;
+  exchangesOf(q: ExchangeQuery): Promise<LoggedRecord[]>;
+  /** Releases the log locks this store holds and closes it. */
   close(): Promise<void>;
-}
-
-export interface StoredChain {
-  readonly rows: ChainedRecord[];
-  readonly seals: Seal[];
-  /** The stored persons of the chain's records, by record id (batch records, and any tampering). */
-  readonly subjects: Map<string, string[]>;
-  /** The chain's links to its predecessors, as stored. */
-  readonly links: ChainLink[];
 }

@@ -1,12 +1,31 @@
 /**
- * The record tables, shared by both stores (the SQL here is the common subset of SQLite and PostgreSQL).
- * Times are milliseconds since the epoch. No column holds a personal number or an agency code: `subject` is
- * the subject key (AES under the keyring's subject secret: reversible only with that secret; see
- * docs/threat-model.md).
+ * The record tables, shared by both stores (the SQL here is the common subset of SQLite and PostgreSQL; hashes
+ * are BLOB, written BYTEA for PostgreSQL). Times are milliseconds since the epoch. No column holds a personal
+ * number or an agency code: `subject` is the subject key (AES under a key of the gateway's: docs/threat-model.md).
+ *
+ * A log is one replica's Merkle tree: its records are its leaves (`leaf_index` from 0, `leaf_hash` the RFC 6962
+ * leaf hash of the record's canonical encoding), `log_nodes` holds every complete node of level 3 and up (one
+ * row per 8 records, about; a node of level 1 or 2 is folded from its 2 or 4 leaf hashes, one range probe),
+ * so that any proof takes a few index probes, and `log_checkpoints` the checkpoints it signed: the latest, and the
+ * first of each hour (a checkpoint a second for years would be 30 million rows a year; the hourly ones keep the
+ * log's history checkable and the latest is what clients need).
  */
+import type { LoggedRecord, Outcome } from '../core/access-record.js';
+
+/**
+ * The lowest level of tree node stored. Storing every node would be one more row per record in the same
+ * transaction; from level 3 it is one per 8, and the lower ones cost a proof at most two range probes.
+ */
+export const LOWEST_STORED_LEVEL = 3;
+
+/** Leaves a node of a level below LOWEST_STORED_LEVEL is folded from: [first, first + 2^level). */
+export function leavesUnder(level: number, index: number): { first: number; count: number } {
+  return { first: index * 2 ** level, count: 2 ** level };
+}
+
 export const RECORD_COLUMNS = [
-  'chain_id',
-  'seq',
+  'log_id',
+  'leaf_index',
   'record_id',
   'subject',
   'requested_at',
@@ -18,20 +37,32 @@ export const RECORD_COLUMNS = [
   'item',
   'outcome',
   'non_disclosable',
-  'subjects_digest',
-  'prev_hash',
-  'hash',
+  'persons_commitment',
+  'leaf_hash',
 ] as const;
 
-/** The DDL for a store; SQLite keeps the narrow subjects table clustered on its key (WITHOUT ROWID). */
+/** The DDL for a store; SQLite keeps the narrow tables clustered on their keys (WITHOUT ROWID). */
 export function schemaFor(kind: 'sqlite' | 'postgres'): string[] {
-  return SCHEMA.map((s) => (kind === 'sqlite' && s.includes('TABLE IF NOT EXISTS record_subjects') ? `${s} WITHOUT ROWID` : s));
+  return SCHEMA.map((s) => {
+    if (kind === 'postgres') return s.replace(/\bBLOB\b/g, 'BYTEA');
+    return /TABLE IF NOT EXISTS (record_subjects|log_nodes)/.test(s) ? `${s} WITHOUT ROWID` : s;
+  });
 }
 
+/** A store written by linkgw before the transparency log (hash chains and seals) is not read by this one. */
+export const OLD_LAYOUT_MESSAGE =
+  'this record store holds hash-chained records of an earlier linkgw (table access_records has chain_id); verify them with that version, then start a new store or schema for the transparency log';
+
 const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS record_logs (
+    log_id TEXT PRIMARY KEY,
+    origin TEXT NOT NULL UNIQUE,
+    size BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+  )`,
   `CREATE TABLE IF NOT EXISTS access_records (
-    chain_id TEXT NOT NULL,
-    seq BIGINT NOT NULL,
+    log_id TEXT NOT NULL,
+    leaf_index BIGINT NOT NULL,
     record_id TEXT NOT NULL UNIQUE,
     subject TEXT NOT NULL,
     requested_at BIGINT NOT NULL,
@@ -43,63 +74,69 @@ const SCHEMA = [
     item TEXT NOT NULL,
     outcome INTEGER NOT NULL,
     non_disclosable INTEGER NOT NULL,
-    subjects_digest TEXT,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    PRIMARY KEY (chain_id, seq)
+    persons_commitment BLOB,
+    leaf_hash BLOB NOT NULL,
+    PRIMARY KEY (log_id, leaf_index)
   )`,
   `CREATE INDEX IF NOT EXISTS access_records_by_subject
-    ON access_records (subject, requested_at DESC, chain_id DESC, seq DESC)`,
-  // The persons of batch records (bulk issuance): one narrow row each instead of one chained record each.
+    ON access_records (subject, requested_at DESC, log_id DESC, leaf_index DESC)`,
+  // The persons of batch records (bulk issuance): one narrow row each instead of one record each.
   `CREATE TABLE IF NOT EXISTS record_subjects (
     subject TEXT NOT NULL,
     record_id TEXT NOT NULL,
     PRIMARY KEY (subject, record_id)
   )`,
-  `CREATE TABLE IF NOT EXISTS record_seals (
-    chain_id TEXT NOT NULL,
-    last_seq BIGINT NOT NULL,
-    head_hash TEXT NOT NULL,
-    signature TEXT NOT NULL,
-    key_id TEXT NOT NULL,
-    sealed_at BIGINT NOT NULL,
-    PRIMARY KEY (chain_id, last_seq)
+  `CREATE TABLE IF NOT EXISTS log_nodes (
+    log_id TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    idx BIGINT NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (log_id, level, idx)
   )`,
-  // What each chain committed to, in its genesis hash, about the chains already stored when it started.
-  `CREATE TABLE IF NOT EXISTS record_chain_links (
-    chain_id TEXT NOT NULL,
-    predecessor TEXT NOT NULL,
-    last_seq BIGINT NOT NULL,
-    head_hash TEXT NOT NULL,
-    PRIMARY KEY (chain_id, predecessor)
+  `CREATE TABLE IF NOT EXISTS log_checkpoints (
+    log_id TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    root BLOB NOT NULL,
+    signed_note TEXT NOT NULL,
+    cosignatures TEXT NOT NULL DEFAULT '',
+    created_at BIGINT NOT NULL,
+    kept INTEGER NOT NULL,
+    PRIMARY KEY (log_id, size)
   )`,
-  `CREATE INDEX IF NOT EXISTS record_chain_links_by_predecessor ON record_chain_links (predecessor, last_seq)`,
 ];
 
-export interface LinkRow {
-  predecessor: string;
-  last_seq: number | string;
-  head_hash: string;
+/** A checkpoint the log signed, with the witness cosignature lines received for it. */
+export interface StoredCheckpoint {
+  readonly logId: string;
+  readonly origin: string;
+  readonly size: number;
+  readonly rootHash: Buffer;
+  /** The signed note as the log signed it. */
+  readonly signedNote: string;
+  /** Witness cosignature lines (each `— name base64\n`), in the order received. */
+  readonly cosignatures: string;
+  readonly createdAt: number;
+  /** Kept in the history (the first of its hour); otherwise replaced by the next one. */
+  readonly kept: boolean;
 }
 
-export function rowToLink(r: LinkRow): ChainLink {
-  return { predecessor: r.predecessor, lastSeq: Number(r.last_seq), headHash: r.head_hash };
+/** The signed note with the witnesses' cosignatures appended: what clients are served. */
+export function cosignedNote(c: Pick<StoredCheckpoint, 'signedNote' | 'cosignatures'>): string {
+  return c.signedNote + c.cosignatures;
 }
 
-/** Link rows of many chains, grouped by the chain that holds them. */
-export function groupLinks(rows: readonly (LinkRow & { chain_id: string })[]): Map<string, ChainLink[]> {
-  const out = new Map<string, ChainLink[]>();
-  for (const r of rows) {
-    let l = out.get(r.chain_id);
-    if (!l) out.set(r.chain_id, (l = []));
-    l.push(rowToLink(r));
-  }
-  return out;
+export interface LogInfo {
+  readonly logId: string;
+  readonly origin: string;
+  readonly size: number;
+  /** The highest leaf index stored (read in the same statement as the size), or null. */
+  readonly maxLeafIndex: number | null;
+  readonly createdAt: number;
 }
 
 export interface RecordRow {
-  chain_id: string;
-  seq: number | string;
+  log_id: string;
+  leaf_index: number | string;
   record_id: string;
   subject: string;
   requested_at: number | string;
@@ -111,26 +148,14 @@ export interface RecordRow {
   item: string;
   outcome: number;
   non_disclosable: number | boolean;
-  subjects_digest: string | null;
-  prev_hash: string;
-  hash: string;
+  persons_commitment: Uint8Array | null;
+  leaf_hash: Uint8Array;
 }
 
-export interface SealRow {
-  chain_id: string;
-  last_seq: number | string;
-  head_hash: string;
-  signature: string;
-  key_id: string;
-  sealed_at: number | string;
-}
-
-import type { ChainedRecord, ChainLink, Outcome, Seal } from '../core/access-record.js';
-
-export function rowToRecord(r: RecordRow): ChainedRecord {
+export function rowToRecord(r: RecordRow): LoggedRecord {
   return {
-    chainId: r.chain_id,
-    seq: Number(r.seq),
+    logId: r.log_id,
+    leafIndex: Number(r.leaf_index),
     recordId: r.record_id,
     subject: r.subject,
     requestedAt: Number(r.requested_at),
@@ -142,16 +167,17 @@ export function rowToRecord(r: RecordRow): ChainedRecord {
     item: r.item,
     outcome: r.outcome as Outcome,
     nonDisclosable: r.non_disclosable === true || r.non_disclosable === 1,
-    subjectsDigest: r.subjects_digest,
-    prevHash: r.prev_hash,
-    hash: r.hash,
+    leafHash: Buffer.from(r.leaf_hash),
+    personsCommitment: r.persons_commitment === null ? null : Buffer.from(r.persons_commitment),
   };
 }
 
-export function recordToValues(r: ChainedRecord): (string | number | null)[] {
+/** A record's column values in RECORD_COLUMNS order, its leaf hash given separately (batches pack them). */
+export function recordToValues(r: Omit<LoggedRecord, 'leafHash'>, leafHash: Uint8Array): (string | number | null | Uint8Array)[] {
+  // In RECORD_COLUMNS order.
   return [
-    r.chainId,
-    r.seq,
+    r.logId,
+    r.leafIndex,
     r.recordId,
     r.subject,
     r.requestedAt,
@@ -163,19 +189,31 @@ export function recordToValues(r: ChainedRecord): (string | number | null)[] {
     r.item,
     r.outcome,
     r.nonDisclosable ? 1 : 0,
-    r.subjectsDigest,
-    r.prevHash,
-    r.hash,
+    r.personsCommitment,
+    leafHash,
   ];
 }
 
-export function rowToSeal(s: SealRow): Seal {
+export interface CheckpointRow {
+  log_id: string;
+  origin: string;
+  size: number | string;
+  root: Uint8Array;
+  signed_note: string;
+  cosignatures: string;
+  created_at: number | string;
+  kept: number | boolean;
+}
+
+export function rowToCheckpoint(r: CheckpointRow): StoredCheckpoint {
   return {
-    chainId: s.chain_id,
-    lastSeq: Number(s.last_seq),
-    headHash: s.head_hash,
-    signature: s.signature,
-    keyId: s.key_id,
-    sealedAt: Number(s.sealed_at),
+    logId: r.log_id,
+    origin: r.origin,
+    size: Number(r.size),
+    rootHash: Buffer.from(r.root),
+    signedNote: r.signed_note,
+    cosignatures: r.cosignatures,
+    createdAt: Number(r.created_at),
+    kept: r.kept === true || r.kept === 1,
   };
 }

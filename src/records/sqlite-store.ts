@@ -3,12 +3,17 @@
  * only posts requests and matches answers, so the event loop never waits on the disk.
  */
 import { Worker } from 'node:worker_threads';
-import type { ChainedRecord, ChainedRecordWithSubjects, ChainLink, Seal } from '../core/access-record.js';
+import type { LoggedRecord } from '../core/access-record.js';
+import type { NodeId } from '../core/merkle.js';
 import { notify } from '../core/observer.js';
 import { workerFile } from '../worker-file.js';
-import type { ExchangeQuery, RecordQuery, RecordStore, StoredChain } from './record-store.js';
-import { groupLinks, type LinkRow } from './schema.js';
+import type { ClaimedLog, ExchangeQuery, LogAppend, LogInfo, RecordQuery, RecordStore, StoredCheckpoint, StoredPersons } from './record-store.js';
 import type { SqliteRequest } from './sqlite-worker.js';
+
+/** Byte arrays come back from the thread as plain Uint8Arrays: view them as Buffers (no copy). */
+const bytes = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+const recordBytes = (r: LoggedRecord): LoggedRecord => ({ ...r, leafHash: bytes(r.leafHash), personsCommitment: r.personsCommitment && bytes(r.personsCommitment) });
+const checkpointBytes = (c: StoredCheckpoint): StoredCheckpoint => ({ ...c, rootHash: bytes(c.rootHash) });
 
 type Pending = { op: string; resolve: (v: unknown) => void; reject: (e: Error) => void };
 
@@ -50,7 +55,7 @@ export class SqliteRecordStore implements RecordStore {
   /** Opens (and creates) the store at `path`; resolves once the schema is in place. */
   static async open(path: string, opts: { busyTimeoutMs?: number; observer?: StoreObserver } = {}): Promise<SqliteRecordStore> {
     const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000, opts.observer);
-    await s.chainIds();
+    await s.logs();
     return s;
   }
 
@@ -63,32 +68,49 @@ export class SqliteRecordStore implements RecordStore {
     });
   }
 
-  commit(records: readonly ChainedRecordWithSubjects[], seal: Seal, links?: readonly ChainLink[]): Promise<void> {
-    return this.#call({ op: 'commit', records: records as ChainedRecordWithSubjects[], seal, ...(links?.length ? { links: [...links] } : {}) });
+  claimLog(logId: string, origin: string, opts: { waitMs?: number } = {}): Promise<ClaimedLog> {
+    return this.#call<ClaimedLog>({ op: 'claim', logId, origin, waitMs: opts.waitMs ?? 5000 }).then((c) => ({
+      ...c,
+      edge: c.edge.map(bytes),
+      latest: c.latest && checkpointBytes(c.latest),
+    }));
   }
-  head(chainId: string): Promise<{ lastSeq: number; headHash: string } | null> {
-    return this.#call({ op: 'head', chainId });
+  append(append: LogAppend): Promise<void> {
+    return this.#call({ op: 'commit', append });
   }
-  listBySubject(query: RecordQuery): Promise<ChainedRecord[]> {
-    return this.#call({ op: 'list', query });
+  addCosignatures(logId: string, size: number, lines: string): Promise<boolean> {
+    return this.#call({ op: 'cosign', logId, size, lines });
   }
-  exchangesOf(query: ExchangeQuery): Promise<ChainedRecord[]> {
-    return this.#call({ op: 'exchanges', query });
+  logs(): Promise<LogInfo[]> {
+    return this.#call({ op: 'logs' });
   }
-
-  async allLinks(): Promise<Map<string, ChainLink[]>> {
-    return groupLinks(await this.#call<(LinkRow & { chain_id: string })[]>({ op: 'allLinks' }));
+  async latestCheckpoints(): Promise<StoredCheckpoint[]> {
+    return (await this.#call<StoredCheckpoint[]>({ op: 'latest' })).map(checkpointBytes);
   }
-
-  heads(): Promise<ChainLink[]> {
-    return this.#call({ op: 'heads' });
+  async checkpoints(logId: string): Promise<StoredCheckpoint[]> {
+    return (await this.#call<StoredCheckpoint[]>({ op: 'checkpoints', logId })).map(checkpointBytes);
   }
-
-  chainIds(): Promise<string[]> {
-    return this.#call({ op: 'chains' });
+  async nodes(logId: string, ids: readonly NodeId[]): Promise<Buffer[]> {
+    const all = bytes(await this.#call<Uint8Array>({ op: 'nodes', logId, ids: [...ids] }));
+    return ids.map((_, i) => all.subarray(i * 32, i * 32 + 32));
   }
-  readChain(chainId: string): Promise<StoredChain> {
-    return this.#call({ op: 'readChain', chainId });
+  async recordById(recordId: string): Promise<LoggedRecord | null> {
+    const r = await this.#call<LoggedRecord | null>({ op: 'record', recordId });
+    return r && recordBytes(r);
+  }
+  async readLeaves(logId: string, from: number, to: number, limit: number): Promise<LoggedRecord[]> {
+    return (await this.#call<LoggedRecord[]>({ op: 'leaves', logId, from, to, limit })).map(recordBytes);
+  }
+  async storedPersons(logId?: string): Promise<StoredPersons> {
+    const p = await this.#call<StoredPersons>({ op: 'persons', logId });
+    for (const v of p.batch.values()) v.commitment = bytes(v.commitment);
+    return p;
+  }
+  async listBySubject(query: RecordQuery): Promise<LoggedRecord[]> {
+    return (await this.#call<LoggedRecord[]>({ op: 'list', query })).map(recordBytes);
+  }
+  async exchangesOf(query: ExchangeQuery): Promise<LoggedRecord[]> {
+    return (await this.#call<LoggedRecord[]>({ op: 'exchanges', query })).map(recordBytes);
   }
   async close(): Promise<void> {
     if (this.#dead) return;

@@ -2,22 +2,35 @@
  * The SQLite record store's thread: owns the better-sqlite3 connection so that its synchronous work never
  * blocks the gateway's event loop. WAL journal, synchronous=FULL: a commit returns only after the WAL is
  * fsynced, which is what "durable before release" needs.
+ *
+ * One writer per log: a log's writer holds an exclusive lock on a small SQLite file next to the store
+ * (`<store>.<log>.writer-lock`), taken with BEGIN EXCLUSIVE and never released until the store closes or the
+ * process ends (the operating system drops the lock with the process, so a crash leaves no stale lock). The
+ * records file itself stays in WAL mode with normal locking, so `linkgw records verify` can read it while the
+ * gateway writes.
  */
 import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Outcome, type ChainedRecord, type ChainedRecordWithSubjects, type ChainLink, type Seal } from '../core/access-record.js';
-import type { ExchangeQuery, RecordQuery } from './record-store.js';
-import { RECORD_COLUMNS, schemaFor, recordToValues, rowToLink, rowToRecord, rowToSeal, type LinkRow, type RecordRow, type SealRow } from './schema.js';
+import { Outcome, type LoggedRecord } from '../core/access-record.js';
+import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
+import { subjectsCommitment } from '../core/record-leaf.js';
+import { LOG_CONFLICT, LOG_LOCKED, storeError, type ClaimedLog, type ExchangeQuery, type LogAppend, type RecordQuery, type StoredPersons } from './record-store.js';
+import { leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
 
 export type SqliteRequest =
-  | { id: number; op: 'commit'; records: ChainedRecordWithSubjects[]; seal: Seal; links?: ChainLink[] }
-  | { id: number; op: 'head'; chainId: string }
-  | { id: number; op: 'heads' }
-  | { id: number; op: 'allLinks' }
+  | { id: number; op: 'claim'; logId: string; origin: string; waitMs: number }
+  | { id: number; op: 'commit'; append: LogAppend }
+  | { id: number; op: 'cosign'; logId: string; size: number; lines: string }
+  | { id: number; op: 'logs' }
+  | { id: number; op: 'latest' }
+  | { id: number; op: 'checkpoints'; logId: string }
+  | { id: number; op: 'nodes'; logId: string; ids: NodeId[] }
+  | { id: number; op: 'record'; recordId: string }
+  | { id: number; op: 'leaves'; logId: string; from: number; to: number; limit: number }
+  | { id: number; op: 'persons'; logId: string | undefined }
   | { id: number; op: 'list'; query: RecordQuery }
   | { id: number; op: 'exchanges'; query: ExchangeQuery }
-  | { id: number; op: 'chains' }
-  | { id: number; op: 'readChain'; chainId: string }
   | { id: number; op: 'close' };
 
 const { path, busyTimeoutMs } = workerData as { path: string; busyTimeoutMs: number };
@@ -25,92 +38,194 @@ const db = new Database(path);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+const oldLayout = (db.prepare("SELECT 1 FROM pragma_table_info('access_records') WHERE name = 'chain_id'").get() as unknown) !== undefined;
+if (oldLayout) throw new Error(OLD_LAYOUT_MESSAGE);
 for (const s of schemaFor('sqlite')) db.exec(s);
 
-const insertRecord = db.prepare(
-  `INSERT INTO access_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`,
-);
+const bytes = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+const insertRecord = db.prepare(`INSERT INTO access_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`);
 const insertSubject = db.prepare('INSERT INTO record_subjects (subject, record_id) VALUES (?, ?)');
-const insertSeal = db.prepare(
-  'INSERT INTO record_seals (chain_id, last_seq, head_hash, signature, key_id, sealed_at) VALUES (?, ?, ?, ?, ?, ?)',
+const insertNode = db.prepare('INSERT INTO log_nodes (log_id, level, idx, hash) VALUES (?, ?, ?, ?)');
+const moveSize = db.prepare('UPDATE record_logs SET size = ? WHERE log_id = ? AND size = ?');
+const insertCheckpoint = db.prepare(
+  'INSERT INTO log_checkpoints (log_id, size, root, signed_note, cosignatures, created_at, kept) VALUES (?, ?, ?, ?, \'\', ?, ?)',
 );
-const insertLink = db.prepare('INSERT INTO record_chain_links (chain_id, predecessor, last_seq, head_hash) VALUES (?, ?, ?, ?)');
-const commit = db.transaction((records: ChainedRecordWithSubjects[], seal: Seal, links: ChainLink[] | undefined) => {
-  for (const l of links ?? []) insertLink.run(seal.chainId, l.predecessor, l.lastSeq, l.headHash);
-  for (const r of records) {
-    insertRecord.run(recordToValues(r));
-    if (r.subjects) for (const subject of r.subjects) insertSubject.run(subject, r.recordId);
+const dropCheckpoint = db.prepare('DELETE FROM log_checkpoints WHERE log_id = ? AND size = ? AND kept = 0');
+const leafHashAt = db.prepare('SELECT leaf_hash FROM access_records WHERE log_id = ? AND leaf_index = ?').pluck();
+const nodeAt = db.prepare('SELECT hash FROM log_nodes WHERE log_id = ? AND level = ? AND idx = ?').pluck();
+const CHECKPOINT_SELECT = 'SELECT c.*, l.origin FROM log_checkpoints c JOIN record_logs l ON l.log_id = c.log_id';
+
+/** The writer locks this thread holds, by log. */
+const locks = new Map<string, Database.Database>();
+
+function lockPath(logId: string): string {
+  const name = /^[A-Za-z0-9._-]{1,64}$/.test(logId) ? logId : createHash('sha256').update(logId).digest('hex').slice(0, 32);
+  return `${path}.${name}.writer-lock`;
+}
+
+function tryLock(logId: string): boolean {
+  const lock = new Database(lockPath(logId));
+  try {
+    lock.pragma('busy_timeout = 0');
+    lock.pragma('journal_mode = MEMORY');
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('BEGIN EXCLUSIVE');
+    locks.set(logId, lock);
+    return true;
+  } catch (e) {
+    lock.close();
+    if ((e as { code?: string }).code === 'SQLITE_BUSY') return false;
+    throw e;
   }
-  insertSeal.run(seal.chainId, seal.lastSeq, seal.headHash, seal.signature, seal.keyId, seal.sealedAt);
+}
+
+const leafHashesIn = db.prepare('SELECT leaf_hash FROM access_records WHERE log_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index').pluck();
+
+function nodes(logId: string, ids: readonly NodeId[]): Buffer[] {
+  return ids.map(({ level, index }) => {
+    let h: Buffer | undefined;
+    if (level === 0) h = leafHashAt.get(logId, index) as Buffer | undefined;
+    else if (level >= LOWEST_STORED_LEVEL) h = nodeAt.get(logId, level, index) as Buffer | undefined;
+    else {
+      const { first, count } = leavesUnder(level, index);
+      const leaves = leafHashesIn.all(logId, first, first + count) as Buffer[];
+      if (leaves.length === count) h = rootOfLeafHashes(leaves);
+    }
+    if (!h) throw new Error(`log ${logId}: tree node ${level}/${index} is not stored`);
+    return h;
+  });
+}
+
+function latestOf(logId: string): StoredCheckpoint | null {
+  const r = db.prepare(`${CHECKPOINT_SELECT} WHERE c.log_id = ? ORDER BY c.size DESC LIMIT 1`).get(logId) as CheckpointRow | undefined;
+  return r ? rowToCheckpoint(r) : null;
+}
+
+function claim(m: Extract<SqliteRequest, { op: 'claim' }>): ClaimedLog {
+  if (!locks.has(m.logId)) {
+    const until = Date.now() + m.waitMs;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    while (!tryLock(m.logId)) {
+      if (Date.now() >= until) throw storeError(LOG_LOCKED, `log ${m.logId} is being written by another process`);
+      Atomics.wait(pause, 0, 0, 50);
+    }
+  }
+  let row = db.prepare('SELECT origin, size FROM record_logs WHERE log_id = ?').get(m.logId) as { origin: string; size: number } | undefined;
+  if (!row) {
+    db.prepare('INSERT INTO record_logs (log_id, origin, size, created_at) VALUES (?, ?, 0, ?)').run(m.logId, m.origin, Date.now());
+    row = { origin: m.origin, size: 0 };
+  }
+  if (row.origin !== m.origin) throw new Error(`log ${m.logId} has the origin "${row.origin}", not "${m.origin}"`);
+  const kept = db.prepare('SELECT MAX(created_at) FROM log_checkpoints WHERE log_id = ? AND kept = 1').pluck().get(m.logId) as number | null;
+  return { logId: m.logId, origin: row.origin, size: row.size, edge: nodes(m.logId, rangeNodes(0, row.size)), latest: latestOf(m.logId), lastKeptAt: kept };
+}
+
+const append = db.transaction((a: LogAppend) => {
+  if (!locks.has(a.logId)) throw storeError(LOG_LOCKED, `log ${a.logId} is not claimed by this store`);
+  if (moveSize.run(a.fromSize + a.records.length, a.logId, a.fromSize).changes !== 1)
+    throw storeError(LOG_CONFLICT, `log ${a.logId} is no longer at size ${a.fromSize}: another writer appended to it`);
+  const leafHashes = bytes(a.leafHashes);
+  a.records.forEach((r, i) => {
+    insertRecord.run(recordToValues({ ...r, personsCommitment: r.personsCommitment && bytes(r.personsCommitment) }, leafHashes.subarray(i * 32, i * 32 + 32)));
+    if (r.subjects) for (const s of r.subjects) insertSubject.run(s, r.recordId);
+  });
+  const hashes = bytes(a.nodes.hashes);
+  a.nodes.levels.forEach((level, i) => insertNode.run(a.logId, level, a.nodes.indexes[i]!, hashes.subarray(i * 32, i * 32 + 32)));
+  const c = a.checkpoint;
+  if (c) {
+    insertCheckpoint.run(a.logId, c.size, bytes(c.rootHash), c.signedNote, c.createdAt, c.kept ? 1 : 0);
+    if (c.replaces !== null) dropCheckpoint.run(a.logId, c.replaces);
+  }
 });
 
-function list(q: RecordQuery): ChainedRecord[] {
+function list(q: RecordQuery): LoggedRecord[] {
   // The subject's own records, and the batch records that name it, merged newest first.
   const where: string[] = ['r.non_disclosable = 0'];
   const args: (string | number)[] = [];
   if (q.from !== null) (where.push('r.requested_at >= ?'), args.push(q.from));
   if (q.to !== null) (where.push('r.requested_at < ?'), args.push(q.to));
   if (q.after) {
-    where.push('(r.requested_at, r.chain_id, r.seq) < (?, ?, ?)');
-    args.push(q.after.requestedAt, q.after.chainId, q.after.seq);
+    where.push('(r.requested_at, r.log_id, r.leaf_index) < (?, ?, ?)');
+    args.push(q.after.requestedAt, q.after.logId, q.after.leafIndex);
   }
   const filter = where.join(' AND ');
-  const order = 'ORDER BY requested_at DESC, chain_id DESC, seq DESC LIMIT ?';
+  const order = 'ORDER BY requested_at DESC, log_id DESC, leaf_index DESC LIMIT ?';
+  const inner = order.replace(/(requested_at|log_id|leaf_index) /g, 'r.$1 ');
   const rows = db
     .prepare(
       `SELECT * FROM (
-         SELECT * FROM (SELECT r.* FROM access_records r WHERE r.subject = ? AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')})
+         SELECT * FROM (SELECT r.* FROM access_records r WHERE r.subject = ? AND ${filter} ${inner})
          UNION ALL
-         SELECT * FROM (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = ?) AND ${filter} ${order.replace(/(requested_at|chain_id|seq) /g, 'r.$1 ')})
+         SELECT * FROM (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = ?) AND ${filter} ${inner})
        ) ${order}`,
     )
     .all(q.subject, ...args, q.limit, q.subject, ...args, q.limit, q.limit) as RecordRow[];
   return rows.map(rowToRecord);
 }
 
-function subjectsOfChain(chainId: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
+function storedPersons(logId: string | undefined): StoredPersons {
+  // One pass over the log's persons, grouped by record: a commitment per batch record, never all persons at once.
+  const out: StoredPersons = { batch: new Map(), strays: new Set() };
+  let current: { recordId: string; own: string; subjects: string[] } | undefined;
+  const flush = () => {
+    if (!current) return;
+    if (current.own !== '') out.strays.add(current.recordId);
+    else out.batch.set(current.recordId, { commitment: subjectsCommitment(current.recordId, current.subjects), persons: current.subjects.length });
+  };
   const rows = db
-    .prepare('SELECT s.record_id, s.subject FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id WHERE r.chain_id = ?')
-    .all(chainId) as { record_id: string; subject: string }[];
+    .prepare(
+      `SELECT s.record_id AS record_id, s.subject AS subject, r.subject AS own
+       FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id ${logId === undefined ? '' : 'WHERE r.log_id = ?'} ORDER BY s.record_id`,
+    )
+    .iterate(...(logId === undefined ? [] : [logId])) as IterableIterator<{ record_id: string; subject: string; own: string }>;
   for (const r of rows) {
-    let l = out.get(r.record_id);
-    if (!l) out.set(r.record_id, (l = []));
-    l.push(r.subject);
+    if (current?.recordId !== r.record_id) {
+      flush();
+      current = { recordId: r.record_id, own: r.own, subjects: [] };
+    }
+    current.subjects.push(r.subject);
   }
+  flush();
   return out;
 }
 
 function handle(m: SqliteRequest): unknown {
   switch (m.op) {
+    case 'claim':
+      return claim(m);
     case 'commit':
-      commit(m.records, m.seal, m.links);
+      append(m.append);
       return null;
-    case 'allLinks':
-      return db.prepare('SELECT chain_id, predecessor, last_seq, head_hash FROM record_chain_links ORDER BY chain_id, predecessor').all();
-    case 'heads':
+    case 'cosign':
+      return db.prepare('UPDATE log_checkpoints SET cosignatures = cosignatures || ? WHERE log_id = ? AND size = ?').run(m.lines, m.logId, m.size).changes === 1;
+    case 'logs':
       return (
         db
-          .prepare(
-            // A skip scan over the primary key: one index probe per chain, not a read of every record.
-            `WITH RECURSIVE c(chain_id) AS (
-               SELECT MIN(chain_id) FROM access_records
-               UNION ALL
-               SELECT (SELECT MIN(a.chain_id) FROM access_records a WHERE a.chain_id > c.chain_id) FROM c WHERE c.chain_id IS NOT NULL
-             )
-             SELECT a.chain_id AS predecessor, a.seq AS last_seq, a.hash AS head_hash
-             FROM c JOIN access_records a ON a.chain_id = c.chain_id AND a.seq = (SELECT MAX(seq) FROM access_records WHERE chain_id = c.chain_id)
-             WHERE NOT EXISTS (SELECT 1 FROM record_chain_links l WHERE l.predecessor = a.chain_id AND l.last_seq = a.seq)
-             ORDER BY 1`,
-          )
-          .all() as LinkRow[]
-      ).map(rowToLink);
-    case 'head': {
-      const r = db.prepare('SELECT seq, hash FROM access_records WHERE chain_id = ? ORDER BY seq DESC LIMIT 1').get(m.chainId) as
-        | { seq: number; hash: string }
-        | undefined;
-      return r ? { lastSeq: r.seq, headHash: r.hash } : null;
+          .prepare('SELECT log_id, origin, size, created_at, (SELECT MAX(leaf_index) FROM access_records a WHERE a.log_id = l.log_id) AS max_leaf FROM record_logs l ORDER BY log_id')
+          .all() as { log_id: string; origin: string; size: number; created_at: number; max_leaf: number | null }[]
+      ).map((r): LogInfo => ({ logId: r.log_id, origin: r.origin, size: r.size, maxLeafIndex: r.max_leaf, createdAt: r.created_at }));
+    case 'latest':
+      return (
+        // Driven by the few logs, one primary-key probe each (the hourly history is not scanned).
+        db
+          .prepare('SELECT c.*, l.origin FROM record_logs l JOIN log_checkpoints c ON c.log_id = l.log_id AND c.size = (SELECT MAX(size) FROM log_checkpoints x WHERE x.log_id = l.log_id) ORDER BY l.log_id')
+          .all() as CheckpointRow[]
+      ).map(rowToCheckpoint);
+    case 'checkpoints':
+      return (db.prepare(`${CHECKPOINT_SELECT} WHERE c.log_id = ? ORDER BY c.size`).all(m.logId) as CheckpointRow[]).map(rowToCheckpoint);
+    case 'nodes':
+      return Buffer.concat(nodes(m.logId, m.ids));
+    case 'record': {
+      const r = db.prepare('SELECT * FROM access_records WHERE record_id = ?').get(m.recordId) as RecordRow | undefined;
+      return r ? rowToRecord(r) : null;
     }
+    case 'leaves':
+      return (
+        db.prepare('SELECT * FROM access_records WHERE log_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index LIMIT ?').all(m.logId, m.from, m.to, m.limit) as RecordRow[]
+      ).map(rowToRecord);
+    case 'persons':
+      return storedPersons(m.logId);
     case 'list':
       return list(m.query);
     case 'exchanges':
@@ -118,22 +233,13 @@ function handle(m: SqliteRequest): unknown {
         db
           .prepare(
             `SELECT * FROM access_records WHERE subject = ? AND requested_at >= ? AND outcome = ${Outcome.PROVIDED} AND (requester = ? OR provider = ?)
-             ORDER BY requested_at DESC, chain_id DESC, seq DESC LIMIT ?`,
+             ORDER BY requested_at DESC, log_id DESC, leaf_index DESC LIMIT ?`,
           )
           .all(m.query.subject, m.query.since ?? Number.MIN_SAFE_INTEGER, m.query.agency, m.query.agency, m.query.limit) as RecordRow[]
       ).map(rowToRecord);
-    case 'chains':
-      return (db.prepare('SELECT DISTINCT chain_id FROM access_records UNION SELECT DISTINCT chain_id FROM record_seals UNION SELECT DISTINCT chain_id FROM record_chain_links ORDER BY 1').all() as {
-        chain_id: string;
-      }[]).map((r) => r.chain_id);
-    case 'readChain':
-      return {
-        rows: (db.prepare('SELECT * FROM access_records WHERE chain_id = ? ORDER BY seq').all(m.chainId) as RecordRow[]).map(rowToRecord),
-        seals: (db.prepare('SELECT * FROM record_seals WHERE chain_id = ? ORDER BY last_seq').all(m.chainId) as SealRow[]).map(rowToSeal),
-        subjects: subjectsOfChain(m.chainId),
-        links: (db.prepare('SELECT predecessor, last_seq, head_hash FROM record_chain_links WHERE chain_id = ? ORDER BY predecessor').all(m.chainId) as LinkRow[]).map(rowToLink),
-      };
     case 'close':
+      for (const l of locks.values()) l.close();
+      locks.clear();
       db.close();
       return null;
   }

@@ -3,7 +3,8 @@
  * stores, the provider clients) implement these, and tests hand the services fakes. Services import no
  * gRPC, database or worker code.
  */
-import type { AccessRecordDraft, ChainedRecord } from '../core/access-record.js';
+import type { AccessRecordDraft, LoggedRecord } from '../core/access-record.js';
+import type { LatestCheckpoint, RecordInclusion } from '../records/log-proofs.js';
 import type { ExchangeQuery, RecordQuery } from '../records/record-store.js';
 
 /** Appends access records; `append` resolves once the record is durable, and rejects (UNAVAILABLE) otherwise. */
@@ -11,10 +12,21 @@ export interface RecordAppender {
   append(draft: AccessRecordDraft): Promise<void>;
 }
 
-/** Reads access records (the disclosure view and wrong-binding reports). */
+/** Reads access records (the disclosure view, proofs by record id, and wrong-binding reports). */
 export interface RecordReader {
-  listBySubject(q: RecordQuery): Promise<ChainedRecord[]>;
-  exchangesOf(q: ExchangeQuery): Promise<ChainedRecord[]>;
+  listBySubject(q: RecordQuery): Promise<LoggedRecord[]>;
+  exchangesOf(q: ExchangeQuery): Promise<LoggedRecord[]>;
+  recordById(recordId: string): Promise<LoggedRecord | null>;
+}
+
+/** The transparency log's checkpoints and proofs (docs/transparency.md). */
+export interface RecordProofs {
+  /** The latest checkpoint of every log. */
+  latest(): Promise<LatestCheckpoint[]>;
+  /** The consistency proof between two sizes of a log, both at most its latest checkpoint's. */
+  consistency(logId: string, size1: number, size2: number): Promise<Uint8Array[]>;
+  /** Each record's inclusion proof at its log's latest checkpoint; null for one newer than it. */
+  ofRecords(records: readonly LoggedRecord[]): Promise<(RecordInclusion | null)[]>;
 }
 
 /** Who the server at a provider's address must prove to be: its certificate's subject common name. */

@@ -1,19 +1,39 @@
 /**
  * AccessRecords: the disclosure system reads the records about one person, named by its own code. Only an
- * agency with the `disclosure` role may call it, it can only ever name a person through a code that the
+ * agency with the `disclosure` role may list them, it can only ever name a person through a code that the
  * gateway issued to it, and non-disclosable records are left out. The read is itself recorded, durably,
  * before any record is sent.
+ *
+ * Every record comes with its inclusion proof at its log's latest checkpoint (docs/transparency.md). Any
+ * agency may read the checkpoints and consistency proofs (they name no one); a record's proof by its id goes
+ * to the record's requester and provider (their §23 copy) and to the disclosure agency, and to no one else.
  */
 import { create } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import type { ChainedRecord } from '../core/access-record.js';
+import type { LoggedRecord } from '../core/access-record.js';
 import { GatewayError } from '../core/errors.js';
 import { newRecordId } from '../core/record-id.js';
-import { AccessRecordSchema, type AccessRecord, type ListAccessRecordsRequest } from '../gen/linkage/v1/records_pb.js';
+import {
+  AccessRecordSchema,
+  CheckpointSchema,
+  ConsistencyProofSchema,
+  GetCheckpointsResponseSchema,
+  InclusionProofSchema,
+  RecordProofSchema,
+  type AccessRecord,
+  type ConsistencyProof,
+  type GetCheckpointsResponse,
+  type GetConsistencyProofRequest,
+  type GetRecordProofRequest,
+  type InclusionProof,
+  type ListAccessRecordsRequest,
+  type RecordProof,
+} from '../gen/linkage/v1/records_pb.js';
+import type { RecordInclusion } from '../records/log-proofs.js';
 import type { RecordCursor } from '../records/record-store.js';
 import { requireRole, throwIfDone, type CallContext } from './call-context.js';
 import { personNamedBy, type PersonDeps } from './person.js';
-import type { RecordAppender, RecordReader } from './ports.js';
+import type { RecordAppender, RecordProofs, RecordReader } from './ports.js';
 import { recordsReadRecord } from './records-drafts.js';
 import { timeBound } from './time-bound.js';
 
@@ -23,20 +43,99 @@ export const MAX_PAGE = 1000;
 export interface RecordsDeps extends PersonDeps {
   readonly writer: RecordAppender;
   readonly store: RecordReader;
+  readonly proofs: RecordProofs;
 }
 
 export function encodeCursor(r: RecordCursor): string {
-  return Buffer.from(`${r.requestedAt}.${r.chainId}.${r.seq}`).toString('base64url');
+  // The log id goes last: replica ids may contain dots.
+  return Buffer.from(`${r.requestedAt}:${r.leafIndex}:${r.logId}`).toString('base64url');
 }
 
 export function decodeCursor(s: string): RecordCursor {
-  const m = /^(\d{1,16})\.([a-z0-9]{1,40})\.(\d{1,16})$/.exec(Buffer.from(s, 'base64url').toString('utf8'));
+  const m = /^(\d{1,16}):(\d{1,16}):([A-Za-z0-9._-]{1,64})$/.exec(Buffer.from(s, 'base64url').toString('utf8'));
   if (!m) throw new GatewayError('INVALID_ARGUMENT', 'page_token: not a cursor this service returned');
-  return { requestedAt: Number(m[1]), chainId: m[2]!, seq: Number(m[3]) };
+  return { requestedAt: Number(m[1]), leafIndex: Number(m[2]), logId: m[3]! };
+}
+
+/** What a caller learns about a record it may not see, or one that does not exist: the same. */
+const NO_SUCH_RECORD = 'no access record with that id that this agency may read';
+
+function inclusionMessage(p: RecordInclusion): InclusionProof {
+  return create(InclusionProofSchema, {
+    origin: p.origin,
+    leafIndex: BigInt(p.leafIndex),
+    treeSize: BigInt(p.treeSize),
+    hashes: p.hashes,
+    leafHash: p.leafHash,
+    checkpoint: p.checkpoint,
+    leaf: p.leaf,
+  });
+}
+
+function recordMessage(r: LoggedRecord, proof: RecordInclusion | null): AccessRecord {
+  return create(AccessRecordSchema, {
+    recordId: r.recordId,
+    requestedAt: timestampFromMs(r.requestedAt),
+    ...(r.providedAt !== null ? { providedAt: timestampFromMs(r.providedAt) } : {}),
+    requester: r.requester,
+    provider: r.provider,
+    procedure: r.procedure,
+    legalBasisRow: r.legalBasisRow,
+    item: r.item,
+    outcome: r.outcome,
+    cursor: encodeCursor(r),
+    ...(proof ? { proof: inclusionMessage(proof) } : {}),
+  });
+}
+
+function size(v: bigint, what: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new GatewayError('INVALID_ARGUMENT', `${what}: larger than any log`);
+  return Number(v);
+}
+
+async function fromStore<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    throw new GatewayError('UNAVAILABLE', 'the access record store is unavailable', { cause: err });
+  }
 }
 
 export class RecordsService {
   constructor(private readonly d: RecordsDeps) {}
+
+  /** GetCheckpoints: the latest checkpoint of every log, cosigned. */
+  async checkpoints(ctx: CallContext): Promise<GetCheckpointsResponse> {
+    throwIfDone(ctx);
+    const latest = await fromStore(this.d.proofs.latest());
+    return create(GetCheckpointsResponseSchema, { checkpoints: latest.map((c) => create(CheckpointSchema, { origin: c.origin, signedNote: c.note })) });
+  }
+
+  /** GetConsistencyProof between two sizes of a log, both at most its latest checkpoint's. */
+  async consistencyProof(req: GetConsistencyProofRequest, ctx: CallContext): Promise<ConsistencyProof> {
+    if (!req.origin) throw new GatewayError('INVALID_ARGUMENT', 'origin: the log is required');
+    const oldSize = size(req.oldSize, 'old_size');
+    const newSize = size(req.newSize, 'new_size');
+    if (oldSize > newSize) throw new GatewayError('INVALID_ARGUMENT', 'old_size must not be larger than new_size');
+    throwIfDone(ctx);
+    const latest = (await fromStore(this.d.proofs.latest())).find((c) => c.origin === req.origin);
+    if (!latest) throw new GatewayError('NOT_FOUND', 'no log with that origin has a checkpoint');
+    if (newSize > latest.size) throw new GatewayError('INVALID_ARGUMENT', `new_size: the latest checkpoint of that log has ${latest.size} leaves`);
+    return create(ConsistencyProofSchema, { hashes: await fromStore(this.d.proofs.consistency(latest.logId, oldSize, newSize)) });
+  }
+
+  /** GetRecordProof: a record and its proof, for its parties and the disclosure agency only. */
+  async recordProof(req: GetRecordProofRequest, ctx: CallContext): Promise<RecordProof> {
+    if (!/^[0-9A-Z]{24}$/.test(req.recordId)) throw new GatewayError('NOT_FOUND', NO_SUCH_RECORD);
+    throwIfDone(ctx);
+    const r = await fromStore(this.d.store.recordById(req.recordId));
+    const me = ctx.agency.id;
+    const party = r !== null && (r.requester === me || r.provider === me);
+    const discloser = r !== null && ctx.agency.roles.has('disclosure') && !r.nonDisclosable;
+    if (!r || !(party || discloser)) throw new GatewayError('NOT_FOUND', NO_SUCH_RECORD);
+    const [proof] = await fromStore(this.d.proofs.ofRecords([r]));
+    return create(RecordProofSchema, { record: recordMessage(r, proof ?? null), ...(proof ? { proof: inclusionMessage(proof) } : {}) });
+  }
 
   async list(req: ListAccessRecordsRequest, ctx: CallContext, write: (r: AccessRecord) => Promise<void>): Promise<void> {
     requireRole(ctx.agency, 'disclosure', 'read access records');
@@ -46,29 +145,17 @@ export class RecordsService {
     const to = req.to ? timeBound(req.to, 'to') : null;
     if (from !== null && to !== null && from >= to) throw new GatewayError('INVALID_ARGUMENT', 'from must be before to');
     const { subject } = await personNamedBy(this.d, ctx, req.code);
-    let rows: ChainedRecord[];
+    let rows: LoggedRecord[];
     try {
       rows = await this.d.store.listBySubject({ subject, from, to, after, limit });
     } catch (err) {
       throw new GatewayError('UNAVAILABLE', 'the access record store is unavailable', { cause: err });
     }
+    const proofs = await fromStore(this.d.proofs.ofRecords(rows));
     await this.d.writer.append(recordsReadRecord(newRecordId(), subject, ctx.agency.id, Date.now()));
-    for (const r of rows) {
+    for (const [i, r] of rows.entries()) {
       throwIfDone(ctx);
-      await write(
-        create(AccessRecordSchema, {
-          recordId: r.recordId,
-          requestedAt: timestampFromMs(r.requestedAt),
-          ...(r.providedAt !== null ? { providedAt: timestampFromMs(r.providedAt) } : {}),
-          requester: r.requester,
-          provider: r.provider,
-          procedure: r.procedure,
-          legalBasisRow: r.legalBasisRow,
-          item: r.item,
-          outcome: r.outcome,
-          cursor: encodeCursor(r),
-        }),
-      );
+      await write(recordMessage(r, proofs[i] ?? null));
     }
   }
 }

@@ -84,7 +84,7 @@ describe('linkgw keys', () => {
       const shown = JSON.parse((await run(process.execPath, [BIN, 'keys', 'show', '--json'], { env: plainEnv })).stdout) as { sealingKeys: Record<string, { heldIn: string }> };
       expect(shown.sealingKeys['seal-2']).toMatchObject({ heldIn: 'token' });
       const verified = (await run(process.execPath, [BIN, 'records', 'verify', '--json'], { env: plainEnv })).stdout.trim().split('\n');
-      expect(JSON.parse(verified.at(-1)!)).toMatchObject({ chains: 1, tampered: 0 });
+      expect(JSON.parse(verified.at(-1)!)).toMatchObject({ logs: 1, tampered: 0 });
       // A change without the PIN is refused, naming what is missing.
       const refused = await run(process.execPath, [BIN, 'keys', 'rotate'], { env: plainEnv }).then(
         () => '',

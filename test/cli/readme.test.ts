@@ -42,6 +42,9 @@ function mask(line: string): string {
     .replace(/\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\b/g, '<time>')
     .replace(/--page-token \S+/g, '--page-token <token>')
     .replace(/\bc[0-9a-z]{16}\b/g, '<chain>')
+    // The log is named by the host; how many of its leaves the latest checkpoint already covers depends on when
+    // the last one was signed (at most LINKGW_CHECKPOINT_INTERVAL_MS after its commit): the record count stays.
+    .replace(/^(linkgw\/records\/)\S+(\s+\d+)\s+\d+\s+\d+/, '$1<replica>$2 <signed> <unsigned>')
     .replace(/^(payload\s+.*)$/, (p) => p.replace(/\d+/g, '<n>'))
     .replace(/\s+/g, ' ')
     .trim();

@@ -1,7 +1,7 @@
 /**
  * Two `linkgw serve` processes sharing one keyring, one PostgreSQL record store and one Redis serve the same
  * agencies consistently: identical codes, each other's codes converted, one idempotent retry across both,
- * one record store whose chains all verify.
+ * one record store whose logs all verify.
  */
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,11 +36,11 @@ describe('two gateway processes', () => {
     dropSchema = pg.drop;
     const shared = { LINKGW_RECORDS_URL: pg.url, LINKGW_REDIS_URL: redisRun().url, LINKGW_REDIS_KEY_PREFIX: prefix, LINKGW_REDIS_COMMAND_TIMEOUT_MS: '500' };
     const dirA = tempDir();
-    const a = await serve({ ...shared, LINKGW_DATA_DIR: dirA });
+    const a = await serve({ ...shared, LINKGW_DATA_DIR: dirA, LINKGW_REPLICA_ID: 'process-a' });
     const dirB = tempDir();
     cpSync(join(dirA, 'keyring.json'), join(dirB, 'keyring.json'));
     cpSync(join(dirA, 'pki'), join(dirB, 'pki'), { recursive: true });
-    const b = await serve({ ...shared, LINKGW_DATA_DIR: dirB });
+    const b = await serve({ ...shared, LINKGW_DATA_DIR: dirB, LINKGW_REPLICA_ID: 'process-b' });
     const client = (address: string, agency: string) => {
       const c = new AgencyClient({ address, agency, pkiDir: join(dirA, 'pki') });
       clients.push(c);

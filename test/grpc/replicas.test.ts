@@ -22,12 +22,12 @@ beforeAll(async () => {
   const pg = await createPgSchema();
   dropSchema = pg.drop;
   const env = { LINKGW_REDIS_URL: redisRun().url, LINKGW_REDIS_KEY_PREFIX: prefix };
-  a = await startHarness({ pgUrl: pg.url, env });
+  a = await startHarness({ pgUrl: pg.url, env: { ...env, LINKGW_REPLICA_ID: 'replica-a' } });
   const dirB = tempDir();
   mkdirSync(dirB, { recursive: true });
   cpSync(join(a.dataDir, 'keyring.json'), join(dirB, 'keyring.json'));
   cpSync(join(a.dataDir, 'pki'), join(dirB, 'pki'), { recursive: true });
-  b = await startHarness({ pgUrl: pg.url, dataDir: dirB, env });
+  b = await startHarness({ pgUrl: pg.url, dataDir: dirB, env: { ...env, LINKGW_REPLICA_ID: 'replica-b' } });
 });
 afterAll(async () => {
   await b?.stop();
@@ -56,10 +56,10 @@ describe('two gateway replicas', () => {
     const seen = await a.client('disclosure').listRecords({ code: dc });
     expect(seen.map((r) => r.recordId)).toEqual(expect.arrayContaining([viaA.recordId, viaB.recordId, q.recordId]));
 
-    // Each replica writes its own chain; both verify.
-    expect(a.gw.writer.chainId).not.toBe(b.gw.writer.chainId);
+    // Each replica writes its own log; both verify.
+    expect([a.gw.writer.logId, b.gw.writer.logId]).toEqual(['replica-a', 'replica-b']);
     const reports = await verifyStore(a.gw.store, a.gw.keyring.sealPublicKeys);
-    expect(reports.map((r) => r.chainId).sort()).toEqual([a.gw.writer.chainId, b.gw.writer.chainId].sort());
+    expect(reports.map((r) => r.logId).sort()).toEqual(['replica-a', 'replica-b']);
     expect(reports.every((r) => r.problem === null && r.records > 0)).toBe(true);
   });
 });

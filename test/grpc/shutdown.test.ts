@@ -27,7 +27,7 @@ describe('gateway shutdown', () => {
     await expect(h.gw.stop()).rejects.toThrow('engine would not close');
     // Steps after the failing one ran: the writer is closed and so is the store.
     await expect(h.gw.writer.append({} as never)).rejects.toThrow(/shutting down/);
-    await expect(h.gw.store.head('any')).rejects.toThrow();
+    await expect(h.gw.store.logs()).rejects.toThrow();
     await h.stop().catch(() => undefined);
   });
 });

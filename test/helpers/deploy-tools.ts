@@ -17,6 +17,7 @@ export const TOOLS_REQUIRED = truthy(process.env.CI) || truthy(process.env.LINKG
 const INSTALL: Record<string, string> = {
   helm: 'GOBIN=$PWD/.tools/bin go install helm.sh/helm/v3/cmd/helm@v3.22.0',
   promtool: "apt-get install prometheus (Debian's package has promtool)",
+  'grpc-health-probe': 'GOBIN=$PWD/.tools/bin go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62',
 };
 
 /** The tool's path, or undefined when it is not installed. */

@@ -2,8 +2,11 @@
 import { status } from '@grpc/grpc-js';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
 import { settingsFromEnv } from '../../src/config/settings.js';
+import { ed25519NoteVerifier, openNote } from '../../src/core/signed-note.js';
 import { keyringLocation, type KeyringLocation } from '../../src/keys/keyring-file.js';
+import type { RecordStore } from '../../src/records/record-store.js';
 import type { Harness } from './gateway-harness.js';
 
 export function locationFor(dataDir: string, env: Record<string, string> = {}): KeyringLocation {
@@ -40,4 +43,20 @@ export function filesUnder(dir: string): { path: string; bytes: Buffer }[] {
 export function encodings(key: Uint8Array): Buffer[] {
   const b = Buffer.from(key);
   return [b, Buffer.from(b.toString('hex')), Buffer.from(b.toString('hex').toUpperCase()), Buffer.from(b.toString('base64')), Buffer.from(b.toString('base64url'))];
+}
+
+/** The ids of the sealing keys that signed the stored checkpoints of every log of a store. */
+export async function checkpointSigners(store: RecordStore, keys: ReadonlyMap<string, KeyObject>): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const info of await store.logs())
+    for (const c of await store.checkpoints(info.logId))
+      for (const [id, key] of keys) {
+        try {
+          openNote(c.signedNote, [ed25519NoteVerifier(c.origin, key)]);
+          out.add(id);
+        } catch {
+          // not this key
+        }
+      }
+  return out;
 }

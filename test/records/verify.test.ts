@@ -1,6 +1,7 @@
 /**
  * Tamper evidence: records written by the real writer into each real store, then changed, deleted, inserted,
- * reordered or rewritten from outside; verification names the first record that shows it.
+ * moved or rewritten from outside; verification names the first record that shows it. Truncation together
+ * with the log's own checkpoints is caught by checkpoints saved outside the store (`--against`).
  */
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -9,21 +10,24 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Outcome, recordHash, type AccessRecordDraft } from '../../src/core/access-record.js';
+import { Outcome, recordLeaf, type AccessRecordDraft } from '../../src/core/access-record.js';
 import { base32Encode } from '../../src/core/base32.js';
+import { leafHash } from '../../src/core/merkle.js';
+import { KeyObjectSigner } from '../../src/keys/signer.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { PostgresRecordStore } from '../../src/records/postgres-store.js';
 import type { RecordStore } from '../../src/records/record-store.js';
-import { KeyObjectSigner } from '../../src/keys/signer.js';
 import { RecordWriter } from '../../src/records/record-writer.js';
 import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
-import { verifyStore } from '../../src/records/verify-store.js';
-import { verifyChain } from '../../src/core/chain-verify.js';
+import { parseSavedCheckpoints, verifyAgainst, verifyStore } from '../../src/records/verify-store.js';
+import { cosignedNote } from '../../src/records/schema.js';
 import { createPgSchema, PG_URL, startHarness, tempDir, type StoreKind } from '../helpers/gateway-harness.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const signer = new KeyObjectSigner('seal-1', privateKey, publicKey);
 const keys = new Map([['seal-1', publicKey]]);
+const LOG = 'replica-v';
+const ORIGIN = `linkgw/records/${LOG}`;
 
 function draft(i: number): AccessRecordDraft {
   return {
@@ -48,11 +52,13 @@ afterAll(async () => {
 
 interface Fixture {
   store: RecordStore;
-  chainId: string;
   exec(sql: string): Promise<Record<string, unknown>[]>;
+  /** A hash as a literal of this store's SQL. */
+  blob(b: Buffer): string;
 }
 
-async function fixture(kind: StoreKind, batches = [4, 3, 3], withBatchRecord = false): Promise<Fixture> {
+/** Ten records in three batches (and a batch record of three persons if asked), all signed. */
+async function fixture(kind: StoreKind, withBatchRecord = false): Promise<Fixture> {
   let store: RecordStore;
   let exec: Fixture['exec'];
   if (kind === 'sqlite') {
@@ -83,16 +89,12 @@ async function fixture(kind: StoreKind, batches = [4, 3, 3], withBatchRecord = f
     };
   }
   cleanups.push(() => store.close());
-  const writer = new RecordWriter({ store, signer, log: silentLogger });
+  const writer = new RecordWriter({ store, signer, log: silentLogger, logId: LOG, origin: ORIGIN });
   let i = 0;
-  for (const n of batches) await writer.appendAll(Array.from({ length: n }, () => draft(i++)));
+  for (const n of [4, 3, 3]) await writer.appendAll(Array.from({ length: n }, () => draft(i++)));
   if (withBatchRecord) await writer.append({ ...draft(i++), subject: '', subjects: ['S1', 'S2', 'S3'] });
   await writer.close();
-  return { store, chainId: writer.chainId, exec };
-}
-
-function verifyChainAlone(c: Awaited<ReturnType<RecordStore['readChain']>>, chainId: string) {
-  return verifyChain(chainId, c.rows, c.seals, keys, c.subjects, c.links).problem;
+  return { store, exec, blob: (b) => (kind === 'sqlite' ? `X'${b.toString('hex')}'` : `'\\x${b.toString('hex')}'::bytea`) };
 }
 
 async function firstProblem(f: Fixture) {
@@ -100,130 +102,155 @@ async function firstProblem(f: Fixture) {
   return report!.problem;
 }
 
+/** The canonical leaf hash of a stored row after changing some of its fields. */
+function rehash(row: Record<string, unknown>, change: Partial<AccessRecordDraft>): Buffer {
+  const r = {
+    recordId: String(row.record_id),
+    subject: String(row.subject),
+    requestedAt: Number(row.requested_at),
+    providedAt: row.provided_at === null ? null : Number(row.provided_at),
+    requester: String(row.requester),
+    provider: String(row.provider),
+    procedure: String(row.procedure),
+    legalBasisRow: String(row.legal_basis_row),
+    item: String(row.item),
+    outcome: Number(row.outcome) as Outcome,
+    nonDisclosable: Number(row.non_disclosable) === 1,
+    ...change,
+  };
+  return leafHash(recordLeaf(ORIGIN, Number(row.leaf_index), r, undefined));
+}
+
 describe.each<StoreKind>(['sqlite', 'postgres'])('verification of records in %s', (kind) => {
-  it('passes an untouched store: every record chained, every batch sealed', async () => {
+  it('passes an untouched store: every record a leaf, the tree as signed', async () => {
     const f = await fixture(kind);
-    const reports = await verifyStore(f.store, keys);
-    expect(reports).toEqual([{ chainId: f.chainId, records: 10, seals: 3, problem: null }]);
+    expect(await verifyStore(f.store, keys)).toEqual([{ logId: LOG, origin: ORIGIN, records: 10, treeSize: 10, checkpoints: expect.any(Number), signedSize: 10, unsigned: 0, problem: null }]);
   });
 
   it('finds a changed record', async () => {
     const f = await fixture(kind);
-    await f.exec(`UPDATE access_records SET item = 'pension-benefit' WHERE seq = 5`);
-    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', seq: 5 });
+    await f.exec(`UPDATE access_records SET item = 'pension-benefit' WHERE leaf_index = 4`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 4 });
   });
 
   it('finds a deleted record', async () => {
     const f = await fixture(kind);
-    await f.exec(`DELETE FROM access_records WHERE seq = 5`);
-    expect(await firstProblem(f)).toMatchObject({ kind: 'deleted', seq: 6 });
+    await f.exec(`DELETE FROM access_records WHERE leaf_index = 4`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'deleted', leafIndex: 5, detail: expect.stringMatching(/leaves 4\.\.4 are missing/) });
   });
 
-  it('finds deleted records at the end of the chain', async () => {
+  it('finds deleted records at the end of the log', async () => {
     const f = await fixture(kind);
-    await f.exec(`DELETE FROM access_records WHERE seq >= 9`);
-    expect(await firstProblem(f)).toMatchObject({ kind: 'deleted', seq: 10 });
+    await f.exec(`DELETE FROM access_records WHERE leaf_index >= 8`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'deleted', leafIndex: 8 });
   });
 
-  it('finds an inserted record, even one whose own hash was computed correctly', async () => {
+  it('finds the end cut off with the log\'s size, through the checkpoint it signed', async () => {
     const f = await fixture(kind);
-    const [r4] = await f.exec(`SELECT * FROM access_records WHERE seq = 4`);
-    await f.exec(`UPDATE access_records SET seq = seq + 1000 WHERE seq >= 5`);
-    await f.exec(`UPDATE access_records SET seq = seq - 999 WHERE seq >= 1000`);
-    const forged = { ...draft(99), chainId: f.chainId, subjectsDigest: null };
-    const hash = recordHash(String(r4!.hash), forged);
+    await f.exec(`DELETE FROM access_records WHERE leaf_index >= 8`);
+    await f.exec(`UPDATE record_logs SET size = 8`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'deleted', leafIndex: 8, detail: expect.stringMatching(/signed a checkpoint of 10 leaves; only 8 remain/) });
+  });
+
+  it('finds a record inserted after the last leaf', async () => {
+    const f = await fixture(kind);
     await f.exec(
-      `INSERT INTO access_records VALUES ('${f.chainId}', 5, '${forged.recordId}', '${forged.subject}', ${forged.requestedAt}, ${forged.providedAt}, 'pension', 'tax', 'pension.eligibility', 'B2-001', 'income', 2, 0, NULL, '${String(r4!.hash)}', '${hash}')`,
+      `INSERT INTO access_records (log_id, leaf_index, record_id, subject, requested_at, provided_at, requester, provider, procedure, legal_basis_row, item, outcome, non_disclosable, leaf_hash)
+       SELECT log_id, 10, 'INSERTED', subject, requested_at, provided_at, requester, provider, procedure, legal_basis_row, item, outcome, non_disclosable, leaf_hash FROM access_records WHERE leaf_index = 9`,
     );
-    expect(await firstProblem(f)).toMatchObject({ kind: 'inserted', seq: 5, recordId: forged.recordId });
+    expect(await firstProblem(f)).toMatchObject({ kind: 'inserted', leafIndex: 10 });
   });
 
-  it('finds reordered records', async () => {
+  it('finds a record inserted in the middle, even with a correct leaf hash of its own', async () => {
     const f = await fixture(kind);
-    await f.exec(`UPDATE access_records SET seq = 1000 WHERE seq = 5`);
-    await f.exec(`UPDATE access_records SET seq = 5 WHERE seq = 6`);
-    await f.exec(`UPDATE access_records SET seq = 6 WHERE seq = 1000`);
-    expect(await firstProblem(f)).toMatchObject({ kind: 'reordered', seq: 5 });
+    await f.exec(`UPDATE access_records SET leaf_index = leaf_index + 1000 WHERE leaf_index >= 5`);
+    await f.exec(`UPDATE access_records SET leaf_index = leaf_index - 999 WHERE leaf_index >= 1000`);
+    const [r4] = await f.exec(`SELECT * FROM access_records WHERE leaf_index = 4`);
+    const forged = { ...r4!, leaf_index: 5, record_id: 'FORGEDRECORD000000000000' };
+    const h = rehash(forged, {});
+    await f.exec(
+      `INSERT INTO access_records (log_id, leaf_index, record_id, subject, requested_at, provided_at, requester, provider, procedure, legal_basis_row, item, outcome, non_disclosable, leaf_hash)
+       SELECT log_id, 5, 'FORGEDRECORD000000000000', subject, requested_at, provided_at, requester, provider, procedure, legal_basis_row, item, outcome, non_disclosable, ${f.blob(h)} FROM access_records WHERE leaf_index = 4`,
+    );
+    await f.exec(`UPDATE record_logs SET size = 11`);
+    // Its own hash is right; the records after it moved, so the first of them no longer matches its position.
+    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 6 });
   });
 
-  it('finds a change whose hashes were all recomputed, through the seal', async () => {
+  it('finds records that changed places', async () => {
     const f = await fixture(kind);
-    const rows = await f.exec(`SELECT * FROM access_records ORDER BY seq`);
-    let prev = String(rows[3]!.hash);
-    for (const r of rows.slice(4)) {
-      const rec = {
-        chainId: String(r.chain_id),
-        recordId: String(r.record_id),
-        subject: String(r.subject),
-        requestedAt: Number(r.requested_at),
-        providedAt: r.provided_at === null ? null : Number(r.provided_at),
-        requester: String(r.requester),
-        provider: String(r.provider),
-        procedure: String(r.procedure),
-        legalBasisRow: String(r.legal_basis_row),
-        item: Number(r.seq) === 5 ? 'pension-benefit' : String(r.item),
-        outcome: Number(r.outcome) as AccessRecordDraft['outcome'],
-        nonDisclosable: Number(r.non_disclosable) === 1,
-        subjectsDigest: r.subjects_digest === null ? null : String(r.subjects_digest),
-      };
-      const hash = recordHash(prev, rec);
-      await f.exec(`UPDATE access_records SET item = '${rec.item}', prev_hash = '${prev}', hash = '${hash}' WHERE seq = ${Number(r.seq)}`);
-      prev = hash;
-    }
-    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', seq: 5 });
+    await f.exec(`UPDATE access_records SET leaf_index = 1000 WHERE leaf_index = 5`);
+    await f.exec(`UPDATE access_records SET leaf_index = 5 WHERE leaf_index = 6`);
+    await f.exec(`UPDATE access_records SET leaf_index = 6 WHERE leaf_index = 1000`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 5 });
   });
 
-  it('finds a person removed from or added to a batch record, or added to a single record', async () => {
-    const f = await fixture(kind, [4, 3, 3], true);
+  it('finds a record rewritten with its leaf hash recomputed, through the signed checkpoint', async () => {
+    const f = await fixture(kind);
+    const [r] = await f.exec(`SELECT * FROM access_records WHERE leaf_index = 5`);
+    await f.exec(`UPDATE access_records SET item = 'pension-benefit', leaf_hash = ${f.blob(rehash(r!, { item: 'pension-benefit' }))} WHERE leaf_index = 5`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', detail: expect.stringMatching(/rewritten|tree node/) });
+  });
+
+  it('finds a person removed from or added to a batch record, or added to a record of one', async () => {
+    const f = await fixture(kind, true);
     expect(await firstProblem(f)).toBeNull();
     await f.exec(`DELETE FROM record_subjects WHERE subject = 'S2'`);
-    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', seq: 11 });
-    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('S2', (SELECT record_id FROM access_records WHERE seq = 11))`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 10 });
+    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('S2', (SELECT record_id FROM access_records WHERE leaf_index = 10))`);
     expect(await firstProblem(f)).toBeNull();
-    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('S9', (SELECT record_id FROM access_records WHERE seq = 3))`);
-    expect(await firstProblem(f)).toMatchObject({ kind: 'inserted', seq: 3 });
+    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('S9', (SELECT record_id FROM access_records WHERE leaf_index = 10))`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 10 });
+    await f.exec(`DELETE FROM record_subjects WHERE subject = 'S9'`);
+    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('S9', (SELECT record_id FROM access_records WHERE leaf_index = 3))`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'inserted', leafIndex: 3 });
   });
 
-  it('links a new chain to the heads of the chains before it, and finds an older chain cut back or deleted', async () => {
-    const f = await fixture(kind); // chain A: 10 records under 3 seals
-    const later = new RecordWriter({ store: f.store, signer, log: silentLogger });
-    await later.appendAll([draft(200), draft(201)]);
-    await later.close();
-    const b = later.chainId;
-    const [headA] = await f.exec(`SELECT hash FROM access_records WHERE chain_id = '${f.chainId}' AND seq = 10`);
-    expect((await f.store.readChain(b)).links).toEqual([{ predecessor: f.chainId, lastSeq: 10, headHash: String(headA!.hash) }]);
-    expect((await verifyStore(f.store, keys)).map((r) => r.problem)).toEqual([null, null]);
-    // A third chain links only to B: A's head is already covered by B's link, so links stay few.
-    const third = new RecordWriter({ store: f.store, signer, log: silentLogger });
-    await third.append(draft(300));
-    await third.close();
-    const [headB] = await f.exec(`SELECT hash FROM access_records WHERE chain_id = '${b}' AND seq = 2`);
-    expect((await f.store.readChain(third.chainId)).links).toEqual([{ predecessor: b, lastSeq: 2, headHash: String(headB!.hash) }]);
-    expect((await verifyStore(f.store, keys)).map((r) => r.problem)).toEqual([null, null, null]);
-    const problemOf = async (chainId: string) => (await verifyStore(f.store, keys)).find((r) => r.chainId === chainId)?.problem;
-
-    // A's last batch and its seal removed: A alone still verifies; B's link shows the cut.
-    await f.exec(`DELETE FROM access_records WHERE chain_id = '${f.chainId}' AND seq >= 8`);
-    await f.exec(`DELETE FROM record_seals WHERE chain_id = '${f.chainId}' AND last_seq = 10`);
-    expect(verifyChainAlone(await f.store.readChain(f.chainId), f.chainId)).toBeNull();
-    expect(await problemOf(f.chainId)).toMatchObject({ kind: 'deleted', seq: 10 });
-    // All of A removed.
-    await f.exec(`DELETE FROM access_records WHERE chain_id = '${f.chainId}'`);
-    await f.exec(`DELETE FROM record_seals WHERE chain_id = '${f.chainId}'`);
-    expect(await problemOf(f.chainId)).toMatchObject({ kind: 'deleted', detail: expect.stringMatching(/whole chain is missing/) });
-    // B's links cannot be dropped to hide it: B's first record no longer follows from its genesis.
-    await f.exec(`DELETE FROM record_chain_links WHERE chain_id = '${b}'`);
-    expect(await problemOf(b)).toMatchObject({ seq: 1 });
-    // The third chain's records and seals removed, its links left behind: reported, not passed.
-    await f.exec(`DELETE FROM access_records WHERE chain_id = '${third.chainId}'`);
-    await f.exec(`DELETE FROM record_seals WHERE chain_id = '${third.chainId}'`);
-    expect(await problemOf(third.chainId)).toMatchObject({ kind: 'deleted', detail: expect.stringMatching(/only its links/) });
-  });
-
-  it('finds a forged seal', async () => {
+  it('finds a forged checkpoint and a changed tree node', async () => {
     const f = await fixture(kind);
-    await f.exec(`UPDATE record_seals SET signature = '${randomBytes(64).toString('base64')}' WHERE last_seq = 7`);
-    expect(await firstProblem(f)).toMatchObject({ kind: 'bad-seal', seq: 7 });
+    const [cp] = await f.exec(`SELECT signed_note FROM log_checkpoints ORDER BY size DESC LIMIT 1`);
+    const forged = String(cp!.signed_note).replace(/ [A-Za-z0-9+/=]+\n$/, ` ${randomBytes(68).toString('base64')}\n`);
+    await f.exec(`UPDATE log_checkpoints SET signed_note = '${forged}' WHERE size = 10`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'bad-checkpoint' });
+    await f.exec(`UPDATE log_checkpoints SET signed_note = '${String(cp!.signed_note)}' WHERE size = 10`);
+    expect(await firstProblem(f)).toBeNull();
+    await f.exec(`UPDATE log_nodes SET hash = ${f.blob(randomBytes(32))} WHERE level = 3 AND idx = 0`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 0, detail: expect.stringMatching(/tree node 3\/0/) });
+  });
+
+  it('with checkpoints saved outside the store, finds the log cut back together with its own checkpoints', async () => {
+    const f = await fixture(kind);
+    // What `linkgw records checkpoints` printed, kept by an auditor.
+    const saved = (await f.store.latestCheckpoints()).map((c) => JSON.stringify({ origin: c.origin, signedNote: cosignedNote(c) })).join('\n');
+    const against = parseSavedCheckpoints(saved);
+    expect(against).toHaveLength(1);
+    expect((await verifyStore(f.store, keys, { against }))[0]!.problem).toBeNull();
+    expect((await verifyAgainst(f.store, keys, against))[0]!.problem).toBeNull();
+    // The last three records go, with the log's size and every checkpoint after size 7: the store alone looks fine.
+    await f.exec(`DELETE FROM access_records WHERE leaf_index >= 7`);
+    await f.exec(`DELETE FROM log_nodes WHERE (level = 1 AND idx >= 3) OR (level = 2 AND idx >= 1) OR level >= 3`);
+    await f.exec(`UPDATE record_logs SET size = 7`);
+    await f.exec(`DELETE FROM log_checkpoints`);
+    expect(await firstProblem(f)).toBeNull();
+    expect((await verifyStore(f.store, keys, { against }))[0]!.problem).toMatchObject({ kind: 'deleted', detail: expect.stringMatching(/saved outside the store has 10 leaves; only 7 remain/) });
+    expect((await verifyAgainst(f.store, keys, against))[0]!.problem).toMatchObject({ kind: 'deleted' });
+    // A saved checkpoint of a log the store no longer has at all.
+    await f.exec(`DELETE FROM access_records`);
+    await f.exec(`DELETE FROM record_logs`);
+    expect((await verifyStore(f.store, keys, { against }))[0]!.problem).toMatchObject({ kind: 'deleted', detail: expect.stringMatching(/no such log/) });
+    // And a saved checkpoint that is not from this gateway's keys is reported, not trusted.
+    const otherKey = new Map([['x', generateKeyPairSync('ed25519').publicKey]]);
+    expect((await verifyStore(f.store, otherKey, { against }))[0]!.problem).toMatchObject({ kind: 'bad-checkpoint' });
+  });
+});
+
+describe('saved checkpoint files', () => {
+  it('read JSON lines and raw notes back to back', () => {
+    const a = 'linkgw/records/a\n3\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n\u2014 linkgw/records/a AAAA\n\u2014 w BBBB\n';
+    const b = 'linkgw/records/b\n4\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n\u2014 linkgw/records/b CCCC\n';
+    expect(parseSavedCheckpoints(a + b)).toEqual([a, b]);
+    expect(parseSavedCheckpoints(`${a}\n${b}`)).toEqual([a, b]);
+    expect(parseSavedCheckpoints([a, b].map((signedNote) => JSON.stringify({ origin: 'x', signedNote })).join('\n'))).toEqual([a, b]);
   });
 });
 
@@ -233,22 +260,22 @@ describe('linkgw records verify', () => {
     const h = await startHarness({ dataDir });
     const c = h.client('pension');
     for (const n of ['123456789018', '621498320257']) await c.issueCode(n);
-    const gwRecords = JSON.stringify(await h.gw.store.readChain(h.gw.writer.chainId));
+    const leaves = await h.gw.store.readLeaves(h.gw.writer.logId, 0, 10, 10);
     await h.stop().catch(() => undefined);
-    expect(gwRecords).toContain('code.issue');
+    expect(leaves.map((r) => r.procedure)).toEqual(['code.issue', 'code.issue']);
     const run = promisify(execFile);
     const bin = join(import.meta.dirname, '..', '..', 'bin', 'linkgw.js');
     const env = { ...process.env, LINKGW_DATA_DIR: dataDir };
     const ok = await run(process.execPath, [bin, 'records', 'verify', '--json'], { env });
     expect(ok.stdout).toMatch(/"tampered":0/);
     const db = new Database(join(dataDir, 'records.sqlite'));
-    db.prepare(`UPDATE access_records SET requester = 'tax' WHERE seq = 2`).run();
+    db.prepare(`UPDATE access_records SET requester = 'tax' WHERE leaf_index = 1`).run();
     db.close();
     const bad = await run(process.execPath, [bin, 'records', 'verify', '--json'], { env }).then(
       () => null,
       (e: { code: number; stdout: string }) => e,
     );
     expect(bad?.code).toBe(1);
-    expect(bad?.stdout).toMatch(/"kind":"changed","seq":2/);
+    expect(bad?.stdout).toMatch(/"kind":"changed","leafIndex":1/);
   });
 });

@@ -6,11 +6,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log/logger.js';
 import { KeyObjectSigner } from '../../src/keys/signer.js';
+import type { RecordStore } from '../../src/records/record-store.js';
 import { RecordWriter } from '../../src/records/record-writer.js';
 import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
 import { verifyStore } from '../../src/records/verify-store.js';
-import { bulkIssuanceDraft } from '../helpers/drafts.js';
+import { bulkIssuanceDraft, issuanceDraft } from '../helpers/drafts.js';
 import { tempDir } from '../helpers/gateway-harness.js';
+import { until } from '../helpers/wait.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const signer = new KeyObjectSigner('seal-1', privateKey, publicKey);
@@ -39,5 +41,52 @@ describe('RecordWriter batches', () => {
     expect(sizes).toEqual([2, 2, 1, 3]);
     const [report] = await verifyStore(store, new Map([['seal-1', publicKey]]));
     expect(report).toMatchObject({ records: 8, problem: null });
+  });
+});
+
+describe('RecordWriter after a failed commit', () => {
+  /**
+   * The real store, whose appends fail as planned: the next append of records before anything is stored, or
+   * after it was stored (a lost answer); or the next append that carries a checkpoint, after storing it.
+   */
+  function flaky(store: RecordStore) {
+    const plan: ('records-before' | 'records-after' | 'checkpoint-after')[] = [];
+    const append = async (a: Parameters<RecordStore['append']>[0]) => {
+      const i = plan.findIndex((p) => (p === 'checkpoint-after' ? a.checkpoint !== undefined : a.records.length > 0));
+      const how = i >= 0 ? plan.splice(i, 1)[0] : undefined;
+      if (how === 'records-before') throw new Error('connection reset before the commit');
+      await store.append(a);
+      if (how) throw new Error('connection reset after the commit');
+    };
+    const wrapped = new Proxy(store, {
+      get: (t, k) => (k === 'append' ? append : typeof Reflect.get(t, k) === 'function' ? (Reflect.get(t, k) as Function).bind(t) : Reflect.get(t, k)),
+    }) as RecordStore;
+    return { wrapped, plan };
+  }
+
+  it('fails the batch, reads the log again, and adopts only its own batch or checkpoint that did land', async () => {
+    const store = await SqliteRecordStore.open(join(tempDir(), 'records.sqlite'));
+    stores.push(store);
+    const { wrapped, plan } = flaky(store);
+    // One checkpoint right after the first commit, then none until close: the test decides what rides along.
+    const writer = new RecordWriter({ store: wrapped, signer, log: silentLogger, logId: 'flaky', checkpointIntervalMs: 3_600_000 });
+    plan.push('checkpoint-after');
+    await writer.append(issuanceDraft());
+    // The first checkpoint is stored, but the writer was told it failed.
+    await until(async () => (await store.latestCheckpoints())[0]?.size === 1);
+    // The next commit must not send that checkpoint again (its key is taken): it resolves.
+    await writer.append(issuanceDraft());
+    plan.push('records-before');
+    await expect(writer.append(issuanceDraft())).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    plan.push('records-after');
+    await expect(writer.append(issuanceDraft())).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await writer.appendAll([issuanceDraft(), issuanceDraft()]);
+    expect(writer.stalled()).toBe(false);
+    await writer.close();
+    // Leaves: the first two, the one whose answer was lost, the last two; not the one that never landed.
+    const leaves = await store.readLeaves('flaky', 0, 100, 100);
+    expect(leaves.map((r) => r.leafIndex)).toEqual([0, 1, 2, 3, 4]);
+    const [report] = await verifyStore(store, new Map([['seal-1', publicKey]]));
+    expect(report).toMatchObject({ records: 5, signedSize: 5, problem: null });
   });
 });

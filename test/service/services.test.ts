@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Outcome, type AccessRecordDraft, type ChainedRecord } from '../../src/core/access-record.js';
+import { Outcome, type AccessRecordDraft, type LoggedRecord } from '../../src/core/access-record.js';
 import { parseAgencyRegistry } from '../../src/core/agency-registry.js';
 import { GatewayError } from '../../src/core/errors.js';
 import { parseLegalBasisTable } from '../../src/core/legal-basis.js';
@@ -15,7 +15,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { BindingService } from '../../src/service/binding-service.js';
 import type { CallContext } from '../../src/service/call-context.js';
 import { GatewayService } from '../../src/service/gateway-service.js';
-import type { ProvideCall, ProvideResult, RecordReader } from '../../src/service/ports.js';
+import type { ProvideCall, ProvideResult, RecordProofs, RecordReader } from '../../src/service/ports.js';
 import { RecordsService } from '../../src/service/records-service.js';
 import { UNLISTED, UNREGISTERED } from '../../src/service/records-drafts.js';
 
@@ -134,7 +134,7 @@ describe('GatewayService', () => {
   });
 });
 
-function reader(rows: ChainedRecord[] = [], fail = false): RecordReader & { asked: string[] } {
+function reader(rows: LoggedRecord[] = [], fail = false): RecordReader & { asked: string[] } {
   const asked: string[] = [];
   return {
     asked,
@@ -148,15 +148,22 @@ function reader(rows: ChainedRecord[] = [], fail = false): RecordReader & { aske
       if (fail) throw new Error('database down');
       return rows;
     },
+    async recordById(id) {
+      asked.push(`record:${id}`);
+      return rows.find((r) => r.recordId === id) ?? null;
+    },
   };
 }
+
+/** No log has a checkpoint yet: records carry no proof. */
+const noProofs: RecordProofs = { latest: async () => [], consistency: async () => [], ofRecords: async (rs) => rs.map(() => null) };
 
 describe('RecordsService', () => {
   it('lets only the disclosure agency read, and records the read before sending anything', async () => {
     const code = await codeOf('disclosure');
     const writer = new FakeWriter();
     const store = reader();
-    const service = new RecordsService({ engine, subjects, writer, store });
+    const service = new RecordsService({ engine, subjects, writer, store, proofs: noProofs });
     await expect(service.list({ code } as never, ctx('welfare'), async () => undefined)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
     const written: unknown[] = [];
     await service.list({ code } as never, ctx('disclosure'), async (r) => void written.push(r));
@@ -166,7 +173,7 @@ describe('RecordsService', () => {
 
   it('maps a store failure to UNAVAILABLE', async () => {
     const code = await codeOf('disclosure');
-    const service = new RecordsService({ engine, subjects, writer: new FakeWriter(), store: reader([], true) });
+    const service = new RecordsService({ engine, subjects, writer: new FakeWriter(), store: reader([], true), proofs: noProofs });
     await expect(service.list({ code } as never, ctx('disclosure'), async () => undefined)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
   });
 });

@@ -7,5 +7,6 @@ import { pkiGroup } from './pki.js';
 import { recordsGroup } from './records.js';
 import { serveGroup } from './serve.js';
 import { simulateGroup } from './simulate.js';
+import { witnessGroup } from './witness.js';
 
-export const GROUPS: readonly CommandGroup[] = [serveGroup, simulateGroup, healthGroup, keysGroup, pkiGroup, recordsGroup, clientGroup];
+export const GROUPS: readonly CommandGroup[] = [serveGroup, simulateGroup, healthGroup, keysGroup, pkiGroup, recordsGroup, witnessGroup, clientGroup];

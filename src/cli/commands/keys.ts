@@ -6,7 +6,8 @@
  */
 import { settingsFromEnv, type Settings } from '../../config/settings.js';
 import { initHsm, promoteCodeKey, promoteSealKey, retireCodeKey, retireSealKey, rotateCodeKey, rotateSealKey, showKeyring, stageCodeKey, stageSealKey, wrapWithPassphrase } from '../../keys/keyring-admin.js';
-import { keyringLocation } from '../../keys/keyring-file.js';
+import { keyringLocation, readSealPublicKeys } from '../../keys/keyring-file.js';
+import { describeLogKeys } from '../../records/log-commands.js';
 import { command, UsageError, type CommandGroup, type OptionSpecs } from '../command.js';
 import { Printer } from '../output.js';
 
@@ -30,7 +31,11 @@ const show = command({
   args: { min: 0, max: 0 },
   options: JSON_OPTION,
   run: async (inv) => {
-    const d = showKeyring(location().path) as unknown as Record<string, unknown>;
+    const s = settingsFromEnv();
+    const desc = showKeyring(keyringLocation(s).path);
+    // The note verifier keys of this replica's log (what note.NewVerifier and a witness take).
+    const log = describeLogKeys(readSealPublicKeys(keyringLocation(s).path), desc.currentSealingKey, s.logOrigin, s.replicaId);
+    const d = { ...desc, ...log } as unknown as Record<string, unknown>;
     const p = new Printer(inv.options.json);
     if (inv.options.json) return p.object(d);
     const { sealingKeys, codeKeys, ...rest } = d as { sealingKeys?: unknown; codeKeys?: unknown } & Record<string, unknown>;

@@ -12,7 +12,208 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file linkage/v1/records.proto.
  */
 export const file_linkage_v1_records: GenFile = /*@__PURE__*/
-  fileDesc("ChhsaW5rYWdlL3YxL3JlY29yZHMucHJvdG8SCmxpbmthZ2UudjEioQEKGExpc3RBY2Nlc3NSZWNvcmRzUmVxdWVzdBIMCgRjb2RlGAEgASgJEigKBGZyb20YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSKZAgoMQWNjZXNzUmVjb3JkEhEKCXJlY29yZF9pZBgBIAEoCRIwCgxyZXF1ZXN0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Byb3ZpZGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyZXF1ZXN0ZXIYBCABKAkSEAoIcHJvdmlkZXIYBSABKAkSEQoJcHJvY2VkdXJlGAYgASgJEhcKD2xlZ2FsX2Jhc2lzX3JvdxgHIAEoCRIMCgRpdGVtGAggASgJEiQKB291dGNvbWUYCSABKA4yEy5saW5rYWdlLnYxLk91dGNvbWUSDgoGY3Vyc29yGAogASgJKsMBCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABISCg5PVVRDT01FX0lTU1VFRBABEhQKEE9VVENPTUVfUFJPVklERUQQAhISCg5PVVRDT01FX0RFTklFRBADEhUKEU9VVENPTUVfTk9UX0ZPVU5EEAQSEgoOT1VUQ09NRV9GQUlMRUQQBRIYChRPVVRDT01FX1JFQ09SRFNfUkVBRBAGEhwKGE9VVENPTUVfQklORElOR19SRVBPUlRFRBAHMmYKDUFjY2Vzc1JlY29yZHMSVQoRTGlzdEFjY2Vzc1JlY29yZHMSJC5saW5rYWdlLnYxLkxpc3RBY2Nlc3NSZWNvcmRzUmVxdWVzdBoYLmxpbmthZ2UudjEuQWNjZXNzUmVjb3JkMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChhsaW5rYWdlL3YxL3JlY29yZHMucHJvdG8SCmxpbmthZ2UudjEiFwoVR2V0Q2hlY2twb2ludHNSZXF1ZXN0IkUKFkdldENoZWNrcG9pbnRzUmVzcG9uc2USKwoLY2hlY2twb2ludHMYASADKAsyFi5saW5rYWdlLnYxLkNoZWNrcG9pbnQiMQoKQ2hlY2twb2ludBIOCgZvcmlnaW4YASABKAkSEwoLc2lnbmVkX25vdGUYAiABKAkiUAoaR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QSDgoGb3JpZ2luGAEgASgJEhAKCG9sZF9zaXplGAIgASgEEhAKCG5ld19zaXplGAMgASgEIiIKEENvbnNpc3RlbmN5UHJvb2YSDgoGaGFzaGVzGAEgAygMIioKFUdldFJlY29yZFByb29mUmVxdWVzdBIRCglyZWNvcmRfaWQYASABKAkiYgoLUmVjb3JkUHJvb2YSKAoGcmVjb3JkGAEgASgLMhgubGlua2FnZS52MS5BY2Nlc3NSZWNvcmQSKQoFcHJvb2YYAiABKAsyGi5saW5rYWdlLnYxLkluY2x1c2lvblByb29mIowBCg5JbmNsdXNpb25Qcm9vZhIOCgZvcmlnaW4YASABKAkSEgoKbGVhZl9pbmRleBgCIAEoBBIRCgl0cmVlX3NpemUYAyABKAQSDgoGaGFzaGVzGAQgAygMEhEKCWxlYWZfaGFzaBgFIAEoDBISCgpjaGVja3BvaW50GAYgASgJEgwKBGxlYWYYByABKAwioQEKGExpc3RBY2Nlc3NSZWNvcmRzUmVxdWVzdBIMCgRjb2RlGAEgASgJEigKBGZyb20YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSLEAgoMQWNjZXNzUmVjb3JkEhEKCXJlY29yZF9pZBgBIAEoCRIwCgxyZXF1ZXN0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Byb3ZpZGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglyZXF1ZXN0ZXIYBCABKAkSEAoIcHJvdmlkZXIYBSABKAkSEQoJcHJvY2VkdXJlGAYgASgJEhcKD2xlZ2FsX2Jhc2lzX3JvdxgHIAEoCRIMCgRpdGVtGAggASgJEiQKB291dGNvbWUYCSABKA4yEy5saW5rYWdlLnYxLk91dGNvbWUSDgoGY3Vyc29yGAogASgJEikKBXByb29mGAsgASgLMhoubGlua2FnZS52MS5JbmNsdXNpb25Qcm9vZirDAQoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASEgoOT1VUQ09NRV9JU1NVRUQQARIUChBPVVRDT01FX1BST1ZJREVEEAISEgoOT1VUQ09NRV9ERU5JRUQQAxIVChFPVVRDT01FX05PVF9GT1VORBAEEhIKDk9VVENPTUVfRkFJTEVEEAUSGAoUT1VUQ09NRV9SRUNPUkRTX1JFQUQQBhIcChhPVVRDT01FX0JJTkRJTkdfUkVQT1JURUQQBzLqAgoNQWNjZXNzUmVjb3JkcxJVChFMaXN0QWNjZXNzUmVjb3JkcxIkLmxpbmthZ2UudjEuTGlzdEFjY2Vzc1JlY29yZHNSZXF1ZXN0GhgubGlua2FnZS52MS5BY2Nlc3NSZWNvcmQwARJXCg5HZXRDaGVja3BvaW50cxIhLmxpbmthZ2UudjEuR2V0Q2hlY2twb2ludHNSZXF1ZXN0GiIubGlua2FnZS52MS5HZXRDaGVja3BvaW50c1Jlc3BvbnNlElsKE0dldENvbnNpc3RlbmN5UHJvb2YSJi5saW5rYWdlLnYxLkdldENvbnNpc3RlbmN5UHJvb2ZSZXF1ZXN0GhwubGlua2FnZS52MS5Db25zaXN0ZW5jeVByb29mEkwKDkdldFJlY29yZFByb29mEiEubGlua2FnZS52MS5HZXRSZWNvcmRQcm9vZlJlcXVlc3QaFy5saW5rYWdlLnYxLlJlY29yZFByb29mYgZwcm90bzM", [file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message linkage.v1.GetCheckpointsRequest
+ */
+export type GetCheckpointsRequest = Message<"linkage.v1.GetCheckpointsRequest"> & {
+};
+
+/**
+ * Describes the message linkage.v1.GetCheckpointsRequest.
+ * Use `create(GetCheckpointsRequestSchema)` to create a new message.
+ */
+export const GetCheckpointsRequestSchema: GenMessage<GetCheckpointsRequest> = /*@__PURE__*/
+  messageDesc(file_linkage_v1_records, 0);
+
+/**
+ * @generated from message linkage.v1.GetCheckpointsResponse
+ */
+export type GetCheckpointsResponse = Message<"linkage.v1.GetCheckpointsResponse"> & {
+  /**
+   * @generated from field: repeated linkage.v1.Checkpoint checkpoints = 1;
+   */
+  checkpoints: Checkpoint[];
+};
+
+/**
+ * Describes the message linkage.v1.GetCheckpointsResponse.
+ * Use `create(GetCheckpointsResponseSchema)` to create a new message.
+ */
+export const GetCheckpointsResponseSchema: GenMessage<GetCheckpointsResponse> = /*@__PURE__*/
+  messageDesc(file_linkage_v1_records, 1);
+
+/**
+ * @generated from message linkage.v1.Checkpoint
+ */
+export type Checkpoint = Message<"linkage.v1.Checkpoint"> & {
+  /**
+   * The log's origin: the first line of the checkpoint and its note key name.
+   *
+   * @generated from field: string origin = 1;
+   */
+  origin: string;
+
+  /**
+   * The C2SP signed note: the log's signature and the witnesses' cosignatures.
+   *
+   * @generated from field: string signed_note = 2;
+   */
+  signedNote: string;
+};
+
+/**
+ * Describes the message linkage.v1.Checkpoint.
+ * Use `create(CheckpointSchema)` to create a new message.
+ */
+export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
+  messageDesc(file_linkage_v1_records, 2);
+
+/**
+ * @generated from message linkage.v1.GetConsistencyProofRequest
+ */
+export type GetConsistencyProofRequest = Message<"linkage.v1.GetConsistencyProofRequest"> & {
+  /**
+   * @generated from field: string origin = 1;
+   */
+  origin: string;
+
+  /**
+   * @generated from field: uint64 old_size = 2;
+   */
+  oldSize: bigint;
+
+  /**
+   * @generated from field: uint64 new_size = 3;
+   */
+  newSize: bigint;
+};
+
+/**
+ * Describes the message linkage.v1.GetConsistencyProofRequest.
+ * Use `create(GetConsistencyProofRequestSchema)` to create a new message.
+ */
+export const GetConsistencyProofRequestSchema: GenMessage<GetConsistencyProofRequest> = /*@__PURE__*/
+  messageDesc(file_linkage_v1_records, 3);
+
+/**
+ * @generated from message linkage.v1.ConsistencyProof
+ */
+export type ConsistencyProof = Message<"linkage.v1.ConsistencyProof"> & {
+  /**
+   * @generated from field: repeated bytes hashes = 1;
+   */
+  hashes: Uint8Array[];
+};
+
+/**
+ * Describes the message linkage.v1.ConsistencyProof.
+ * Use `create(ConsistencyProofSchema)` to create a new message.
+ */
+export const ConsistencyProofSchema: GenMessage<ConsistencyProof> = /*@__PURE__*/
+  messageDesc(file_linkage_v1_records, 4);
+
+/**
+ * @generated from message linkage.v1.GetRecordProofRequest
+ */
+export type GetRecordProofRequest = Message<"linkage.v1.GetRecordProofRequest"> & {
+  /**
+   * @generated from field: string record_id = 1;
+   */
+  recordId: string;
+};
+
+/**
+ * Describes the message linkage.v1.GetRecordProofRequest.
+ * Use `create(GetRecordProofRequestSchema)` to create a new message.
+ */
+export const GetRecordProofRequestSchema: GenMessage<GetRecordProofRequest> = /*@__PURE__*/
+  messageDesc(file_linkage_v1_records, 5);
+
+/**
+ * @generated from message linkage.v1.RecordProof
+ */
+export type RecordProof = Message<"linkage.v1.RecordProof"> & {
+  /**
+   * @generated from field: linkage.v1.AccessRecord record = 1;
+   */
+  record?: AccessRecord | undefined;
+
+  /**
+   * Unset while the record is newer than its log's latest checkpoint (at most
+   * about a second): ask again.
+   *
+   * @generated from field: linkage.v1.InclusionProof proof = 2;
+   */
+  proof?: InclusionProof | undefined;
+};
+
+/**
+ * Describes the message linkage.v1.RecordProof.
+ * Use `create(RecordProofSchema)` to create a new message.
+ */
+export const RecordProofSchema: GenMessage<RecordProof> = /*@__PURE__*/
+  messageDesc(file_linkage_v1_records, 6);
+
+/**
+ * That a record is leaf `leaf_index` of the log `origin` at `tree_size`,
+ * whose root the signed `checkpoint` states (RFC 9162 §2.1.3).
+ *
+ * @generated from message linkage.v1.InclusionProof
+ */
+export type InclusionProof = Message<"linkage.v1.InclusionProof"> & {
+  /**
+   * @generated from field: string origin = 1;
+   */
+  origin: string;
+
+  /**
+   * @generated from field: uint64 leaf_index = 2;
+   */
+  leafIndex: bigint;
+
+  /**
+   * @generated from field: uint64 tree_size = 3;
+   */
+  treeSize: bigint;
+
+  /**
+   * @generated from field: repeated bytes hashes = 4;
+   */
+  hashes: Uint8Array[];
+
+  /**
+   * SHA-256(0x00 ‖ leaf).
+   *
+   * @generated from field: bytes leaf_hash = 5;
+   */
+  leafHash: Uint8Array;
+
+  /**
+   * The signed note (with cosignatures) whose root the proof leads to.
+   *
+   * @generated from field: string checkpoint = 6;
+   */
+  checkpoint: string;
+
+  /**
+   * The record's canonical leaf (docs/transparency.md): the shown fields, the
+   * log and position, the non-disclosable flag and the commitment to the
+   * person, so that the leaf hash can be recomputed and compared with the
+   * record shown.
+   *
+   * @generated from field: bytes leaf = 7;
+   */
+  leaf: Uint8Array;
+};
+
+/**
+ * Describes the message linkage.v1.InclusionProof.
+ * Use `create(InclusionProofSchema)` to create a new message.
+ */
+export const InclusionProofSchema: GenMessage<InclusionProof> = /*@__PURE__*/
+  messageDesc(file_linkage_v1_records, 7);
 
 /**
  * @generated from message linkage.v1.ListAccessRecordsRequest
@@ -59,7 +260,7 @@ export type ListAccessRecordsRequest = Message<"linkage.v1.ListAccessRecordsRequ
  * Use `create(ListAccessRecordsRequestSchema)` to create a new message.
  */
 export const ListAccessRecordsRequestSchema: GenMessage<ListAccessRecordsRequest> = /*@__PURE__*/
-  messageDesc(file_linkage_v1_records, 0);
+  messageDesc(file_linkage_v1_records, 8);
 
 /**
  * @generated from message linkage.v1.AccessRecord
@@ -118,6 +319,14 @@ export type AccessRecord = Message<"linkage.v1.AccessRecord"> & {
    * @generated from field: string cursor = 10;
    */
   cursor: string;
+
+  /**
+   * The record's inclusion proof at its log's latest checkpoint; unset only for
+   * a record newer than that checkpoint.
+   *
+   * @generated from field: linkage.v1.InclusionProof proof = 11;
+   */
+  proof?: InclusionProof | undefined;
 };
 
 /**
@@ -125,7 +334,7 @@ export type AccessRecord = Message<"linkage.v1.AccessRecord"> & {
  * Use `create(AccessRecordSchema)` to create a new message.
  */
 export const AccessRecordSchema: GenMessage<AccessRecord> = /*@__PURE__*/
-  messageDesc(file_linkage_v1_records, 1);
+  messageDesc(file_linkage_v1_records, 9);
 
 /**
  * @generated from enum linkage.v1.Outcome
@@ -194,9 +403,13 @@ export const OutcomeSchema: GenEnum<Outcome> = /*@__PURE__*/
   enumDesc(file_linkage_v1_records, 0);
 
 /**
- * AccessRecords is read by the disclosure system (情報提供等記録開示システム)
- * only: it names the person by its own code and gets that person's records,
- * newest first, leaving out those marked non-disclosable.
+ * AccessRecords is read by the disclosure system (情報提供等記録開示システム):
+ * it names the person by its own code and gets that person's records, newest
+ * first, leaving out those marked non-disclosable.
+ *
+ * Every record is a leaf of its replica's transparency log (RFC 6962 Merkle
+ * tree, C2SP tlog-checkpoint signed notes; docs/transparency.md), so each
+ * record comes with a proof that it is in the log everyone else sees.
  *
  * @generated from service linkage.v1.AccessRecords
  */
@@ -208,6 +421,40 @@ export const AccessRecords: GenService<{
     methodKind: "server_streaming";
     input: typeof ListAccessRecordsRequestSchema;
     output: typeof AccessRecordSchema;
+  },
+  /**
+   * The latest checkpoint of every replica's log, with the witnesses'
+   * cosignatures. Any agency may call it.
+   *
+   * @generated from rpc linkage.v1.AccessRecords.GetCheckpoints
+   */
+  getCheckpoints: {
+    methodKind: "unary";
+    input: typeof GetCheckpointsRequestSchema;
+    output: typeof GetCheckpointsResponseSchema;
+  },
+  /**
+   * A consistency proof (RFC 9162 §2.1.4) between two signed sizes of a log.
+   * Any agency may call it.
+   *
+   * @generated from rpc linkage.v1.AccessRecords.GetConsistencyProof
+   */
+  getConsistencyProof: {
+    methodKind: "unary";
+    input: typeof GetConsistencyProofRequestSchema;
+    output: typeof ConsistencyProofSchema;
+  },
+  /**
+   * A record and its inclusion proof, for the record's requester or provider
+   * (their copy, 番号法 §23) and for the disclosure agency (disclosable records
+   * only). Anyone else gets NOT_FOUND, as for a record that does not exist.
+   *
+   * @generated from rpc linkage.v1.AccessRecords.GetRecordProof
+   */
+  getRecordProof: {
+    methodKind: "unary";
+    input: typeof GetRecordProofRequestSchema;
+    output: typeof RecordProofSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_linkage_v1_records, 0);
