@@ -274,16 +274,33 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     const { inFlight, limiter, bulkPacer, idempotency } = limitsTier(s, keyring, policy, redis, metrics);
     const services = servicesTier(s, { keyring, engine, writer, store, policy, idempotency, bulkPacer, metrics }, life);
 
-    const env: BidiEnv = {
+    const env: BidiEnv & { log: Logger } = {
       pipeline: gatewayPipeline({ registry: () => policy.current.registry, insecure: s.insecurePlaintext, log, inFlight, admission: limiter, observer: metrics }),
       admission: limiter,
       observer: metrics,
       idleTimeoutMs: s.streamIdleTimeoutMs,
       refusals: metrics,
+      log,
     };
     if (s.insecurePlaintext) log.warn('PLAINTEXT MODE: no TLS, and callers name their own agency. Never use this outside a development machine.');
     const creds = s.insecurePlaintext ? ServerCredentials.createInsecure() : serverCredentials(s.tls);
-    const server = await startGatewayServer(s.listen, creds, env, services, () => !writer.stalled());
+    const server = await startGatewayServer(
+      s.listen,
+      creds,
+      env,
+      services,
+      {
+        handshakeTimeoutMs: s.tlsHandshakeTimeoutMs,
+        maxConnections: s.maxConnections,
+        maxConnectionsPerPeer: s.maxConnectionsPerPeer,
+        maxStreamsPerConnection: s.maxStreamsPerConnection,
+        streamBudgetBytes: s.streamBufferBytes,
+        agencyBudgetBytes: s.agencyBufferBytes,
+        firstMessageTimeoutMs: s.streamIdleTimeoutMs,
+      },
+      () => !writer.stalled(),
+    );
+    metrics.gaugeFrom('linkgw_connections', 'Connections open on the agency port.', () => server.connections());
     let draining = false;
     const healthPort = s.healthListen ? life.own('health port', await startHealthServer(s.healthListen, server.health, log, metrics), (x) => x.close()) : undefined;
     let ops: OpsServer | undefined;

@@ -232,6 +232,12 @@ export const SETTINGS = {
   }),
   maxStreamsPerAgency: setting('LINKGW_MAX_STREAMS_PER_AGENCY', { doc: 'IssueCodes, Health.Watch and reflection streams one agency may have open at once', schema: count, default: '8' }),
   streamIdleTimeoutMs: setting('LINKGW_STREAM_IDLE_TIMEOUT_MS', { doc: 'a stream with no progress (no message sent, no answer read) for this long is ended', schema: ms, default: '60000' }),
+  tlsHandshakeTimeoutMs: setting('LINKGW_TLS_HANDSHAKE_TIMEOUT_MS', { doc: 'a connection that has not finished its TLS handshake by then is closed', schema: ms, default: '5000' }),
+  maxConnections: setting('LINKGW_MAX_CONNECTIONS', { doc: 'connections to the agency port at once; more are closed at once', schema: count, default: '2048' }),
+  maxConnectionsPerPeer: setting('LINKGW_MAX_CONNECTIONS_PER_PEER', { doc: 'connections from one IP address at once (agencies may share an egress proxy)', schema: count, default: '128' }),
+  maxStreamsPerConnection: setting('LINKGW_MAX_STREAMS_PER_CONNECTION', { doc: 'concurrent HTTP/2 streams per connection (advertised in SETTINGS; clients queue beyond it)', schema: count, default: '256' }),
+  streamBufferBytes: setting('LINKGW_STREAM_BUFFER_BYTES', { doc: 'unanswered request bytes one stream may hold before the gateway stops reading it (HTTP/2 flow control)', schema: count, default: '524288' }),
+  agencyBufferBytes: setting('LINKGW_AGENCY_BUFFER_BYTES', { doc: 'unanswered request bytes one agency may hold across its streams before they stop being read', schema: count, default: '16777216' }),
   rateLimitBulk: setting('LINKGW_RATE_LIMIT_BULK', {
     doc: 'per-agency bulk issuance: personal numbers/s and burst (default=R/B,agency=R/B); a faster stream is paced, not failed',
     schema: rateLimitSpec,

@@ -4,6 +4,7 @@
  * in flight finish (bounded), then force the rest.
  */
 import { Server, type ServerCredentials } from '@grpc/grpc-js';
+import { ServerReflection } from '../gen/grpc/reflection/v1/reflection_pb.js';
 import { LinkageGateway } from '../gen/linkage/v1/gateway_pb.js';
 import { AccessRecords } from '../gen/linkage/v1/records_pb.js';
 import type { BindingService } from '../service/binding-service.js';
@@ -13,7 +14,9 @@ import type { BidiEnv } from './bidi-ordered.js';
 import { SERVER_OPTIONS } from './channel-options.js';
 import { Health, healthMethods, HealthState } from './health.js';
 import { implement } from './implement.js';
+import { listenGuarded, type ListenerLimits } from './listener.js';
 import { addReflection } from './reflection.js';
+import { transportGuard, type TransportGuardOptions } from './transport-guard.js';
 
 export const SERVICE_NAMES = [LinkageGateway.typeName, AccessRecords.typeName] as const;
 
@@ -26,15 +29,40 @@ export interface GatewayServices {
 export interface RunningServer {
   readonly port: number;
   readonly health: HealthState;
+  /** Connections open now. */
+  connections(): number;
   shutdown(graceMs: number): Promise<void>;
 }
+
+/** What bounds the transport: connections, streams per connection, per-method message sizes, read budgets. */
+export interface TransportLimits extends ListenerLimits, Omit<TransportGuardOptions, 'receiveLimits' | 'log' | 'observer'> {
+  readonly maxStreamsPerConnection: number;
+}
+
+/** The largest request each method takes: IssueCodes' 10,000 numbers are ~140 kB encoded, every other request is tiny. */
+export const RECEIVE_LIMITS: ReadonlyMap<string, number> = new Map([
+  ...[...LinkageGateway.methods, ...AccessRecords.methods].map((m) => [`/${m.parent.typeName}/${m.name}`, 16 * 1024] as const),
+  [`/${LinkageGateway.typeName}/${LinkageGateway.method.issueCodes.name}`, 192 * 1024],
+  ...Health.methods.map((m) => [`/${Health.typeName}/${m.name}`, 1024] as const),
+  ...ServerReflection.methods.flatMap((m) => [`/grpc.reflection.v1.ServerReflection/${m.name}`, `/grpc.reflection.v1alpha.ServerReflection/${m.name}`].map((p) => [p, 16 * 1024] as const)),
+]);
 
 /**
  * `ready`: whether the gateway can serve (it can record); health answers NOT_SERVING while it cannot, and from
  * the start of shutdown.
  */
-export async function startGatewayServer(listen: string, creds: ServerCredentials, env: BidiEnv, s: GatewayServices, ready: () => boolean = () => true): Promise<RunningServer> {
-  const server = new Server(SERVER_OPTIONS);
+export async function startGatewayServer(
+  listen: string,
+  creds: ServerCredentials,
+  env: BidiEnv & { readonly log: TransportGuardOptions['log']; readonly refusals?: TransportGuardOptions['observer'] },
+  s: GatewayServices,
+  limits: TransportLimits,
+  ready: () => boolean = () => true,
+): Promise<RunningServer> {
+  const guard = transportGuard({ ...limits, receiveLimits: RECEIVE_LIMITS, log: env.log, ...(env.refusals ? { observer: env.refusals } : {}) });
+  // grpc.max_concurrent_streams is advertised in SETTINGS and enforced by HTTP/2 itself: without it one
+  // connection could open thousands of header-only streams that no handler ever sees.
+  const server = new Server({ ...SERVER_OPTIONS, 'grpc.max_concurrent_streams': limits.maxStreamsPerConnection, interceptors: [guard.interceptor] });
   const gateway = implement(LinkageGateway, env, {
     issueCode: (req, ctx) => s.gateway.issueCode(req, ctx),
     issueCodes: (ctx) => s.gateway.issueStream(ctx),
@@ -53,13 +81,15 @@ export async function startGatewayServer(listen: string, creds: ServerCredential
   const h = implement(Health, env, healthMethods(health), { longLived: ['watch'] });
   server.addService(h.definition, h.implementation);
   addReflection(server, env, SERVICE_NAMES);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, creds, (e, p) => (e ? reject(e) : resolve(p))));
+  const listener = await listenGuarded(server, creds, listen, limits, env.refusals);
   return {
-    port,
+    port: listener.port,
     health,
-    shutdown: (graceMs) =>
-      new Promise<void>((resolve) => {
-        health.drain();
+    connections: () => listener.connections(),
+    shutdown: async (graceMs) => {
+      health.drain();
+      await listener.stopAccepting();
+      await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();
           resolve();
@@ -68,6 +98,8 @@ export async function startGatewayServer(listen: string, creds: ServerCredential
           clearTimeout(t);
           resolve();
         });
-      }),
+      });
+      listener.destroy();
+    },
   };
 }

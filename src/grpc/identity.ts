@@ -10,6 +10,7 @@ import type { Metadata } from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
 import type { AgencyEntry, AgencyRegistry } from '../core/agency-registry.js';
 import { GatewayError } from '../core/errors.js';
+import { recordedPeer, type PeerIdentity } from './peer.js';
 
 /** What identity needs of a server call: its metadata and its TLS peer. */
 export interface IdentifiableCall {
@@ -19,6 +20,15 @@ export interface IdentifiableCall {
 
 export const INSECURE_AGENCY_HEADER = 'x-linkgw-insecure-agency';
 
+/** The peer as the transport guard recorded it (once per connection), or as grpc-js tells it per call. */
+function peerOf(call: IdentifiableCall): PeerIdentity | null {
+  const recorded = recordedPeer(call.metadata);
+  if (recorded !== undefined) return recorded;
+  const cert = call.getAuthContext()?.sslPeerCertificate;
+  if (!cert || !cert.subject) return null;
+  return { commonName: typeof cert.subject.CN === 'string' ? cert.subject.CN : undefined, fingerprint256: String(cert.fingerprint256).toUpperCase() };
+}
+
 export function identify(call: IdentifiableCall, registry: AgencyRegistry, insecure: boolean): AgencyEntry {
   if (insecure) {
     const v = call.metadata.get(INSECURE_AGENCY_HEADER)[0];
@@ -26,16 +36,11 @@ export function identify(call: IdentifiableCall, registry: AgencyRegistry, insec
     if (!entry) throw new GatewayError('UNAUTHENTICATED', `plaintext mode: name a registered agency in ${INSECURE_AGENCY_HEADER}`);
     return entry;
   }
-  const cert = call.getAuthContext()?.sslPeerCertificate;
-  if (!cert || !cert.subject) throw new GatewayError('UNAUTHENTICATED', 'a client certificate is required');
-  const cn = cert.subject.CN;
-  const entry = typeof cn === 'string' ? registry.byCommonName.get(cn) : undefined;
+  const peer = peerOf(call);
+  if (!peer) throw new GatewayError('UNAUTHENTICATED', 'a client certificate is required');
+  const entry = peer.commonName !== undefined ? registry.byCommonName.get(peer.commonName) : undefined;
   if (!entry) throw new GatewayError('UNAUTHENTICATED', 'the client certificate does not belong to a registered agency');
-  if (entry.certificateFingerprints.length > 0 && !entry.certificateFingerprints.includes(String(cert.fingerprint256).toUpperCase()))
+  if (entry.certificateFingerprints.length > 0 && !entry.certificateFingerprints.includes(peer.fingerprint256))
     throw new GatewayError('UNAUTHENTICATED', 'the client certificate is not one pinned for its agency');
   return entry;
-}
-
-export function requireRole(agency: AgencyEntry, role: 'requester' | 'provider' | 'disclosure', what: string): void {
-  if (!agency.roles.has(role)) throw new GatewayError('PERMISSION_DENIED', `agency ${agency.id} may not ${what}`);
 }

@@ -11,6 +11,14 @@ export class Malformed {
   constructor(readonly typeName: string) {}
 }
 
+/** Encoded size of each request message as received, for the transport guard's byte budgets. */
+const sizes = new WeakMap<object, number>();
+
+/** The encoded size of a request message the server's deserializer made (0 for anything else). */
+export function messageBytes(m: unknown): number {
+  return typeof m === 'object' && m !== null ? (sizes.get(m) ?? 0) : 0;
+}
+
 function serializer<D extends DescMessage>(desc: D): (m: MessageShape<D>) => Buffer {
   return (m) => {
     const u8 = toBinary(desc, m);
@@ -20,11 +28,14 @@ function serializer<D extends DescMessage>(desc: D): (m: MessageShape<D>) => Buf
 
 function lenientDeserializer<D extends DescMessage>(desc: D): (b: Buffer) => MessageShape<D> | Malformed {
   return (b) => {
+    let m: MessageShape<D> | Malformed;
     try {
-      return fromBinary(desc, b);
+      m = fromBinary(desc, b);
     } catch {
-      return new Malformed(desc.typeName);
+      m = new Malformed(desc.typeName);
     }
+    sizes.set(m, b.length);
+    return m;
   };
 }
 

@@ -1,0 +1,250 @@
+/**
+ * The transport guard: the first grpc-js server interceptor, for what only the transport level can do
+ * (docs/adr/0009-transport-guard.md has the measurements behind each part):
+ *
+ *  - per-method receive limits, applied when a message's 5-byte length prefix arrives, before its body is
+ *    buffered or decoded (grpc-js has one server-wide limit; IssueCodes' largest valid message is ~140 kB);
+ *  - a read gate for request streams: unanswered request bytes are budgeted per stream and per agency, and
+ *    while a budget is spent grpc-js is not asked to read, so HTTP/2 flow control stops the sender
+ *    (`call.pause()` does not: grpc-js keeps decoding up to 16 messages into the paused stream's buffer);
+ *  - a first-message timeout, so a stream that sends headers and nothing else (which no handler ever sees)
+ *    ends after the idle timeout;
+ *  - INVALID_ARGUMENT instead of grpc-js's INTERNAL for a request that cannot be decompressed or carries a
+ *    malformed grpc-timeout (a caller's mistake, not the gateway's), with fixed details that echo nothing;
+ *  - the peer's identity parsed once per connection (a certificate cannot change on a TLS session) instead
+ *    of getPeerCertificate on every call (~20 µs each, more in GC).
+ *
+ * It relies on grpc-js 1.14 internals of the base call (the first interceptor receives it): `stream`,
+ * `decoder.maxReadMessageLength`, `maxReceiveMessageSize`. `transportGuardWorks` checks them on a real call;
+ * tests pin each behaviour, so an upgrade that changes them fails loudly. An interceptor must never throw (it
+ * runs inside the HTTP/2 'stream' event: an exception would leave the call hanging), so every part is guarded.
+ */
+import { Metadata, ServerInterceptingCall, status, type ServerInterceptingCallInterface, type ServerInterceptor, type StatusObject } from '@grpc/grpc-js';
+import type { Http2Session } from 'node:http2';
+import { notify } from '../core/observer.js';
+import type { RefusalObserver } from '../limits/refusals.js';
+import type { Logger } from '../log/logger.js';
+import { INSECURE_AGENCY_HEADER } from './identity.js';
+import { peerOfSession, rememberPeer } from './peer.js';
+import { messageBytes } from './service-definition.js';
+
+/** Unanswered request bytes of one agency across its streams; wakes waiting streams as bytes come back. */
+class AgencyBudget {
+  held = 0;
+  readonly waiting = new Set<StreamBudget>();
+  constructor(readonly limit: number) {}
+  get open(): boolean {
+    return this.held < this.limit;
+  }
+  release(n: number): void {
+    this.held -= n;
+    for (const s of this.waiting) {
+      if (!this.open) break;
+      s.wake();
+    }
+  }
+}
+
+/** One stream's unanswered request bytes; `startRead` is forwarded only while it and its agency are under budget. */
+class StreamBudget {
+  #held = 0;
+  #pending: (() => void) | undefined;
+  /** Sizes of requests not answered yet, oldest first (IssueCodes and reflection answer one for one, in order). */
+  readonly #unanswered: number[] = [];
+  #closed = false;
+
+  constructor(
+    private readonly agency: AgencyBudget,
+    private readonly limit: number,
+  ) {}
+
+  gate(read: () => void): void {
+    if (this.#closed) return;
+    if (this.#held < this.limit && this.agency.open) return read();
+    this.#pending = read;
+    this.agency.waiting.add(this);
+  }
+
+  received(n: number): void {
+    this.#held += n;
+    this.agency.held += n;
+    this.#unanswered.push(n);
+  }
+
+  answered(): void {
+    const n = this.#unanswered.shift();
+    if (n === undefined) return;
+    this.#held -= n;
+    this.agency.release(n);
+    this.wake();
+  }
+
+  wake(): void {
+    const read = this.#pending;
+    if (!read || this.#held >= this.limit || !this.agency.open) return;
+    this.#pending = undefined;
+    this.agency.waiting.delete(this);
+    read();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pending = undefined;
+    this.agency.waiting.delete(this);
+    const held = this.#held;
+    this.#held = 0;
+    this.#unanswered.length = 0;
+    this.agency.release(held);
+  }
+}
+
+export interface TransportGuardOptions {
+  /** Largest request message per method path; methods not listed keep the server-wide limit. */
+  readonly receiveLimits: ReadonlyMap<string, number>;
+  /** Unanswered request bytes one stream may hold. */
+  readonly streamBudgetBytes: number;
+  /** Unanswered request bytes one agency may hold across its streams. */
+  readonly agencyBudgetBytes: number;
+  /** A call whose first message has not arrived after this long is ended (DEADLINE_EXCEEDED). */
+  readonly firstMessageTimeoutMs: number;
+  readonly log: Logger;
+  readonly observer?: RefusalObserver;
+}
+
+/** grpc-js's own statuses that describe a caller's mistake: sent as INVALID_ARGUMENT with fixed details. */
+const CALLER_MISTAKES: readonly { prefix: string; details: string }[] = [
+  { prefix: 'Invalid grpc-timeout value', details: 'the grpc-timeout header is malformed' },
+  { prefix: 'Failed to decompress message', details: 'the request message could not be decompressed' },
+  { prefix: 'Error deserializing request', details: 'the request message is malformed' },
+];
+
+interface BaseCall {
+  readonly stream?: { session?: Http2Session; once(ev: 'close', l: () => void): unknown };
+  decoder?: { maxReadMessageLength?: number };
+  maxReceiveMessageSize?: number;
+  sendStatus(s: Pick<StatusObject, 'code' | 'details'> & { metadata?: Metadata | null }): void;
+  startRead(): void;
+}
+
+function isBaseCall(c: unknown): c is BaseCall {
+  const b = c as BaseCall;
+  return typeof b.startRead === 'function' && typeof b.sendStatus === 'function' && b.stream !== undefined && typeof b.decoder?.maxReadMessageLength === 'number';
+}
+
+export interface TransportGuard {
+  readonly interceptor: ServerInterceptor;
+  /** Whether the guard has seen grpc-js's internals as it expects, on at least one call (false: degraded). */
+  works(): boolean | undefined;
+}
+
+export function transportGuard(o: TransportGuardOptions): TransportGuard {
+  const agencies = new Map<string, AgencyBudget>();
+  let works: boolean | undefined;
+  const agencyBudget = (key: string) => {
+    let a = agencies.get(key);
+    if (!a) agencies.set(key, (a = new AgencyBudget(o.agencyBudgetBytes)));
+    return a;
+  };
+  const degrade = (why: string, err?: unknown) => {
+    if (works === false) return;
+    works = false;
+    o.log.error('transport guard disabled: grpc-js internals are not as expected; limits below the handlers do not apply', { why, err });
+  };
+
+  const interceptor: ServerInterceptor = (method, next) => {
+    try {
+      if (!isBaseCall(next)) {
+        degrade('the first interceptor did not receive the base call');
+        return new ServerInterceptingCall(next);
+      }
+      works ??= true;
+      const base = next as unknown as BaseCall;
+      // Per-method receive limit: refused when the length prefix arrives (RESOURCE_EXHAUSTED).
+      const limit = o.receiveLimits.get(method.path);
+      if (limit !== undefined) {
+        base.decoder!.maxReadMessageLength = limit;
+        base.maxReceiveMessageSize = limit;
+      }
+      // grpc-js's INTERNAL for a caller's mistake becomes INVALID_ARGUMENT; a limit refusal is counted.
+      const send = base.sendStatus.bind(base);
+      base.sendStatus = (s) => {
+        try {
+          if (s.code === status.INTERNAL && typeof s.details === 'string') {
+            const fix = CALLER_MISTAKES.find((f) => s.details.startsWith(f.prefix));
+            if (fix) return send({ ...s, code: status.INVALID_ARGUMENT, details: fix.details });
+          }
+          if (s.code === status.RESOURCE_EXHAUSTED && typeof s.details === 'string' && s.details.startsWith('Received message larger than max'))
+            notify(o.observer, (x) => x.refused('message_too_large'));
+        } catch {
+          // fall through to the status as it was
+        }
+        send(s);
+      };
+      const peer = peerOfSession(base.stream!.session);
+      let budget: StreamBudget | undefined;
+      let firstMessage: NodeJS.Timeout | undefined = setTimeout(() => {
+        firstMessage = undefined;
+        notify(o.observer, (x) => x.refused('stream_idle'));
+        call.sendStatus({ code: status.DEADLINE_EXCEEDED, details: `no request message within ${o.firstMessageTimeoutMs} ms: the gateway ended this idle stream` });
+      }, o.firstMessageTimeoutMs);
+      firstMessage.unref();
+      const cleanup = () => {
+        clearTimeout(firstMessage);
+        firstMessage = undefined;
+        budget?.close();
+      };
+      base.stream!.once('close', cleanup);
+      const call = new ServerInterceptingCall(base as unknown as ServerInterceptingCallInterface, {
+        start: (start) =>
+          start({
+            onReceiveMetadata: (md, pass) => {
+              try {
+                rememberPeer(md, peer);
+                if (method.requestStream) {
+                  const insecure = md.get(INSECURE_AGENCY_HEADER)[0];
+                  const key = peer?.commonName ?? (typeof insecure === 'string' ? `insecure:${insecure}` : '(unidentified)');
+                  budget = new StreamBudget(agencyBudget(key), o.streamBudgetBytes);
+                }
+              } catch (err) {
+                o.log.error('transport guard: metadata step failed', { err });
+              }
+              pass(md);
+            },
+            onReceiveMessage: (msg, pass) => {
+              if (firstMessage) {
+                clearTimeout(firstMessage);
+                firstMessage = undefined;
+              }
+              budget?.received(messageBytes(msg));
+              pass(msg);
+            },
+            onReceiveHalfClose: (pass) => {
+              // A stream may end without a message (an empty bulk file): nothing is idle then.
+              clearTimeout(firstMessage);
+              firstMessage = undefined;
+              pass();
+            },
+          }),
+      });
+      if (method.requestStream) {
+        const read = call.startRead.bind(call);
+        call.startRead = () => (budget ? budget.gate(read) : read());
+        // A request counts as answered once its answer has been written to the HTTP/2 stream (the write's
+        // callback), not when the handler hands it over: answers that the client does not read hold their
+        // request's budget, so a stream that is not read stops being read.
+        const sendMessage = call.sendMessage.bind(call);
+        call.sendMessage = (msg: unknown, done: () => void) =>
+          sendMessage(msg, () => {
+            budget?.answered();
+            done();
+          });
+      }
+      return call;
+    } catch (err) {
+      degrade('the guard failed to wrap a call', err);
+      return new ServerInterceptingCall(next);
+    }
+  };
+  return { interceptor, works: () => works };
+}
