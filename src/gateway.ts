@@ -134,7 +134,7 @@ async function policyTier(s: Settings, o: GatewayOptions, life: Lifetime): Promi
 async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, metrics: GatewayMetrics, life: Lifetime): Promise<{ store: RecordStore; writer: RecordWriter }> {
   const store = o.store ?? life.own('record store', await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }, { observer: metrics, log: o.log }), (st) => st.close());
   // The replica's transparency log: checkpoints signed off the request path, pushed to the witnesses.
-  const witnesses = s.witnesses.length ? life.own('witness client', new WitnessClient({ store, witnesses: s.witnesses, log: o.log }), (w) => w.close()) : undefined;
+  const witnesses = s.witnesses.length ? life.own('witness client', new WitnessClient({ store, witnesses: s.witnesses, log: o.log, observer: metrics }), (w) => w.close()) : undefined;
   const writer = life.own(
     'record writer',
     new RecordWriter({
@@ -151,6 +151,8 @@ async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, met
     (w) => w.close(),
   );
   await writer.open();
+  metrics.gaugeFrom('linkgw_log_leaves', 'Leaves (access records) of this replica\'s transparency log.', () => writer.size);
+  metrics.gaugeFrom('linkgw_log_unsigned_leaves', 'Leaves committed but not yet covered by a signed checkpoint (normal up to one checkpoint interval).', () => writer.size - writer.signedSize);
   return { store, writer };
 }
 

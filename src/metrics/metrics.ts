@@ -10,6 +10,7 @@ import { statusName } from '../grpc/status.js';
 import { GrpcServerMetrics, grpcCodeLabel, type Rpc } from './grpc-server-metrics.js';
 import type { StoreObserver } from '../records/sqlite-store.js';
 import type { WriterObserver } from '../records/record-writer.js';
+import type { WitnessObserver } from '../records/witness-client.js';
 import type { PacingObserver } from '../limits/pacer.js';
 import type { RefusalObserver, RefusalReason } from '../limits/refusals.js';
 import type { RateLimitObserver } from '../limits/rate-limiter.js';
@@ -20,7 +21,7 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05,
 
 /** Implements every module's observer interface; the composition root passes it as each module's `observer`. */
 export class GatewayMetrics
-  implements CallObserver, WriterObserver, ProviderCallObserver, IdempotencyObserver, StoreObserver, RateLimitObserver, PoolObserver, CacheObserver, RefusalObserver, PacingObserver
+  implements CallObserver, WriterObserver, ProviderCallObserver, IdempotencyObserver, StoreObserver, RateLimitObserver, PoolObserver, CacheObserver, RefusalObserver, PacingObserver, WitnessObserver
 {
   readonly registry = new Registry();
   /** The standard gRPC server metrics (go-grpc-prometheus names). */
@@ -38,6 +39,10 @@ export class GatewayMetrics
   readonly redisFallbacks: Counter<'feature' | 'reason'>;
   readonly rateLimited: Counter<'agency'>;
   readonly refusals: Counter<'reason'>;
+  readonly checkpoints: Counter;
+  readonly checkpointSeconds: Histogram;
+  readonly cosignatures: Counter<'witness'>;
+  readonly witnessFailures: Counter<'witness' | 'status'>;
   readonly bulkPaced: Counter<'agency'>;
   readonly replays: Counter<'agency'>;
   readonly poolTasks: Histogram;
@@ -65,6 +70,10 @@ export class GatewayMetrics
     this.recordsWritten = new Counter({ name: 'linkgw_records_committed_total', help: 'Access records committed durably.', registers: r });
     this.cacheLookups = new Counter({ name: 'linkgw_cache_lookups_total', help: 'Conversion cache lookups by tier (local, redis) and outcome (hit, miss).', labelNames: ['tier', 'outcome'], registers: r });
     this.redisFallbacks = new Counter({ name: 'linkgw_redis_fallbacks_total', help: 'Decisions made on local state because Redis could not be used, by feature and reason.', labelNames: ['feature', 'reason'], registers: r });
+    this.checkpoints = new Counter({ name: 'linkgw_log_checkpoints_total', help: 'Checkpoints of this replica\'s transparency log signed.', registers: r });
+    this.checkpointSeconds = new Histogram({ name: 'linkgw_log_checkpoint_sign_seconds', help: 'Time to sign one checkpoint (a file key or an HSM).', buckets: LATENCY_BUCKETS, registers: r });
+    this.cosignatures = new Counter({ name: 'linkgw_witness_cosignatures_total', help: 'Checkpoints cosigned by each witness.', labelNames: ['witness'], registers: r });
+    this.witnessFailures = new Counter({ name: 'linkgw_witness_failures_total', help: 'Checkpoints a witness did not cosign, by witness and HTTP status (or error).', labelNames: ['witness', 'status'], registers: r });
     this.refusals = new Counter({ name: 'linkgw_refusals_total', help: 'Calls, streams, messages and connections refused or ended by a limit, by reason.', labelNames: ['reason'], registers: r });
     this.bulkPaced = new Counter({ name: 'linkgw_bulk_paced_seconds_total', help: 'Time bulk issuance messages waited for their agency\'s bulk rate (LINKGW_RATE_LIMIT_BULK).', labelNames: ['agency'], registers: r });
     this.rateLimited = new Counter({ name: 'linkgw_rate_limited_total', help: 'Calls refused by the per-agency rate limit.', labelNames: ['agency'], registers: r });
@@ -150,6 +159,19 @@ export class GatewayMetrics
     this.batchSize.observe(size);
     this.commitLatency.observe(seconds);
     this.recordsWritten.inc(size);
+  }
+
+  checkpointSigned(_size: number, seconds: number): void {
+    this.checkpoints.inc();
+    this.checkpointSeconds.observe(seconds);
+  }
+
+  witnessCosigned(witness: string): void {
+    this.cosignatures.inc({ witness });
+  }
+
+  witnessRefused(witness: string, status: number | 'error'): void {
+    this.witnessFailures.inc({ witness, status: String(status) });
   }
 
   batchFailed(): void {

@@ -124,6 +124,11 @@ export class RecordWriter implements RecordAppender {
     this.#noteSigner = ed25519NoteSigner(this.origin, o.signer);
   }
 
+  /** Leaves covered by the latest checkpoint this writer knows of (0 before the first). */
+  get signedSize(): number {
+    return this.#state?.latest?.size ?? 0;
+  }
+
   /** Leaves committed so far (after `open`). */
   get size(): number {
     return this.#state?.range.size ?? 0;

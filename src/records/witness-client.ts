@@ -12,6 +12,7 @@ import { cosignatureVerifierFromKey } from '../core/cosignature.js';
 import { openNote, parseNote, type NoteVerifier } from '../core/signed-note.js';
 import type { Logger } from '../log/logger.js';
 import { consistencyProofOf } from './log-proofs.js';
+import { notify } from '../core/observer.js';
 import type { RecordStore, StoredCheckpoint } from './record-store.js';
 
 export interface WitnessTarget {
@@ -21,8 +22,8 @@ export interface WitnessTarget {
 }
 
 export interface WitnessObserver {
-  cosigned?(witness: string, size: number): void;
-  refused?(witness: string, status: number | 'error'): void;
+  witnessCosigned(witness: string, size: number): void;
+  witnessRefused(witness: string, status: number | 'error'): void;
 }
 
 interface Target {
@@ -73,7 +74,7 @@ export class WitnessClient {
         const c = t.next;
         t.next = undefined;
         await this.#submit(t, c).catch((err: unknown) => {
-          this.#observer?.refused?.(t.name, 'error');
+          notify(this.#observer, (o) => o.witnessRefused(t.name, 'error'));
           this.#log.warn('witness did not cosign the checkpoint', { witness: t.name, size: c.size, err });
         });
       }
@@ -99,7 +100,7 @@ export class WitnessClient {
       return this.#submit(t, c, true);
     }
     if (res.status !== 200) {
-      this.#observer?.refused?.(t.name, res.status);
+      notify(this.#observer, (o) => o.witnessRefused(t.name, res.status));
       throw new Error(`witness ${t.name} answered ${res.status}: ${text.slice(0, 200)}`);
     }
     // Keep only the lines this witness's key verifies over this checkpoint.
@@ -115,7 +116,7 @@ export class WitnessClient {
     if (good.length === 0) throw new Error(`witness ${t.name}: no valid cosignature in its answer`);
     t.known.set(c.logId, c.size);
     await this.#store.addCosignatures(c.logId, c.size, good.join(''));
-    this.#observer?.cosigned?.(t.name, c.size);
+    notify(this.#observer, (o) => o.witnessCosigned(t.name, c.size));
   }
 
   /** Waits for the pushes in flight (shutdown). */
