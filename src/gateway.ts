@@ -43,6 +43,7 @@ import { CertificateExpiry } from './metrics/certificate-expiry.js';
 import { rpcsOf } from './metrics/grpc-server-metrics.js';
 import { startOpsServer, type OpsServer } from './metrics/http-server.js';
 import { GatewayMetrics } from './metrics/metrics.js';
+import { PolicyMetrics } from './metrics/policy-metrics.js';
 import { bootstrapDevPki, pkiFiles } from './pki/dev-pki.js';
 import { ProviderClients } from './providers/provider-client.js';
 import { startSimulatedProviders, type SimulatedProviders, type SimulationOptions } from './providers/simulated-provider.js';
@@ -267,6 +268,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     const { policy, simulated } = await policyTier(s, o, life);
     const metrics = new GatewayMetrics(() => new Set(policy.current.registry.agencies.keys()), { rpcs: rpcsOf([LinkageGateway, AccessRecords, Health, ServerReflection]) });
     registerBuildInfo(metrics.registry, readBuildInfo(PACKAGE_ROOT));
+    policy.observe(new PolicyMetrics(metrics.registry, () => policy.versions));
     if (!s.insecurePlaintext) new CertificateExpiry(metrics.registry).observeFiles({ server: s.tls.cert, ca: s.tls.ca });
     const { store, writer } = await recordsTier(s, o, keyring, metrics, life);
     const redis = redisTier(s, log, metrics, life);
