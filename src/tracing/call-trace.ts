@@ -22,8 +22,11 @@ export interface CallTrace extends TraceHeaders {
   readonly traceId: string;
   /** Starts the span of one provider call; its headers are the ones that call sends. */
   startProviderCall(provider: string): ProviderCallSpan;
-  /** Starts the span of waiting for one access record to be durable, and notes the record as this call's. */
-  startRecordWait(recordId: string): RecordWaitSpan;
+  /**
+   * Notes the record as this call's and starts the span of waiting for it to be durable; undefined when
+   * nothing is recorded (tracing off, or sampled out), so the wait costs nothing to time.
+   */
+  startRecordWait(recordId: string): RecordWaitSpan | undefined;
 }
 
 export interface ProviderCallSpan extends CallTrace {

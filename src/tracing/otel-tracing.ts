@@ -39,7 +39,6 @@ export const ATTR = {
 /** The codes a server span marks as errors (OpenTelemetry's gRPC conventions): the server's fault, not the caller's. */
 const SERVER_FAULTS: ReadonlySet<number> = new Set([2, 4, 12, 13, 14, 15]); // UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS
 const PROVIDER = { service: 'linkage.v1.InformationProvider', method: 'Provide' } as const;
-const NO_WAIT: RecordWaitSpan = { end() {} };
 
 /** What a call's spans share: the tracer, and the call whose records they note. */
 interface Root {
@@ -85,9 +84,9 @@ class Scope implements CallTrace {
     return new ProviderCall(this.root, span, true);
   }
 
-  startRecordWait(recordId: string): RecordWaitSpan {
+  startRecordWait(recordId: string): RecordWaitSpan | undefined {
     this.root.noteRecord(recordId);
-    if (!this.span.isRecording()) return NO_WAIT;
+    if (!this.span.isRecording()) return undefined;
     const span = this.root.tracer.startSpan('linkgw.record.commit', { kind: SpanKind.INTERNAL, attributes: { [ATTR.recordId]: recordId } }, this.context);
     return {
       end(failed) {
@@ -154,7 +153,7 @@ class ServerCall implements ServerCallTrace, Root {
     return this.#scope.startProviderCall(provider);
   }
 
-  startRecordWait(recordId: string): RecordWaitSpan {
+  startRecordWait(recordId: string): RecordWaitSpan | undefined {
     return this.#scope.startRecordWait(recordId);
   }
 

@@ -10,8 +10,9 @@ import type { CallTrace } from './call-trace.js';
 export function tracedRecords(inner: RecordAppender): RecordAppender {
   return {
     append(draft: AccessRecordDraft, trace?: CallTrace): Promise<void> {
-      if (!trace) return inner.append(draft);
-      const wait = trace.startRecordWait(draft.recordId);
+      const wait = trace?.startRecordWait(draft.recordId);
+      // Nothing recorded: no promise hop of its own (~0.5 µs a record).
+      if (!wait) return inner.append(draft);
       return inner.append(draft).then(
         () => wait.end(),
         (err: unknown) => {

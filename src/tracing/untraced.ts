@@ -16,8 +16,6 @@ import type { IncomingTrace, ProviderCallSpan, RecordWaitSpan, ServerCallTrace, 
 import { newSpanId, newTraceId } from './ids.js';
 import { formatTraceparent, parseTraceparent, parseTracestate } from './w3c-trace-context.js';
 
-const NO_WAIT: RecordWaitSpan = { end() {} };
-
 class UntracedCall implements ServerCallTrace, ProviderCallSpan {
   readonly traceId: string;
   readonly tracestate: string | undefined;
@@ -50,9 +48,9 @@ class UntracedCall implements ServerCallTrace, ProviderCallSpan {
     return this;
   }
 
-  startRecordWait(recordId: string): RecordWaitSpan {
+  startRecordWait(recordId: string): RecordWaitSpan | undefined {
     if (this.records++ === 0) this.recordId = recordId;
-    return NO_WAIT;
+    return undefined;
   }
 
   end(_?: number | ProvideResult): void {}
