@@ -38,6 +38,7 @@ function policyFiles(legalBasisVersion: string, registryVersion?: string): Recor
   lb.version = legalBasisVersion;
   const reg = JSON.parse(AGENCIES) as Record<string, unknown>;
   if (registryVersion) reg.version = registryVersion;
+  else delete reg.version;
   return { 'agencies.json': JSON.stringify(reg), 'legal-basis.json': JSON.stringify(lb) };
 }
 
