@@ -3,6 +3,7 @@
  * value, and registers how to close it on one lifetime stack, so the gateway stops in the reverse order it was
  * built (server, then services, writer, store, Redis). Tests start gateways through this too, on port 0.
  *
+ *   tracing   OpenTelemetry when OTEL_* asks for it (closed last: the last calls' spans are exported)
  *   keys      keyring, development PKI
  *   policy    agency registry and legal-basis table (+ simulated providing agencies in the default setup)
  *   records   record store and the group-commit writer
@@ -43,6 +44,7 @@ import { CertificateExpiry } from './metrics/certificate-expiry.js';
 import { rpcsOf } from './metrics/grpc-server-metrics.js';
 import { startOpsServer, type OpsServer } from './metrics/http-server.js';
 import { GatewayMetrics } from './metrics/metrics.js';
+import { PolicyMetrics } from './metrics/policy-metrics.js';
 import { bootstrapDevPki, pkiFiles } from './pki/dev-pki.js';
 import { ProviderClients } from './providers/provider-client.js';
 import { startSimulatedProviders, type SimulatedProviders, type SimulationOptions } from './providers/simulated-provider.js';
@@ -59,6 +61,9 @@ import { BindingService } from './service/binding-service.js';
 import { GatewayService } from './service/gateway-service.js';
 import { IdempotentQueries } from './service/idempotent-query.js';
 import { RecordsService } from './service/records-service.js';
+import type { Tracing } from './tracing/call-trace.js';
+import { tracingFromEnvironment } from './tracing/otel-sdk.js';
+import { tracedRecords } from './tracing/traced-records.js';
 
 export interface GatewayOptions {
   readonly log: Logger;
@@ -70,6 +75,8 @@ export interface GatewayOptions {
   readonly ops?: boolean;
   /** Use this engine instead of building one from settings. */
   readonly engine?: (keyring: Keyring) => Promise<MappingEngine> | MappingEngine;
+  /** Record calls' spans here instead of where OTEL_* says (tests: an in-memory exporter); the caller closes it. */
+  readonly tracing?: Tracing;
 }
 
 export interface RunningGateway {
@@ -245,10 +252,12 @@ function servicesTier(
   const subjects = new SubjectKeys(t.keyring.subjectSecret);
   const providers = life.own('provider clients', new ProviderClients({ ca: s.tls.ca, cert: s.tls.cert, key: s.tls.key }), (p) => p.close());
   const persons = { engine: t.engine, subjects };
+  // Each call's wait for its record shows in its trace (and its record id in its access log line).
+  const writer = tracedRecords(t.writer);
   return {
     gateway: new GatewayService({
       ...persons,
-      writer: t.writer,
+      writer,
       policy: () => t.policy.current,
       providers,
       providerTimeoutMs: s.providerTimeoutMs,
@@ -256,8 +265,8 @@ function servicesTier(
       idempotent: new IdempotentQueries(t.idempotency, t.metrics),
       bulkPacer: t.bulkPacer,
     }),
-    records: new RecordsService({ ...persons, writer: t.writer, store: t.store, proofs: new StoreProofs(t.store) }),
-    bindings: new BindingService({ ...persons, writer: t.writer, store: t.store }),
+    records: new RecordsService({ ...persons, writer, store: t.store, proofs: new StoreProofs(t.store) }),
+    bindings: new BindingService({ ...persons, writer, store: t.store }),
   };
 }
 
@@ -265,10 +274,14 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
   const log = o.log;
   const life = new Lifetime(log);
   try {
+    const build = readBuildInfo(PACKAGE_ROOT);
+    const fromEnv = o.tracing ? undefined : await tracingFromEnvironment(process.env, { log, version: build.version, instanceId: s.replicaId });
+    const tracing = o.tracing ?? (fromEnv && life.own('tracing', fromEnv, (t) => t.close()));
     const keyring = await keysTier(s, log, life);
     const { policy, simulated } = await policyTier(s, o, life);
     const metrics = new GatewayMetrics(() => new Set(policy.current.registry.agencies.keys()), { rpcs: rpcsOf([LinkageGateway, AccessRecords, Health, ServerReflection]) });
-    registerBuildInfo(metrics.registry, readBuildInfo(PACKAGE_ROOT));
+    registerBuildInfo(metrics.registry, build);
+    policy.observe(new PolicyMetrics(metrics.registry, () => policy.versions));
     if (!s.insecurePlaintext) new CertificateExpiry(metrics.registry).observeFiles({ server: s.tls.cert, ca: s.tls.ca });
     const { store, writer } = await recordsTier(s, o, keyring, metrics, life);
     const redis = redisTier(s, log, metrics, life);
@@ -277,7 +290,16 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     const services = servicesTier(s, { keyring, engine, writer, store, policy, idempotency, bulkPacer, metrics }, life);
 
     const env: BidiEnv & { log: Logger } = {
-      pipeline: gatewayPipeline({ registry: () => policy.current.registry, insecure: s.insecurePlaintext, log, inFlight, admission: limiter, observer: metrics }),
+      pipeline: gatewayPipeline({
+        registry: () => policy.current.registry,
+        insecure: s.insecurePlaintext,
+        log,
+        inFlight,
+        admission: limiter,
+        observer: metrics,
+        accessLog: s.accessLog,
+        ...(tracing ? { tracing } : {}),
+      }),
       admission: limiter,
       observer: metrics,
       idleTimeoutMs: s.streamIdleTimeoutMs,

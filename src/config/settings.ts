@@ -274,6 +274,11 @@ export const SETTINGS = {
   'witness.name': setting('LINKGW_WITNESS_NAME', { doc: "linkgw witness: the witness's key name", schema: noteName, derive: () => `linkgw-witness/${hostname()}`, shown: 'linkgw-witness/<host name>' }),
   'witness.logs': setting('LINKGW_WITNESS_LOGS', { doc: 'linkgw witness: logs it cosigns, VKEY or ORIGIN_PREFIX*=BASE64_KEY, comma-separated', schema: list, shown: '(required for linkgw witness)' }),
   logLevel: setting('LINKGW_LOG_LEVEL', { doc: 'debug, info, warn or error (JSON lines on stderr)', schema: oneOf(['debug', 'info', 'warn', 'error']), default: 'info' }),
+  accessLog: setting('LINKGW_ACCESS_LOG', {
+    doc: 'one log line per call (method, agency, status, duration, record id, request and trace ids): on (at info), off, or the level to log it at',
+    schema: oneOf(['on', 'off', 'debug', 'info', 'warn', 'error']).transform((v) => (v === 'on' ? 'info' : v)),
+    default: 'on',
+  }),
 } as const;
 
 /** A secret given in a file (preferred: it stays out of the environment) or in an environment variable. */

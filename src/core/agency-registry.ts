@@ -21,9 +21,13 @@ export interface AgencyEntry {
 export interface AgencyRegistry {
   readonly agencies: ReadonlyMap<string, AgencyEntry>;
   readonly byCommonName: ReadonlyMap<string, AgencyEntry>;
+  /** The file's declared `version`, if any (shown in `linkgw_policy_info`; without one, a hash of the file is). */
+  readonly version?: string;
 }
 
 const ID = /^[a-z][a-z0-9-]{0,31}$/;
+/** A version becomes a metric label value: short, and characters that need no quoting anywhere. */
+const VERSION = /^[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}$/;
 const ROLES: ReadonlySet<string> = new Set(['requester', 'provider', 'disclosure']);
 
 export class ConfigError extends Error {
@@ -48,7 +52,9 @@ function obj(v: unknown, where: string): Record<string, unknown> {
 
 export function parseAgencyRegistry(doc: unknown): AgencyRegistry {
   const root = obj(doc, 'registry');
-  only(root, ['agencies', '$comment'], 'registry');
+  only(root, ['version', 'agencies', '$comment'], 'registry');
+  if (root.version !== undefined && (typeof root.version !== 'string' || !VERSION.test(root.version)))
+    throw new ConfigError('registry.version: 1 to 64 letters, digits and . _ : + - (starting with a letter or digit)');
   if (!Array.isArray(root.agencies) || root.agencies.length === 0) throw new ConfigError('registry.agencies: a non-empty list is required');
   const agencies = new Map<string, AgencyEntry>();
   const byCommonName = new Map<string, AgencyEntry>();
@@ -88,7 +94,7 @@ export function parseAgencyRegistry(doc: unknown): AgencyRegistry {
     agencies.set(id, entry);
     byCommonName.set(certificateCommonName, entry);
   });
-  return { agencies, byCommonName };
+  return { agencies, byCommonName, ...(root.version !== undefined ? { version: root.version as string } : {}) };
 }
 
 /** A copy of the registry with provider addresses replaced (tests and the embedded simulated agencies). */
@@ -101,5 +107,5 @@ export function withProviderAddresses(reg: AgencyRegistry, addresses: ReadonlyMa
     agencies.set(id, entry);
     byCommonName.set(entry.certificateCommonName, entry);
   }
-  return { agencies, byCommonName };
+  return { agencies, byCommonName, ...(reg.version !== undefined ? { version: reg.version } : {}) };
 }

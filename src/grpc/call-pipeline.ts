@@ -12,6 +12,7 @@ import { status, type Metadata } from '@grpc/grpc-js';
 import type { AgencyEntry } from '../core/agency-registry.js';
 import { GatewayError } from '../core/errors.js';
 import type { CallContext } from '../service/call-context.js';
+import type { ServerCallTrace } from '../tracing/call-trace.js';
 import type { IdentifiableCall } from './identity.js';
 import { toServiceError } from './status.js';
 
@@ -44,6 +45,8 @@ export interface CallEnd {
 export class CallScope {
   readonly started = process.hrtime.bigint();
   agency: AgencyEntry | undefined;
+  /** Set by the trace step: the call's request id and trace (trace-step.ts). */
+  trace: ServerCallTrace | undefined;
   #ctx: CallContext | undefined;
   #abort: ((reason: GatewayError) => void) | undefined;
   readonly #ends: ((end: CallEnd) => void)[] = [];

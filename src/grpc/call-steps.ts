@@ -2,6 +2,7 @@
  * The gateway's standard call steps, in the order they run (see call-pipeline.ts):
  *
  *   observe   report the outcome of every call (metrics, logs), refused ones included
+ *   trace     request id, trace (spans when OpenTelemetry is on), access log line (trace-step.ts)
  *   identify  the calling agency from its certificate (identity.ts)
  *   context   deadline, cancellation and request id, as a CallContext with an AbortSignal
  *   inFlight  a slot of the server's in-flight budget, given back when the call ends
@@ -19,6 +20,9 @@ import { CallPipeline, type CallStep, type RpcInfo } from './call-pipeline.js';
 export type { RpcInfo } from './call-pipeline.js';
 import { identify } from './identity.js';
 import { statusName } from './status.js';
+import { callerRequestId, traceStep, type AccessLog } from './trace-step.js';
+import type { Tracing } from '../tracing/call-trace.js';
+import { untraced } from '../tracing/untraced.js';
 
 export interface CallObserver {
   /** A call arrived (before anything else is known about it). */
@@ -42,8 +46,9 @@ export function observeStep(log: Logger, observer?: CallObserver): CallStep {
       const agency = scope.agency?.id;
       const method = scope.rpc.method;
       notify(observer, (o) => o.callEnded(scope.rpc, agency, code, Number(process.hrtime.bigint() - scope.started) / 1e9));
-      if (code === status.INTERNAL || code === status.UNKNOWN) log.error('call failed', { method, agency, code: statusName(code), err: error });
-      else if (error !== undefined && code !== status.OK) log.debug('call refused', { method, agency, code: statusName(code), err: error });
+      const ids = scope.trace ? { requestId: scope.trace.requestId, traceId: scope.trace.traceId } : {};
+      if (code === status.INTERNAL || code === status.UNKNOWN) log.error('call failed', { ...ids, method, agency, code: statusName(code), err: error });
+      else if (error !== undefined && code !== status.OK) log.debug('call refused', { ...ids, method, agency, code: statusName(code), err: error });
     });
   };
 }
@@ -54,9 +59,7 @@ export function identifyStep(registry: () => AgencyRegistry, insecure: boolean):
   };
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** The caller's deadline, its cancellation, and its request id, as a CallContext. */
+/** The caller's deadline, its cancellation, and its request id, as a CallContext (with the trace, when traced). */
 export function contextStep(log: Logger): CallStep {
   return (scope) => {
     const { call } = scope;
@@ -74,16 +77,17 @@ export function contextStep(log: Logger): CallStep {
       timer = setTimeout(() => abort(new GatewayError('DEADLINE_EXCEEDED', 'the deadline passed')), Math.max(0, deadline - Date.now()));
       timer.unref();
     }
-    const v = call.metadata.get('x-request-id')[0];
-    const requestId = typeof v === 'string' && REQUEST_ID.test(v) ? v : undefined;
+    const requestId = callerRequestId(call.metadata);
     const method = scope.rpc.method;
+    const trace = scope.trace;
     const ctx: CallContext = {
       agency,
       method,
       deadline,
       signal: ac.signal,
       requestId,
-      log: log.child({ method, agency: agency.id, ...(requestId ? { requestId } : {}) }),
+      log: log.child({ method, agency: agency.id, ...(trace ? { requestId: trace.requestId, traceId: trace.traceId } : requestId ? { requestId } : {}) }),
+      ...(trace ? { trace } : {}),
     };
     scope.setContext(ctx, abort);
     scope.onEnd(() => {
@@ -112,12 +116,17 @@ export interface GatewayPipelineOptions {
   readonly inFlight: InFlight;
   readonly admission?: Admission;
   readonly observer?: CallObserver;
+  /** Where calls' spans go; default: none recorded, ids passed through (src/tracing/untraced.ts). */
+  readonly tracing?: Tracing;
+  /** The access log line's level (LINKGW_ACCESS_LOG); default info. */
+  readonly accessLog?: AccessLog;
 }
 
 /** The pipeline every gateway call runs through. */
 export function gatewayPipeline(o: GatewayPipelineOptions): CallPipeline {
   return new CallPipeline([
     observeStep(o.log, o.observer),
+    traceStep(o.tracing ?? untraced, o.log, o.accessLog ?? 'info'),
     identifyStep(o.registry, o.insecure),
     contextStep(o.log),
     inFlightStep(o.inFlight),

@@ -13,6 +13,7 @@ import { clientOptionsFor } from '../grpc/channel-options.js';
 import { callUnary, makeClient } from '../grpc/generic-client.js';
 import { credentialsFrom, type TlsFiles } from '../grpc/tls.js';
 import type { ExpectedPeer, ProvideCall, Providers, ProvideResult } from '../service/ports.js';
+import { traceMetadata } from '../tracing/trace-metadata.js';
 
 export class ProviderClients implements Providers {
   readonly #pem: { ca: Buffer; key: Buffer; cert: Buffer };
@@ -39,7 +40,7 @@ export class ProviderClients implements Providers {
         this.#client(p.address, p.peer),
         InformationProvider.method.provide,
         { code: p.code, requester: p.requester, procedure: p.procedure, item: p.item, recordId: p.recordId, legalBasisRow: p.legalBasisRow },
-        { deadline: p.deadline, ...(p.signal ? { signal: p.signal } : {}) },
+        { deadline: p.deadline, ...(p.signal ? { signal: p.signal } : {}), ...(p.trace?.traceparent ? { metadata: traceMetadata(p.trace) } : {}) },
       );
       return { kind: 'provided', payload: res.payload, contentType: res.contentType };
     } catch (e) {

@@ -4,7 +4,7 @@
  * Started by `npm start` in the default setup, by tests, and on its own by `linkgw simulate`.
  */
 import { create } from '@bufbuild/protobuf';
-import { Server, ServerCredentials, status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status, type Metadata, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { InformationProvider, ProvideResponseSchema, type ProvideRequest, type ProvideResponse } from '../gen/linkage/v1/provider_pb.js';
 import { SERVER_OPTIONS } from '../grpc/channel-options.js';
@@ -30,8 +30,8 @@ export interface SimulatedProviders {
 
 export interface SimulationOptions {
   readonly caCert: string;
-  /** Called with every request a provider receives (tests capture them). */
-  readonly onRequest?: (agency: string, req: ProvideRequest) => void;
+  /** Called with every request a provider receives, and its metadata (tests capture them). */
+  readonly onRequest?: (agency: string, req: ProvideRequest, metadata: Metadata) => void;
   /** Milliseconds to wait before answering (tests of deadlines). */
   readonly delayMs?: number;
 }
@@ -50,7 +50,7 @@ export async function startSimulatedProviders(agencies: readonly SimulatedAgency
           if (!peer || peer.subject?.CN !== gatewayCn) return cb({ code: status.PERMISSION_DENIED, details: 'only the gateway may call a provider' });
           const req = call.request;
           if (req instanceof Malformed) return cb({ code: status.INVALID_ARGUMENT, details: 'malformed request' });
-          opts.onRequest?.(a.id, req);
+          opts.onRequest?.(a.id, req, call.metadata);
           const answer = () => {
             try {
               const ans = syntheticAnswer(a.id, req.code, req.item);

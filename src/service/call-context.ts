@@ -6,6 +6,7 @@
 import type { AgencyEntry, AgencyRole } from '../core/agency-registry.js';
 import { GatewayError } from '../core/errors.js';
 import type { Logger } from '../log/logger.js';
+import type { CallTrace } from '../tracing/call-trace.js';
 
 export interface CallContext {
   readonly agency: AgencyEntry;
@@ -16,7 +17,10 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** The caller's `x-request-id`, when it is a sane token. */
   readonly requestId: string | undefined;
+  /** Carries every log line's request id and trace id. */
   readonly log: Logger;
+  /** The call's trace: what its provider call and record waits hang from (unset in tests that need none). */
+  readonly trace?: CallTrace;
 }
 
 /** Throws the right status when the call is already over, so no more work is spent on it. */

@@ -6,10 +6,14 @@
 import type { AccessRecordDraft, LoggedRecord } from '../core/access-record.js';
 import type { LatestCheckpoint, RecordInclusion } from '../records/log-proofs.js';
 import type { ExchangeQuery, RecordQuery } from '../records/record-store.js';
+import type { CallTrace, TraceHeaders } from '../tracing/call-trace.js';
 
-/** Appends access records; `append` resolves once the record is durable, and rejects (UNAVAILABLE) otherwise. */
+/**
+ * Appends access records; `append` resolves once the record is durable, and rejects (UNAVAILABLE) otherwise.
+ * `trace`: the call the record belongs to, whose trace shows the wait (src/tracing/traced-records.ts).
+ */
 export interface RecordAppender {
-  append(draft: AccessRecordDraft): Promise<void>;
+  append(draft: AccessRecordDraft, trace?: CallTrace): Promise<void>;
 }
 
 /** Reads access records (the disclosure view, proofs by record id, and wrong-binding reports). */
@@ -49,6 +53,8 @@ export interface ProvideCall {
   readonly deadline: number;
   /** Aborts when the requester goes away: the provider call is cancelled with it. */
   readonly signal?: AbortSignal;
+  /** The W3C trace context the call carries to the provider (traceparent, tracestate metadata). */
+  readonly trace?: TraceHeaders;
 }
 
 export type ProvideResult =

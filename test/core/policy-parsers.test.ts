@@ -77,9 +77,20 @@ describe('parseAgencyRegistry', () => {
     ['a provider without an address', { agencies: [agency({ roles: ['provider'] })] }, /provider.address/],
     ['a malformed pin', { agencies: [agency({ certificate: { commonName: 'pension', fingerprints: ['AB:CD'] } })] }, /fingerprints/],
     ['no agencies', { agencies: [] }, /non-empty/],
+    ['a version that is not a string', { version: 3, agencies: [agency()] }, /registry.version/],
+    ['an empty version', { version: '', agencies: [agency()] }, /registry.version/],
+    ['a version with spaces or quotes', { version: 'v1 "x"', agencies: [agency()] }, /registry.version/],
+    ['a version over 64 characters', { version: 'v'.repeat(65), agencies: [agency()] }, /registry.version/],
   ])('refuses %s', (_what, doc, message) => {
     expect(() => parseAgencyRegistry(doc)).toThrow(ConfigError);
     expect(() => parseAgencyRegistry(doc)).toThrow(message);
+  });
+
+  it('reads an optional version, kept when provider addresses are replaced', () => {
+    expect(parseAgencyRegistry({ agencies: [agency()] }).version).toBeUndefined();
+    const r = parseAgencyRegistry({ version: '2026-11.r2', agencies: [agency()] });
+    expect(r.version).toBe('2026-11.r2');
+    expect(withProviderAddresses(r, new Map()).version).toBe('2026-11.r2');
   });
 
   it('keeps pins upper case, and replaces provider addresses without touching the rest', () => {

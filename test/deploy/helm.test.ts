@@ -204,6 +204,12 @@ describe('helm chart deploy/helm/linkgw', () => {
     const simulate = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'config.LINKGW_SIMULATE=1']);
     expect(simulate.status).not.toBe(0);
     expect(simulate.out).toContain('config.LINKGW_SIMULATE is set by the chart');
+    const other = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'config.NODE_OPTIONS=--inspect']);
+    expect(other.status).not.toBe(0);
+    // OpenTelemetry's own variables are welcome: tracing is configured with them.
+    const otel = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'config.OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318']);
+    expect(otel.status, otel.out).toBe(0);
+    expect(otel.out).toContain('OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318"');
     const keyring = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'keyring.existingSecret=']);
     expect(keyring.status).not.toBe(0);
     expect(keyring.out).toContain('keyring: set keyring.existingSecret');

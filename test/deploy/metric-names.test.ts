@@ -14,13 +14,6 @@ import { exposedFamilies, isExposed, metricNames, templateQueryNames } from '../
 import { closedPort } from '../helpers/redis.js';
 import { population } from '../helpers/population.js';
 
-/**
- * ALLOW-LIST, TO BE EMPTIED BY THE LEAD: metrics that other work in progress adds to the gateway (issue 12:
- * policy version and reloads; the limits work: refusals by reason). The dashboard already uses them. Once
- * they are merged, remove them here: a name in this list that /metrics already has fails the test.
- */
-const COMING_FROM_OTHER_WORK: readonly string[] = ['linkgw_policy_info', 'linkgw_policy_reloads_total'];
-
 /** Series that do not come from the gateway's /metrics at all, and where they come from. */
 const NOT_FROM_THE_GATEWAY: Readonly<Record<string, string>> = {
   up: 'Prometheus, one per scrape target',
@@ -115,7 +108,7 @@ describe('metric names in deploy/grafana and deploy/prometheus', () => {
       expect(names.length, `no metric found in ${where}`).toBeGreaterThan(0);
       for (const n of names) {
         used.add(n);
-        const ok = n.includes(':') ? recorded.has(n) : isExposed(n, families) || COMING_FROM_OTHER_WORK.includes(n) || n in NOT_FROM_THE_GATEWAY;
+        const ok = n.includes(':') ? recorded.has(n) : isExposed(n, families) || n in NOT_FROM_THE_GATEWAY;
         if (!ok) missing.push(`${n} (${where})`);
       }
     }
@@ -125,9 +118,8 @@ describe('metric names in deploy/grafana and deploy/prometheus', () => {
       expect(used, n).toContain(n);
   });
 
-  it('keeps the allow-list honest: nothing in it is exported yet', () => {
+  it('keeps the exceptions honest: nothing in them is exported by the gateway', () => {
     const families = exposedFamilies(page);
-    expect(COMING_FROM_OTHER_WORK.filter((n) => isExposed(n, families)), 'exported now: remove from COMING_FROM_OTHER_WORK').toEqual([]);
     for (const n of Object.keys(NOT_FROM_THE_GATEWAY)) expect(isExposed(n, families)).toBe(false);
   });
 

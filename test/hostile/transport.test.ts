@@ -95,7 +95,7 @@ describe('messages', () => {
       let answers = 0;
       bulk.on('data', () => void answers++);
       bulk.write(fits);
-      await until(() => answers > 0);
+      await until(() => answers > 0, 30_000);
       bulk.end(over);
       expect((await grpcStatus(bulk)).code).toBe(status.RESOURCE_EXHAUSTED);
       expect(await refusals('message_too_large')).toBeGreaterThanOrEqual(before + 2);
