@@ -25,7 +25,9 @@ export function ensureDirectory(dir: string, setting: string): void {
     try {
       isDir = statSync(p).isDirectory();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fail(`${p} cannot be used (${reason(e)})`);
+      // ENOTDIR: something above is a file; walking up finds it and says so.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw fail(`${p} cannot be used (${reason(e)})`);
       missing.unshift(p);
       const parent = dirname(p);
       if (parent === p) throw fail(`${target} cannot be created (no such file system)`);

@@ -669,6 +669,7 @@ export class RecordWriter implements RecordAppender {
         for (const x of left) x.fail(e);
         this.#giveUp(left.filter((x) => x.internal && x.state !== 'done'));
         this.#o.log.warn('shutdown deadline reached; access records still waiting have failed', { log: this.logId, records: left.length });
+        this.#reportUnconfirmed(left);
         resolve();
       }, Math.max(0, deadline - Date.now()));
       this.#deadlineTimer.unref();
@@ -691,6 +692,16 @@ export class RecordWriter implements RecordAppender {
     await until(this.#idle);
     clearTimeout(this.#deadlineTimer);
     this.#giveUp(this.#queue.splice(0).filter((x) => x.internal));
+    if (!this.#abandoned) this.#reportUnconfirmed([]);
     this.#abandoned = true;
+  }
+
+  /**
+   * Records whose commit never answered, at the end: should one land after the process is gone, nothing will
+   * follow it with a NOT_RELEASED record, so the operator gets their ids (their requests all failed).
+   */
+  #reportUnconfirmed(inCommit: readonly Entry[]): void {
+    const ids = new Set([...this.#unconfirmed.flatMap((u) => u.entries), ...inCommit.filter((e) => this.#inCommit.includes(e))].map((e) => e.draft.recordId));
+    if (ids.size) this.#o.log.warn('access records whose commit did not answer may still land; their requests failed, and no NOT_RELEASED record can follow them now', { log: this.logId, records: [...ids] });
   }
 }
