@@ -74,6 +74,9 @@ export class PgSession implements BoundedClient {
     client.on('end', () => void (this.#lost ??= new Error('the connection to PostgreSQL was closed')));
   }
 
+  /** When its server process started (with the pid, what names that process without doubt), once known. */
+  backendStart: string | undefined;
+
   /** Connects within the deadline (a server that accepts TCP and never answers must not hold the caller). */
   static async open(config: pg.ClientConfig, timeoutMs: number): Promise<PgSession> {
     const s = new PgSession(new pg.Client(config), timeoutMs);
@@ -89,6 +92,13 @@ export class PgSession implements BoundedClient {
       throw timedOut ? storeTimeout('a connection attempt', timeoutMs) : e;
     } finally {
       clearTimeout(timer);
+    }
+    try {
+      const r = await s.query<{ started: string }>('SELECT backend_start::text AS started FROM pg_stat_activity WHERE pid = pg_backend_pid()');
+      s.backendStart = r.rows[0]?.started;
+    } catch (e) {
+      s.destroy();
+      throw e;
     }
     return s;
   }
@@ -202,6 +212,21 @@ export class PgConnections {
   /** Forgets a session (after closing or destroying it). */
   forget(s: PgSession): void {
     this.#sessions.delete(s);
+  }
+
+  /**
+   * Drops a session this store gave up on and asks the server to end its process too (pg_terminate_backend,
+   * matched by pid and start time, so no other session is touched). A process that is only slow, or waits on
+   * a lock, or lost its client to a broken path, would otherwise keep its locks (the log's row, the log's
+   * advisory lock) until the server noticed, which for a silent path is its TCP keepalive: hours. A stopped
+   * process ends when it resumes. Never waits, never fails.
+   */
+  abandon(s: PgSession): void {
+    s.destroy();
+    this.forget(s);
+    const pid = s.backendPid;
+    if (pid === undefined || s.backendStart === undefined || this.#ending) return;
+    this.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start::text = $2', [pid, s.backendStart]).catch(() => undefined);
   }
 
   /**

@@ -218,9 +218,9 @@ export class PostgresRecordStore implements RecordStore {
     return w.appender;
   }
 
+  /** Gives up a session: its socket is closed and its server process asked to end (its locks go with it). */
   #drop(s: PgSession): void {
-    s.destroy();
-    this.#c.forget(s);
+    this.#c.abandon(s);
   }
 
   async claimLog(logId: string, origin: string, opts: { waitMs?: number } = {}): Promise<ClaimedLog> {

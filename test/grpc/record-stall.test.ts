@@ -15,7 +15,8 @@ import { until } from '../helpers/wait.js';
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ records: 'postgres', env: { LINKGW_RECORD_TIMEOUT_MS: '500' } });
+  // The commit's own deadline is longer than the stall: the stalled commit lands once the lock goes.
+  h = await startHarness({ records: 'postgres', env: { LINKGW_RECORD_TIMEOUT_MS: '500', LINKGW_RECORD_STORE_TIMEOUT_MS: '10000' } });
 });
 afterAll(async () => {
   await h?.stop();
