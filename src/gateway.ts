@@ -14,9 +14,9 @@
  *   server    the gRPC server and the operator's HTTP listener
  */
 import { ServerCredentials } from '@grpc/grpc-js';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConversionCache } from './cache/conversion-cache.js';
+import { ensureDirectory } from './config/data-dir.js';
 import { loadPolicy, Policy } from './config/policy.js';
 import { PACKAGE_ROOT, type Settings } from './config/settings.js';
 import { withProviderAddresses } from './core/agency-registry.js';
@@ -42,7 +42,7 @@ import type { Logger } from './log/logger.js';
 import { readBuildInfo, registerBuildInfo } from './metrics/build-info.js';
 import { CertificateExpiry } from './metrics/certificate-expiry.js';
 import { rpcsOf } from './metrics/grpc-server-metrics.js';
-import { startOpsServer, type OpsServer } from './metrics/http-server.js';
+import { startOpsServer, type OpsServer, type Readiness } from './metrics/http-server.js';
 import { GatewayMetrics } from './metrics/metrics.js';
 import { PolicyMetrics } from './metrics/policy-metrics.js';
 import { bootstrapDevPki, pkiFiles } from './pki/dev-pki.js';
@@ -77,6 +77,8 @@ export interface GatewayOptions {
   readonly engine?: (keyring: Keyring) => Promise<MappingEngine> | MappingEngine;
   /** Record calls' spans here instead of where OTEL_* says (tests: an in-memory exporter); the caller closes it. */
   readonly tracing?: Tracing;
+  /** Aborts the start (a SIGTERM while waiting for the record store). */
+  readonly signal?: AbortSignal;
 }
 
 export interface RunningGateway {
@@ -102,9 +104,10 @@ export interface RunningGateway {
  * plain file; a wrapped or HSM keyring must exist). The keyring closes last (an HSM session).
  */
 async function keysTier(s: Settings, log: Logger, life: Lifetime): Promise<Keyring> {
-  mkdirSync(s.dataDir, { recursive: true, mode: 0o700 });
+  ensureDirectory(s.dataDir, 'LINKGW_DATA_DIR');
   const pkiDir = join(s.dataDir, 'pki');
   if (s.tls.ca === pkiFiles(pkiDir).caCert) {
+    ensureDirectory(s.devCaDir, 'LINKGW_DEV_CA_DIR');
     // The registry as written names the agencies the dev PKI issues certificates for.
     const { registry } = loadPolicy({ agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile });
     const cns = new Map([...registry.agencies.values()].map((a) => [a.id, a.certificateCommonName]));
@@ -139,7 +142,24 @@ async function policyTier(s: Settings, o: GatewayOptions, life: Lifetime): Promi
 
 /** The record store and the only thing that writes it. */
 async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, metrics: GatewayMetrics, life: Lifetime): Promise<{ store: RecordStore; writer: RecordWriter }> {
-  const store = o.store ?? life.own('record store', await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }, { observer: metrics, log: o.log }), (st) => st.close());
+  const store =
+    o.store ??
+    life.own(
+      'record store',
+      await openRecordStore(
+        { url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') },
+        {
+          observer: metrics,
+          log: o.log,
+          timeoutMs: s.recordStoreTimeoutMs,
+          startWaitMs: s.recordStoreWaitMs,
+          // Operators and the fault tests find this replica's sessions in pg_stat_activity by this name.
+          applicationName: `linkgw/${s.replicaId}`,
+          ...(o.signal ? { signal: o.signal } : {}),
+        },
+      ),
+      (st) => st.close(),
+    );
   // The replica's transparency log: checkpoints signed off the request path, pushed to the witnesses.
   const witnesses = s.witnesses.length ? life.own('witness client', new WitnessClient({ store, witnesses: s.witnesses, log: o.log, observer: metrics }), (w) => w.close()) : undefined;
   const writer = life.own(
@@ -322,15 +342,21 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
         agencyBudgetBytes: s.agencyBufferBytes,
         firstMessageTimeoutMs: s.streamIdleTimeoutMs,
       },
-      () => !writer.stalled(),
+      // Ready only while records can be written: not while commits hang, fail (a database down, a full disk)
+      // or the log is lost; the writer tries the store by itself meanwhile, so readiness comes back with it.
+      () => writer.ready(),
     );
     metrics.gaugeFrom('linkgw_connections', 'Connections open on the agency port.', () => server.connections());
     let draining = false;
     const healthPort = s.healthListen ? life.own('health port', await startHealthServer(s.healthListen, server.health, log, metrics), (x) => x.close()) : undefined;
     let ops: OpsServer | undefined;
     if (o.ops !== false) {
-      // Not ready while draining, or while the record store is stalled (nothing could be released).
-      ops = life.own('ops listener', await startOpsServer(s.metricsListen, metrics.registry, () => !draining && !writer.stalled()), (x) => x.close());
+      // Not ready while draining, or while records cannot be written (nothing could be released).
+      const readiness = (): Readiness => {
+        const why = draining ? 'draining' : writer.notReadyReason();
+        return why === undefined ? { ready: true } : { ready: false, reason: why };
+      };
+      ops = life.own('ops listener', await startOpsServer(s.metricsListen, metrics.registry, readiness), (x) => x.close());
     }
     life.defer('draining', () => {
       draining = true;
@@ -354,7 +380,12 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       stop: (graceMs = 5000) =>
         (stopped ??= (async () => {
           draining = true;
-          await server.shutdown(graceMs);
+          // The whole stop fits in the grace: calls in flight get most of it, and whatever the record store
+          // does, records not committed by the deadline fail (nothing released) and the rest closes in time.
+          const deadline = Date.now() + graceMs;
+          const reserve = Math.min(1500, graceMs / 4);
+          writer.shutdownBy(deadline - reserve / 2);
+          await server.shutdown(graceMs - reserve);
           await life.close();
           log.info('gateway stopped');
         })()),

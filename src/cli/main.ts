@@ -7,6 +7,7 @@
  * GROUPS in src/cli/commands/index.ts. To add a subcommand, add an entry to its group's `commands`.
  */
 import { readFileSync } from 'node:fs';
+import { inspect } from 'node:util';
 import { PolicyFileError } from '../config/policy.js';
 import { SettingsError } from '../config/settings.js';
 import { CliError, EXIT, runGroup, UsageError } from './command.js';
@@ -32,6 +33,24 @@ function help(): string {
     environmentHelp(),
     '',
   ].join('\n');
+}
+
+/**
+ * What failed, in one line: an Error's message (with its code when the message lacks it), or a plain object's
+ * fields; never `[object Object]`.
+ */
+function describeFailure(e: unknown): string {
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code;
+    const msg = e.message || e.name;
+    return typeof code === 'string' && !msg.includes(code) ? `${msg} (${code})` : msg;
+  }
+  if (e !== null && typeof e === 'object') {
+    const o = e as { message?: unknown; code?: unknown };
+    if (typeof o.message === 'string' && o.message) return typeof o.code === 'string' && !o.message.includes(o.code) ? `${o.message} (${o.code})` : o.message;
+    return inspect(e, { depth: 2, breakLength: Infinity });
+  }
+  return String(e);
 }
 
 function version(): string {
@@ -81,7 +100,7 @@ main(process.argv.slice(2)).then(
       say(e.message);
       process.exitCode = e.exitCode;
     } else {
-      say(e instanceof Error ? e.message : String(e));
+      say(describeFailure(e));
       process.exitCode = EXIT.failure;
     }
   },

@@ -224,6 +224,16 @@ export const SETTINGS = {
     schema: ms,
     default: '10000',
   }),
+  recordStoreTimeoutMs: setting('LINKGW_RECORD_STORE_TIMEOUT_MS', {
+    doc: 'client-side deadline of one record store operation (a commit, a read); a connection that misses it is closed and the commit tried again on a fresh one',
+    schema: ms,
+    default: '3000',
+  }),
+  recordStoreWaitMs: setting('LINKGW_RECORD_STORE_WAIT_S', {
+    doc: 'at start, how long to wait for PostgreSQL to accept connections (each attempt logged) before giving up, seconds; 0: fail at once',
+    schema: whole.transform((v) => v * 1000),
+    default: '60',
+  }),
   inFlightReserve: setting('LINKGW_IN_FLIGHT_RESERVE', {
     doc: 'slots that agencies over their guaranteed share (max / agencies) may not borrow: kept for the others',
     schema: whole,

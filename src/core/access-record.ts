@@ -18,6 +18,11 @@ export const Outcome = {
   FAILED: 5,
   RECORDS_READ: 6,
   BINDING_REPORTED: 7,
+  /**
+   * The record named by `correctsRecordId` landed only after its request had failed (its commit stalled past the
+   * record timeout): whatever it says was released (data, a code, records) never reached the requester.
+   */
+  NOT_RELEASED: 8,
 } as const;
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
@@ -40,6 +45,8 @@ export interface AccessRecordDraft {
    * `subject` is empty. The leaf commits to all of them, so a person removed or added shows.
    */
   readonly subjects?: readonly string[];
+  /** A NOT_RELEASED record: the id of the record it corrects (absent on every other record). */
+  readonly correctsRecordId?: string;
 }
 
 /** A record as stored: its log, its position in it, its leaf hash, and a batch record's persons commitment. */
@@ -76,6 +83,30 @@ export function leafFieldsOf(r: Omit<AccessRecordDraft, 'subjects'>, subjects: r
     nonDisclosable: r.nonDisclosable,
     persons: batch ? Persons.BATCH : Persons.ONE,
     subjectsCommitment: batch ? subjectsCommitment(r.recordId, subjects ?? []) : subjectCommitment(r.recordId, r.subject),
+    ...(r.correctsRecordId ? { correctsRecordId: r.correctsRecordId } : {}),
+  };
+}
+
+/**
+ * The record that follows one which landed after its request had failed: the same exchange (requester,
+ * provider, procedure, item, row, persons, disclosability, and its requested-at, so that it is listed right
+ * before it, newest first), outcome NOT_RELEASED, nothing provided, and the id of the record it corrects.
+ */
+export function notReleasedRecord(recordId: string, landed: AccessRecordDraft): AccessRecordDraft {
+  return {
+    recordId,
+    subject: landed.subject,
+    requestedAt: landed.requestedAt,
+    providedAt: null,
+    requester: landed.requester,
+    provider: landed.provider,
+    procedure: landed.procedure,
+    legalBasisRow: landed.legalBasisRow,
+    item: landed.item,
+    outcome: Outcome.NOT_RELEASED,
+    nonDisclosable: landed.nonDisclosable,
+    ...(landed.subjects ? { subjects: landed.subjects } : {}),
+    correctsRecordId: landed.recordId,
   };
 }
 

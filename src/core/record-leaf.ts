@@ -18,6 +18,8 @@ const SUBJECTS_LABEL = 'linkgw/record-subjects/v1\n';
 
 /** Whom a record is about: one person (the subject key in the record) or the persons of a batch record. */
 export const Persons = { ONE: 1, BATCH: 2 } as const;
+/** linkage.v1.Outcome NOT_RELEASED: the one outcome whose leaf goes on with the id of the record it corrects. */
+export const OUTCOME_NOT_RELEASED = 8;
 export type Persons = (typeof Persons)[keyof typeof Persons];
 
 /** The fields of a record as the leaf holds them. */
@@ -35,6 +37,8 @@ export interface LeafFields {
   readonly persons: Persons;
   /** 32 bytes: `subjectCommitment` or `subjectsCommitment`. */
   readonly subjectsCommitment: Uint8Array;
+  /** Outcome NOT_RELEASED only (required there): the record it corrects. */
+  readonly correctsRecordId?: string;
 }
 
 /**
@@ -119,7 +123,9 @@ function writeLeaf(w: Writer, origin: string, leafIndex: number, r: LeafFields):
   if (r.subjectsCommitment.length !== 32) throw new RangeError('the subjects commitment is 32 bytes');
   if (r.persons !== Persons.ONE && r.persons !== Persons.BATCH) throw new RangeError('persons: one or batch');
   if (!Number.isInteger(r.outcome) || r.outcome < 0 || r.outcome > 255) throw new RangeError('outcome: one byte');
-  return w
+  const corrects = r.outcome === OUTCOME_NOT_RELEASED;
+  if (corrects !== Boolean(r.correctsRecordId)) throw new RangeError('corrects record id: set on NOT_RELEASED records, and only there');
+  w
     .raw(LEAF_LABEL)
     .opaque16(origin)
     .u64(leafIndex, 'leaf index')
@@ -134,9 +140,13 @@ function writeLeaf(w: Writer, origin: string, leafIndex: number, r: LeafFields):
     .opaque16(r.item)
     .u8(r.outcome, r.nonDisclosable ? 1 : 0, r.persons)
     .bytes(r.subjectsCommitment);
+  // select (outcome) { case NOT_RELEASED: opaque corrects_record_id<1..2^16-1>; }
+  if (corrects) w.opaque16(r.correctsRecordId!);
+  return w;
 }
 
-const leafRoom = (origin: string, r: LeafFields) => LEAF_LABEL.length + room(origin, r.recordId, r.requester, r.provider, r.procedure, r.legalBasisRow, r.item) + 3 * 8 + 4 + 32;
+const leafRoom = (origin: string, r: LeafFields) =>
+  LEAF_LABEL.length + room(origin, r.recordId, r.requester, r.provider, r.procedure, r.legalBasisRow, r.item, r.correctsRecordId ?? '') + 3 * 8 + 4 + 32;
 
 /** The canonical leaf bytes of record `leafIndex` of the log named `origin`. */
 export function encodeRecordLeaf(origin: string, leafIndex: number, r: LeafFields): Buffer {
@@ -198,6 +208,8 @@ export function decodeRecordLeaf(leaf: Uint8Array): { origin: string; leafIndex:
   need(32);
   const subjectsCommitment = Buffer.from(b.subarray(at, at + 32));
   at += 32;
+  const correctsRecordId = outcome === OUTCOME_NOT_RELEASED ? str() : undefined;
+  if (correctsRecordId === '') throw new RangeError('leaf: a NOT_RELEASED record names the record it corrects');
   if (at !== b.length) throw new RangeError('leaf: trailing bytes');
   return {
     origin,
@@ -215,6 +227,7 @@ export function decodeRecordLeaf(leaf: Uint8Array): { origin: string; leafIndex:
       nonDisclosable: nd === 1,
       persons: persons as Persons,
       subjectsCommitment,
+      ...(correctsRecordId !== undefined ? { correctsRecordId } : {}),
     },
   };
 }

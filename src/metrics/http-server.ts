@@ -1,7 +1,8 @@
 /**
  * The operator's HTTP listener: `/metrics` (Prometheus text format), `/healthz` (the process is up) and
- * `/readyz` (serving; 503 while starting, draining, or while the record store is stalled). Plain HTTP on a separate address, so probes and scrapers
- * need no agency certificate; bind it to a private interface.
+ * `/readyz` (serving; 503 while starting, draining, or while access records cannot be written: a commit hangs,
+ * commits fail, or the log is lost; the body says which). Plain HTTP on a separate address, so probes and
+ * scrapers need no agency certificate; bind it to a private interface.
  */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -11,7 +12,10 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
-export async function startOpsServer(listen: string, registry: Registry, ready: () => boolean): Promise<OpsServer> {
+/** Whether the gateway serves, and if not, why (one line for the operator). */
+export type Readiness = { readonly ready: true } | { readonly ready: false; readonly reason: string };
+
+export async function startOpsServer(listen: string, registry: Registry, readiness: () => Readiness): Promise<OpsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -26,8 +30,13 @@ export async function startOpsServer(listen: string, registry: Registry, ready: 
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      const ok = ready();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'not ready\n');
+      let r: Readiness;
+      try {
+        r = readiness();
+      } catch {
+        r = { ready: false, reason: 'readiness could not be computed' };
+      }
+      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(r.ready ? 'ready\n' : `not ready: ${r.reason}\n`);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

@@ -40,6 +40,8 @@ export class GatewayMetrics
   readonly rateLimited: Counter<'agency'>;
   readonly refusals: Counter<'reason'>;
   readonly checkpoints: Counter;
+  readonly notReleased: Counter;
+  readonly recordsRefused: Counter;
   readonly checkpointSeconds: Histogram;
   readonly cosignatures: Counter<'witness'>;
   readonly witnessFailures: Counter<'witness' | 'status'>;
@@ -70,6 +72,8 @@ export class GatewayMetrics
     this.recordsWritten = new Counter({ name: 'linkgw_records_committed_total', help: 'Access records committed durably.', registers: r });
     this.cacheLookups = new Counter({ name: 'linkgw_cache_lookups_total', help: 'Conversion cache lookups by tier (local, redis) and outcome (hit, miss).', labelNames: ['tier', 'outcome'], registers: r });
     this.redisFallbacks = new Counter({ name: 'linkgw_redis_fallbacks_total', help: 'Decisions made on local state because Redis could not be used, by feature and reason.', labelNames: ['feature', 'reason'], registers: r });
+    this.notReleased = new Counter({ name: 'linkgw_records_not_released_total', help: 'NOT_RELEASED records written: a record landed after its request had failed, and this says its answer was never released.', registers: r });
+    this.recordsRefused = new Counter({ name: 'linkgw_records_refused_total', help: 'Records the store refused for their content (isolated from their batch; only their request failed).', registers: r });
     this.checkpoints = new Counter({ name: 'linkgw_log_checkpoints_total', help: 'Checkpoints of this replica\'s transparency log signed.', registers: r });
     this.checkpointSeconds = new Histogram({ name: 'linkgw_log_checkpoint_sign_seconds', help: 'Time to sign one checkpoint (a file key or an HSM).', buckets: LATENCY_BUCKETS, registers: r });
     this.cosignatures = new Counter({ name: 'linkgw_witness_cosignatures_total', help: 'Checkpoints cosigned by each witness.', labelNames: ['witness'], registers: r });
@@ -159,6 +163,14 @@ export class GatewayMetrics
     this.batchSize.observe(size);
     this.commitLatency.observe(seconds);
     this.recordsWritten.inc(size);
+  }
+
+  recordsNotReleased(n: number): void {
+    this.notReleased.inc(n);
+  }
+
+  recordRefused(): void {
+    this.recordsRefused.inc();
   }
 
   checkpointSigned(_size: number, seconds: number): void {

@@ -9,7 +9,7 @@
 import { status, type Client, type ServiceError } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { InformationProvider } from '../gen/linkage/v1/provider_pb.js';
-import { clientOptionsFor } from '../grpc/channel-options.js';
+import { clientOptionsFor, PROVIDER_CLIENT_OPTIONS } from '../grpc/channel-options.js';
 import { callUnary, makeClient } from '../grpc/generic-client.js';
 import { credentialsFrom, type TlsFiles } from '../grpc/tls.js';
 import type { ExpectedPeer, ProvideCall, Providers, ProvideResult } from '../service/ports.js';
@@ -28,7 +28,9 @@ export class ProviderClients implements Providers {
     const key = `${address}\0${peer.commonName}`;
     let c = this.#clients.get(key);
     if (!c) {
-      c = makeClient(InformationProvider, address, credentialsFrom(this.#pem, peer), clientOptionsFor(address));
+      // A restarted provider is reachable again within seconds (capped reconnect backoff), and calls fail fast
+      // while it is down.
+      c = makeClient(InformationProvider, address, credentialsFrom(this.#pem, peer), clientOptionsFor(address, PROVIDER_CLIENT_OPTIONS));
       this.#clients.set(key, c);
     }
     return c;

@@ -9,10 +9,21 @@ export interface StoreOptions {
   readonly observer?: StoreObserver;
   /** Where the store reports what an operator should know at start (e.g. weak durability settings). */
   readonly log?: Logger;
+  /** Client-side deadline of each store operation, ms (LINKGW_RECORD_STORE_TIMEOUT_MS). */
+  readonly timeoutMs?: number;
+  /** PostgreSQL: how long to wait at open for a server that does not accept connections yet, ms. */
+  readonly startWaitMs?: number;
+  /** PostgreSQL: the sessions' application_name (`linkgw/<replica>` for a gateway). */
+  readonly applicationName?: string;
+  /** Stops waiting at open. */
+  readonly signal?: AbortSignal;
 }
 
 export async function openRecordStore(target: { url?: string | undefined; sqlitePath: string }, o: StoreOptions = {}): Promise<RecordStore> {
-  if (target.url && /^postgres(ql)?:\/\//.test(target.url)) return PostgresRecordStore.open(target.url, o.log ? { log: o.log } : {});
+  if (target.url && /^postgres(ql)?:\/\//.test(target.url)) {
+    const { observer: _observer, ...pg } = o;
+    return PostgresRecordStore.open(target.url, pg);
+  }
   if (target.url) throw new Error('LINKGW_RECORDS_URL: only postgres:// URLs are supported; leave it unset for the embedded SQLite store');
-  return SqliteRecordStore.open(target.sqlitePath, o.observer ? { observer: o.observer } : {});
+  return SqliteRecordStore.open(target.sqlitePath, { ...(o.observer ? { observer: o.observer } : {}), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) });
 }

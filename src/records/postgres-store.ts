@@ -2,14 +2,21 @@
  * The PostgreSQL record store (LINKGW_RECORDS_URL=postgres://…). Tables live in the schema named by the URL's
  * `schema` parameter (default `public`), so tests and tenants can be kept apart.
  *
- * A log's writer holds a session advisory lock on a connection of its own and appends through that connection
- * only: if the connection is lost, so is the lock, and the next append must claim the log again. An append is
- * one statement (the size compare-and-set, the records, their persons and the completed nodes, through
- * unnest()) inside one transaction: one WAL flush per batch, whatever its size.
+ * A log's writer holds a session advisory lock on a connection of its own, which does nothing else, and appends
+ * through a second connection (pg-connections.ts: every query has a client-side deadline, every connection an
+ * error listener). An append connection that fails or misses a deadline is thrown away and the next claim or
+ * append opens a fresh one, so a hung server process (SIGSTOPped, or behind a black-holed path) holds up one
+ * commit, not the log: the lock stays with this store (its session is only idle), and every append is a
+ * compare-and-set on the log's size, so a commit on the fresh connection can never fork the log whatever the
+ * hung one does later. If the lock's own connection is lost, so is the lock, and the next append must claim the
+ * log again. An append is one statement (the size compare-and-set, the records, their persons and the
+ * completed nodes, through unnest()) inside one transaction: one WAL flush per batch, whatever its size.
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../log/logger.js';
+import { PgConnections, type BoundedClient, type PgSession } from './pg-connections.js';
+import { describeStoreError, notCommitted } from './store-errors.js';
 import { Outcome, type LoggedRecord } from '../core/access-record.js';
 import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
 import { subjectsCommitment } from '../core/record-leaf.js';
@@ -24,7 +31,7 @@ import {
   type RecordStore,
   type StoredPersons,
 } from './record-store.js';
-import { leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
+import { ADDED_COLUMNS, leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 const CHECKPOINT_SELECT = 'SELECT c.*, l.origin FROM log_checkpoints c JOIN record_logs l ON l.log_id = c.log_id';
@@ -38,14 +45,38 @@ function lockKey(schema: string, logId: string): string {
 }
 
 interface Writer {
-  readonly client: pg.Client;
-  lost: boolean;
+  /** Holds the log's session advisory lock and runs nothing else, so a hung append connection keeps it. */
+  readonly lock: PgSession;
+  /** Claims' reads and appends; replaced by a fresh connection once it fails or misses a deadline. */
+  appender: PgSession | null;
+}
+
+export interface PostgresStoreOptions {
+  /** Client-side deadline of each store operation (a commit as a whole, a read), ms (default 3000). */
+  readonly timeoutMs?: number;
+  /** Server-side statement_timeout of the store's sessions, ms (default: the operation deadline). */
+  readonly statementTimeoutMs?: number;
+  /** Pooled connections for reads (default 4). */
+  readonly max?: number;
+  /** `application_name` of the store's sessions (the gateway's: `linkgw/<replica>`). */
+  readonly applicationName?: string;
+  /** At open, how long to wait for a server that does not accept connections yet, ms (default 0: fail at once). */
+  readonly startWaitMs?: number;
+  /** Stops waiting at open (a SIGTERM during start). */
+  readonly signal?: AbortSignal;
+  readonly log?: Logger;
+}
+
+/** Connection failures worth waiting out at start: the server is down, starting, or full, not misconfigured. */
+function worthWaiting(e: unknown): boolean {
+  if (!(e instanceof pg.DatabaseError)) return true;
+  const code = e.code ?? '';
+  return code === '57P03' || code === '53300' || code.startsWith('08') || code === '57P01' || code === '57P02';
 }
 
 export class PostgresRecordStore implements RecordStore {
   readonly kind = 'postgres' as const;
-  readonly #pool: pg.Pool;
-  readonly #clientConfig: pg.ClientConfig;
+  readonly #c: PgConnections;
   readonly #schema: string;
   readonly #writers = new Map<string, Writer>();
   /** Rows written since the planner's statistics were last refreshed, and rows known then. */
@@ -60,9 +91,8 @@ export class PostgresRecordStore implements RecordStore {
    */
   readonly syncCommitForced: boolean;
 
-  private constructor(pool: pg.Pool, clientConfig: pg.ClientConfig, schema: string, syncCommitForced: boolean) {
-    this.#pool = pool;
-    this.#clientConfig = clientConfig;
+  private constructor(connections: PgConnections, schema: string, syncCommitForced: boolean) {
+    this.#c = connections;
     this.#schema = schema;
     this.syncCommitForced = syncCommitForced;
   }
@@ -77,8 +107,11 @@ export class PostgresRecordStore implements RecordStore {
     if (this.#analyzing || this.#sinceAnalyze < Math.max(1000, this.#rowsAtAnalyze * 0.2)) return;
     const total = this.#rowsAtAnalyze + this.#sinceAnalyze;
     this.#sinceAnalyze = 0;
-    this.#analyzing = this.#pool
-      .query('ANALYZE access_records, record_subjects')
+    // ANALYZE reads a sample of each table: allow it a minute, not the request path's deadline.
+    this.#analyzing = this.#c
+      .withClient(async (c) => {
+        await c.query("BEGIN; SET LOCAL statement_timeout = '60s'; ANALYZE access_records, record_subjects; COMMIT");
+      }, 65_000)
       .then(
         () => {
           this.#rowsAtAnalyze = total;
@@ -90,7 +123,7 @@ export class PostgresRecordStore implements RecordStore {
       });
   }
 
-  static async open(url: string, opts: { statementTimeoutMs?: number; max?: number; log?: Logger } = {}): Promise<PostgresRecordStore> {
+  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresRecordStore> {
     const u = new URL(url);
     const schema = u.searchParams.get('schema') ?? 'public';
     if (!IDENT.test(schema)) throw new Error('records URL: schema must be a plain lower-case identifier');
@@ -98,61 +131,126 @@ export class PostgresRecordStore implements RecordStore {
     // Server options given in the URL (`options=-c name=value …`) are kept; the search path is the store's.
     const extra = u.searchParams.get('options') ?? '';
     u.searchParams.delete('options');
+    const timeoutMs = opts.timeoutMs ?? 3000;
     const clientConfig: pg.ClientConfig = {
       connectionString: u.toString(),
-      statement_timeout: opts.statementTimeoutMs ?? 5000,
-      connectionTimeoutMillis: 5000,
+      application_name: opts.applicationName ?? 'linkgw',
+      statement_timeout: opts.statementTimeoutMs ?? timeoutMs,
+      // A transaction left open by a lost client (its COMMIT never arrived) releases the log's row lock.
+      idle_in_transaction_session_timeout: Math.max(2 * timeoutMs, 5000),
+      // Finds a path that died without a FIN or RST while the connection was idle.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       options: `${extra} -c search_path=${schema}`.trim(),
     };
-    const pool = new pg.Pool({ ...clientConfig, max: opts.max ?? 4 });
-    // An idle client that loses its server must not crash the process; the next query reports the failure.
-    pool.on('error', () => undefined);
-    const c = await pool.connect();
+    const target = `${u.hostname}:${u.port || 5432}${u.pathname}`;
+    const connections = new PgConnections({ client: clientConfig, timeoutMs, max: opts.max ?? 4 });
     let weak: boolean;
     try {
-      await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-      const old = await c.query("SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'access_records' AND column_name = 'chain_id'", [schema]);
-      if (old.rowCount) throw new Error(OLD_LAYOUT_MESSAGE);
-      for (const s of schemaFor('postgres')) await c.query(s);
-      const r = await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
-      weak = r.rows[0]?.synchronous_commit === 'off';
+      await PostgresRecordStore.#reachable(connections, target, opts);
+      // The schema may take longer than a request's deadline to set up (an index on a large table): five
+      // minutes, on both sides, for this connection only.
+      weak = await connections.withClient(async (c) => {
+        await c.query("SET statement_timeout = '300s'");
+        try {
+          await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+          const old = await c.query("SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'access_records' AND column_name = 'chain_id'", [schema]);
+          if (old.rowCount) throw new Error(OLD_LAYOUT_MESSAGE);
+          for (const st of schemaFor('postgres')) await c.query(st);
+          await PostgresRecordStore.#addColumns(c, schema);
+          const r = await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+          return r.rows[0]?.synchronous_commit === 'off';
+        } finally {
+          await c.query('RESET statement_timeout').catch(() => undefined);
+        }
+      }, Math.max(timeoutMs, 305_000));
     } catch (e) {
-      c.release();
-      await pool.end();
+      await connections.end(500);
       throw e;
     }
-    c.release();
     if (weak) opts.log?.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
-    return new PostgresRecordStore(pool, clientConfig, schema, weak);
+    return new PostgresRecordStore(connections, schema, weak);
+  }
+
+  /** Columns of later versions that a store created earlier lacks (schema.ts ADDED_COLUMNS). */
+  static async #addColumns(c: BoundedClient, schema: string): Promise<void> {
+    for (const { table, column, definition } of ADDED_COLUMNS) {
+      const has = await c.query('SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 AND column_name = $3', [schema, table, column]);
+      if (!has.rowCount) await c.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column} ${definition}`);
+    }
+  }
+
+  /**
+   * Waits, up to `startWaitMs`, for the server to accept a connection, logging each failed attempt: a gateway
+   * started while PostgreSQL is down (or still starting after a failover) starts when it comes, instead of
+   * exiting at once. A server that refuses the login (a wrong password, no such database) fails at once.
+   */
+  static async #reachable(connections: PgConnections, target: string, opts: PostgresStoreOptions): Promise<void> {
+    const started = Date.now();
+    const until = started + (opts.startWaitMs ?? 0);
+    for (let attempt = 1, pause = 250; ; attempt++, pause = Math.min(pause * 2, 5000)) {
+      try {
+        await connections.query('SELECT 1');
+        if (attempt > 1) opts.log?.info('the record store (PostgreSQL) accepts connections', { target, waitedMs: Date.now() - started });
+        return;
+      } catch (e) {
+        const why = describeStoreError(e);
+        if (!worthWaiting(e)) throw new Error(`PostgreSQL at ${target} refused the record store's connection: ${why}`, { cause: e });
+        if (opts.signal?.aborted || Date.now() + pause > until) {
+          const waited = Math.round((Date.now() - started) / 1000);
+          throw new Error(`PostgreSQL at ${target} did not accept connections${waited ? ` within ${waited} s` : ''}: ${why}`, { cause: e });
+        }
+        opts.log?.warn('waiting for the record store (PostgreSQL)', { target, attempt, waitedMs: Date.now() - started, giveUpInMs: until - Date.now(), err: why });
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, pause);
+          opts.signal?.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+        });
+      }
+    }
+  }
+
+  /** The writer's append connection, opened afresh when there is none or it was lost. */
+  async #appender(w: Writer): Promise<PgSession> {
+    if (w.appender && !w.appender.lost) return w.appender;
+    if (w.appender) this.#drop(w.appender);
+    w.appender = null;
+    w.appender = await this.#c.session();
+    return w.appender;
+  }
+
+  /** Gives up a session: its socket is closed and its server process asked to end (its locks go with it). */
+  #drop(s: PgSession): void {
+    this.#c.abandon(s);
   }
 
   async claimLog(logId: string, origin: string, opts: { waitMs?: number } = {}): Promise<ClaimedLog> {
     let w = this.#writers.get(logId);
-    if (w?.lost) {
+    if (w?.lock.lost) {
+      // The lock went with its connection: claim it again (its server process may take a moment to exit).
       this.#writers.delete(logId);
-      await w.client.end().catch(() => undefined);
+      this.#drop(w.lock);
+      if (w.appender) this.#drop(w.appender);
       w = undefined;
     }
     if (!w) {
-      const client = new pg.Client(this.#clientConfig);
-      const writer: Writer = { client, lost: false };
-      client.on('error', () => void (writer.lost = true));
-      client.on('end', () => void (writer.lost = true));
-      await client.connect();
-      const until = Date.now() + (opts.waitMs ?? 5000);
-      for (;;) {
-        const r = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [lockKey(this.#schema, logId)]);
-        if (r.rows[0]?.locked) break;
-        if (Date.now() >= until) {
-          await client.end().catch(() => undefined);
-          throw storeError(LOG_LOCKED, `log ${logId} is being written by another process`);
+      const lock = await this.#c.session();
+      try {
+        const until = Date.now() + (opts.waitMs ?? 5000);
+        for (;;) {
+          const r = await lock.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [lockKey(this.#schema, logId)]);
+          if (r.rows[0]?.locked) break;
+          if (Date.now() >= until) throw storeError(LOG_LOCKED, `log ${logId} is being written by another process`);
+          await new Promise((res) => setTimeout(res, 100));
         }
-        await new Promise((res) => setTimeout(res, 100));
+      } catch (e) {
+        await lock.close();
+        this.#c.forget(lock);
+        throw e;
       }
-      this.#writers.set(logId, writer);
-      w = writer;
+      w = { lock, appender: null };
+      this.#writers.set(logId, w);
     }
-    const c = w.client;
+    const c = await this.#appender(w);
     await c.query('INSERT INTO record_logs (log_id, origin, size, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT (log_id) DO NOTHING', [logId, origin, Date.now()]);
     const row = (await c.query<{ origin: string; size: string; kept: string | null }>(
       'SELECT origin, size, (SELECT MAX(created_at) FROM log_checkpoints WHERE log_id = $1 AND kept = 1) AS kept FROM record_logs WHERE log_id = $1',
@@ -171,14 +269,27 @@ export class PostgresRecordStore implements RecordStore {
     };
   }
 
+  /**
+   * One append, bounded as a whole by the operation deadline. A failure before COMMIT was sent is marked
+   * not-committed (the transaction can only roll back: nobody will send its COMMIT); a failure after it, with
+   * no answer from the server, may have landed (the writer then reads the log again before going on).
+   */
   async append(a: LogAppend): Promise<void> {
     const w = this.#writers.get(a.logId);
-    if (!w || w.lost) throw storeError(LOG_LOCKED, `log ${a.logId} is not claimed by this store (or its connection was lost)`);
-    const c = w.client;
+    if (!w || w.lock.lost) throw notCommitted(storeError(LOG_LOCKED, `log ${a.logId} is not claimed by this store (or its connection was lost)`));
+    let c: PgSession;
+    try {
+      c = await this.#appender(w);
+    } catch (e) {
+      throw notCommitted(e);
+    }
+    const until = Date.now() + this.#c.timeoutMs;
+    const left = () => Math.max(1, until - Date.now());
+    let commitSent = false;
     try {
       // In the same round trip as BEGIN: if synchronous_commit is off for this session (whatever the server
       // was set to when the store opened, or since), turn it on for this transaction; stronger settings stay.
-      await c.query("BEGIN; SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'");
+      await c.query("BEGIN; SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'", undefined, left());
       const cols: unknown[][] = Array.from({ length: RECORD_COLUMNS.length }, () => []);
       const subjects: string[] = [];
       const subjectRecords: string[] = [];
@@ -195,9 +306,10 @@ export class PostgresRecordStore implements RecordStore {
              SELECT * FROM unnest($7::text[], $8::text[]) WHERE EXISTS (SELECT 1 FROM cas)),
            records AS (INSERT INTO access_records (${RECORD_COLUMNS.join(', ')})
              SELECT * FROM unnest($9::text[], $10::bigint[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::text[], $16::text[],
-               $17::text[], $18::text[], $19::text[], $20::int[], $21::int[], $22::bytea[], $23::bytea[]) WHERE EXISTS (SELECT 1 FROM cas))
+               $17::text[], $18::text[], $19::text[], $20::int[], $21::int[], $22::bytea[], $23::bytea[], $24::text[]) WHERE EXISTS (SELECT 1 FROM cas))
          SELECT count(*) AS moved FROM cas`,
         [a.logId, a.fromSize + a.records.length, a.fromSize, a.nodes.levels, a.nodes.indexes, nodeHashes, subjects, subjectRecords, ...cols],
+        left(),
       );
       if (Number(moved.rows[0]?.moved) !== 1) throw storeError(LOG_CONFLICT, `log ${a.logId} is no longer at size ${a.fromSize}: another writer appended to it`);
       const cp = a.checkpoint;
@@ -206,29 +318,36 @@ export class PostgresRecordStore implements RecordStore {
           `WITH gone AS (DELETE FROM log_checkpoints WHERE log_id = $1 AND size = $7 AND kept = 0)
            INSERT INTO log_checkpoints (log_id, size, root, signed_note, cosignatures, created_at, kept) VALUES ($1, $2, $3, $4, '', $5, $6)`,
           [a.logId, cp.size, cp.rootHash, cp.signedNote, cp.createdAt, cp.kept ? 1 : 0, cp.replaces ?? -1],
+          left(),
         );
-      await c.query('COMMIT');
+      commitSent = true;
+      await c.query('COMMIT', undefined, left());
       this.#maybeAnalyze(a.records.length + subjects.length);
     } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
+      if (c.lost) {
+        this.#drop(c);
+        if (w.appender === c) w.appender = null;
+      } else await c.query('ROLLBACK').catch(() => undefined);
+      // An error the server answered (not a lost connection) means it rolled back, COMMIT included.
+      const answered = e instanceof pg.DatabaseError && e.severity === 'ERROR';
+      throw commitSent && !answered ? e : notCommitted(e);
     }
   }
 
   async addCosignatures(logId: string, size: number, lines: string): Promise<boolean> {
-    const r = await this.#pool.query('UPDATE log_checkpoints SET cosignatures = cosignatures || $3 WHERE log_id = $1 AND size = $2', [logId, size, lines]);
+    const r = await this.#c.query('UPDATE log_checkpoints SET cosignatures = cosignatures || $3 WHERE log_id = $1 AND size = $2', [logId, size, lines]);
     return r.rowCount === 1;
   }
 
   async logs(): Promise<LogInfo[]> {
-    const r = await this.#pool.query<{ log_id: string; origin: string; size: string; created_at: string; max_leaf: string | null }>(
+    const r = await this.#c.query<{ log_id: string; origin: string; size: string; created_at: string; max_leaf: string | null }>(
       'SELECT log_id, origin, size, created_at, (SELECT MAX(leaf_index) FROM access_records a WHERE a.log_id = l.log_id) AS max_leaf FROM record_logs l ORDER BY log_id',
     );
     return r.rows.map((x) => ({ logId: x.log_id, origin: x.origin, size: Number(x.size), maxLeafIndex: x.max_leaf === null ? null : Number(x.max_leaf), createdAt: Number(x.created_at) }));
   }
 
   async latestCheckpoints(): Promise<StoredCheckpoint[]> {
-    const r = await this.#pool.query<CheckpointRow>(
+    const r = await this.#c.query<CheckpointRow>(
       // Driven by the few logs, one index probe each (the hourly history is not scanned).
       `SELECT c.*, l.origin FROM record_logs l CROSS JOIN LATERAL (SELECT * FROM log_checkpoints x WHERE x.log_id = l.log_id ORDER BY x.size DESC LIMIT 1) c ORDER BY l.log_id`,
     );
@@ -236,11 +355,11 @@ export class PostgresRecordStore implements RecordStore {
   }
 
   async checkpoints(logId: string): Promise<StoredCheckpoint[]> {
-    const r = await this.#pool.query<CheckpointRow>(`${CHECKPOINT_SELECT} WHERE c.log_id = $1 ORDER BY c.size`, [logId]);
+    const r = await this.#c.query<CheckpointRow>(`${CHECKPOINT_SELECT} WHERE c.log_id = $1 ORDER BY c.size`, [logId]);
     return r.rows.map(rowToCheckpoint);
   }
 
-  async #nodes(q: pg.Pool | pg.Client, logId: string, ids: readonly NodeId[]): Promise<Buffer[]> {
+  async #nodes(q: BoundedClient, logId: string, ids: readonly NodeId[]): Promise<Buffer[]> {
     if (ids.length === 0) return [];
     // Leaves, and the leaves under the nodes too low to be stored; the stored nodes above them.
     const leaves = new Set<number>();
@@ -271,16 +390,16 @@ export class PostgresRecordStore implements RecordStore {
   }
 
   nodes(logId: string, ids: readonly NodeId[]): Promise<Buffer[]> {
-    return this.#nodes(this.#pool, logId, ids);
+    return this.#nodes(this.#c, logId, ids);
   }
 
   async recordById(recordId: string): Promise<LoggedRecord | null> {
-    const r = await this.#pool.query<RecordRow>('SELECT * FROM access_records WHERE record_id = $1', [recordId]);
+    const r = await this.#c.query<RecordRow>('SELECT * FROM access_records WHERE record_id = $1', [recordId]);
     return r.rows[0] ? rowToRecord(r.rows[0]) : null;
   }
 
   async readLeaves(logId: string, from: number, to: number, limit: number): Promise<LoggedRecord[]> {
-    const r = await this.#pool.query<RecordRow>('SELECT * FROM access_records WHERE log_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index LIMIT $4', [
+    const r = await this.#c.query<RecordRow>('SELECT * FROM access_records WHERE log_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index LIMIT $4', [
       logId,
       from,
       to,
@@ -292,41 +411,40 @@ export class PostgresRecordStore implements RecordStore {
   async storedPersons(logId?: string): Promise<StoredPersons> {
     // One pass over the log's persons through a cursor, grouped by record: never all persons in memory at once.
     const out: StoredPersons = { batch: new Map(), strays: new Set() };
-    const c = await this.#pool.connect();
-    try {
+    return this.#c.withClient(async (c) => {
       await c.query('BEGIN READ ONLY');
-      await c.query(
-        `DECLARE persons NO SCROLL CURSOR FOR
-           SELECT s.record_id, s.subject, r.subject AS own FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id
-           ${logId === undefined ? '' : 'WHERE r.log_id = $1'} ORDER BY s.record_id`,
-        logId === undefined ? [] : [logId],
-      );
-      let current: { recordId: string; own: string; subjects: string[] } | undefined;
-      const flush = () => {
-        if (!current) return;
-        if (current.own !== '') out.strays.add(current.recordId);
-        else out.batch.set(current.recordId, { commitment: subjectsCommitment(current.recordId, current.subjects), persons: current.subjects.length });
-      };
-      for (;;) {
-        const page = await c.query<{ record_id: string; subject: string; own: string }>('FETCH 10000 FROM persons');
-        for (const r of page.rows) {
-          if (current?.recordId !== r.record_id) {
-            flush();
-            current = { recordId: r.record_id, own: r.own, subjects: [] };
+      try {
+        await c.query(
+          `DECLARE persons NO SCROLL CURSOR FOR
+             SELECT s.record_id, s.subject, r.subject AS own FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id
+             ${logId === undefined ? '' : 'WHERE r.log_id = $1'} ORDER BY s.record_id`,
+          logId === undefined ? [] : [logId],
+        );
+        let current: { recordId: string; own: string; subjects: string[] } | undefined;
+        const flush = () => {
+          if (!current) return;
+          if (current.own !== '') out.strays.add(current.recordId);
+          else out.batch.set(current.recordId, { commitment: subjectsCommitment(current.recordId, current.subjects), persons: current.subjects.length });
+        };
+        for (;;) {
+          const page = await c.query<{ record_id: string; subject: string; own: string }>('FETCH 10000 FROM persons');
+          for (const r of page.rows) {
+            if (current?.recordId !== r.record_id) {
+              flush();
+              current = { recordId: r.record_id, own: r.own, subjects: [] };
+            }
+            current.subjects.push(r.subject);
           }
-          current.subjects.push(r.subject);
+          if (page.rows.length < 10000) break;
         }
-        if (page.rows.length < 10000) break;
+        flush();
+        await c.query('COMMIT');
+        return out;
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw e;
       }
-      flush();
-      await c.query('COMMIT');
-      c.release();
-      return out;
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      c.release(true);
-      throw e;
-    }
+    });
   }
 
   async listBySubject(q: RecordQuery): Promise<LoggedRecord[]> {
@@ -341,7 +459,7 @@ export class PostgresRecordStore implements RecordStore {
     const filter = where.join(' AND ');
     const order = 'ORDER BY requested_at DESC, log_id DESC, leaf_index DESC';
     const inner = order.replace(/(requested_at|log_id|leaf_index)( |$)/g, 'r.$1$2');
-    const r = await this.#pool.query<RecordRow>(
+    const r = await this.#c.query<RecordRow>(
       `(SELECT r.* FROM access_records r WHERE r.subject = $1 AND ${filter} ${inner} LIMIT ${limit})
        UNION ALL
        (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = $1) AND ${filter} ${inner} LIMIT ${limit})
@@ -352,18 +470,22 @@ export class PostgresRecordStore implements RecordStore {
   }
 
   async exchangesOf(q: ExchangeQuery): Promise<LoggedRecord[]> {
-    const r = await this.#pool.query<RecordRow>(
-      `SELECT * FROM access_records WHERE subject = $1 AND requested_at >= $2 AND outcome = ${Outcome.PROVIDED} AND (requester = $3 OR provider = $3)
-       ORDER BY requested_at DESC, log_id DESC, leaf_index DESC LIMIT $4`,
+    const r = await this.#c.query<RecordRow>(
+      // An exchange whose answer was not released (a NOT_RELEASED record corrects it) sent nothing anywhere.
+      `SELECT * FROM access_records r WHERE r.subject = $1 AND r.requested_at >= $2 AND r.outcome = ${Outcome.PROVIDED} AND (r.requester = $3 OR r.provider = $3)
+         AND NOT EXISTS (SELECT 1 FROM access_records c WHERE c.subject = r.subject AND c.outcome = ${Outcome.NOT_RELEASED} AND c.corrects_record_id = r.record_id)
+       ORDER BY r.requested_at DESC, r.log_id DESC, r.leaf_index DESC LIMIT $4`,
       [q.subject, q.since ?? Number.MIN_SAFE_INTEGER, q.agency, q.limit],
     );
     return r.rows.map(rowToRecord);
   }
 
-  async close(): Promise<void> {
-    await this.#analyzing;
-    for (const w of this.#writers.values()) await w.client.end().catch(() => undefined);
+  /** Releases the locks and closes every connection, within `graceMs` whatever the server does. */
+  async close(graceMs = 500): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#analyzing, new Promise<void>((r) => (timer = setTimeout(r, graceMs / 2)))]);
+    clearTimeout(timer);
     this.#writers.clear();
-    await this.#pool.end();
+    await this.#c.end(graceMs / 2);
   }
 }

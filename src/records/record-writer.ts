@@ -12,24 +12,46 @@
  * it with the next commit; a checkpoint costs one signature a second however many records it covers, where a
  * seal per batch cost one per commit (~55 µs of main-thread CPU each). `close()` signs the last records.
  *
- * If a commit fails, every request in the batch fails UNAVAILABLE (nothing is released), the log's state is
- * read again before the next batch, and the writer goes on. A log that someone else appended to is never
- * adopted: the writer stops, every request fails, and readiness says so. When the backlog is full, new records
- * are refused at once (UNAVAILABLE), so a slow store makes requests fail fast instead of piling up memory.
+ * When a commit fails (store-errors.ts says how):
+ * - **its connection failed or missed its deadline** (`not-committed`, `uncertain`): the writer reads the log
+ *   again on a fresh connection and commits the batch again, up to `maxAttempts` times while its requests
+ *   wait. That is safe even when the failed commit may still land (a hung server process that resumes): every
+ *   append is a compare-and-set on the log's size, so of all attempts at one position at most one lands, and
+ *   the writer keeps every attempt it could not confirm until one of its own commits at that position
+ *   succeeds (then none of the others ever can) or the log is found to hold one of them (then that one is
+ *   adopted). Requests whose batch still fails get UNAVAILABLE: nothing is released.
+ * - **the store refused the content** (`rejected`: a constraint, a value it cannot hold): no single record may
+ *   fail a shared commit (issue 8). The batch is halved and each half committed on its own, down to the culprit,
+ *   whose request alone fails (INTERNAL, logged); the others commit.
+ * - **someone else wrote the log** (a size it did not expect, and none of its unconfirmed commits explains it):
+ *   the writer never adopts those leaves; it stops, every request fails, and readiness says so.
+ *
+ * A record that lands after its request had failed (its commit stalled past `appendTimeoutMs`, then landed, or
+ * an unconfirmed commit is found in the log) is followed by a NOT_RELEASED record naming it, so the log says
+ * what happened: the exchange was made, its answer was not released. The writer makes those records itself and
+ * keeps them until they are stored.
+ *
+ * `ready()` is false while the writer cannot record: a commit has hung past the append timeout, the last commit
+ * failed for a reason other than its content, or the log was lost. While failing, the writer tries the store
+ * every `probeIntervalMs` (an empty append: a real write), so readiness comes back by itself with the store.
+ * When the backlog is full, new records are refused at once (UNAVAILABLE), so a slow store makes requests fail
+ * fast instead of piling up memory. `shutdownBy(deadline)` bounds the end: what is not committed by then fails.
  */
 import { randomBytes } from 'node:crypto';
-import { leafFieldsOf, storedRecordLeafHash, type AccessRecordDraft } from '../core/access-record.js';
+import { leafFieldsOf, notReleasedRecord, storedRecordLeafHash, type AccessRecordDraft } from '../core/access-record.js';
 import { Persons, recordLeafHash } from '../core/record-leaf.js';
 import { base32Encode } from '../core/base32.js';
 import { signCheckpoint } from '../core/checkpoint.js';
 import { CompactRange } from '../core/compact-range.js';
 import { GatewayError } from '../core/errors.js';
+import { newRecordId } from '../core/record-id.js';
 import { ed25519NoteSigner, type NoteSigner } from '../core/signed-note.js';
 import type { Signer } from '../keys/signer.js';
 import type { Logger } from '../log/logger.js';
 import type { RecordAppender } from '../service/ports.js';
 import { LOWEST_STORED_LEVEL } from './schema.js';
-import { LOG_CONFLICT, type LogAppend, type NewCheckpoint, type PendingRecord, type RecordStore, type StoredCheckpoint } from './record-store.js';
+import type { LogAppend, NewCheckpoint, PendingRecord, RecordStore, StoredCheckpoint } from './record-store.js';
+import { classifyAppendFailure, describeStoreError } from './store-errors.js';
 
 export interface WriterObserver {
   batchCommitted(size: number, seconds: number): void;
@@ -37,6 +59,10 @@ export interface WriterObserver {
   backlog(n: number): void;
   /** A checkpoint was signed and stored (size of the tree, seconds the signature took). */
   checkpointSigned?(size: number, seconds: number): void;
+  /** Records found in the log after their requests had failed: each gets a NOT_RELEASED record. */
+  recordsNotReleased?(n: number): void;
+  /** A record the store refused (isolated from its batch); only its request failed. */
+  recordRefused?(): void;
 }
 
 export interface RecordWriterOptions {
@@ -56,9 +82,16 @@ export interface RecordWriterOptions {
    * Longest a request waits for its record, ms (default 10,000). A store that stalls (a hung fsync, a lost
    * database) then fails requests UNAVAILABLE instead of holding them, and nothing is released. A record that
    * no commit has taken yet is dropped with its request; one already in the stalled commit may still land
-   * (the store cannot take it back).
+   * (the store cannot take it back), and is then followed by a NOT_RELEASED record.
    */
   readonly appendTimeoutMs?: number;
+  /**
+   * Commits of one batch, at most, when its connection fails or misses the store's deadline (default 3): the
+   * first, and the same records again on a fresh connection. A store that is down fails them fast.
+   */
+  readonly maxAttempts?: number;
+  /** While commits fail, how often the writer tries the store by itself (an empty append), ms (default 1000). */
+  readonly probeIntervalMs?: number;
   /** The log this replica writes for its life (LINKGW_REPLICA_ID); default a random one (tests). */
   readonly logId?: string;
   /** The log's origin, also its note key name; default `linkgw/records/<logId>`. */
@@ -72,8 +105,29 @@ export interface RecordWriterOptions {
 
 interface Entry {
   readonly draft: AccessRecordDraft;
-  readonly resolve: () => void;
-  readonly reject: (e: Error) => void;
+  /**
+   * `waiting` while its request waits; `failed` once the request was answered with an error (nothing was
+   * released); `done` once the record is committed (or, for the writer's own records, given up at close).
+   */
+  state: 'waiting' | 'failed' | 'done';
+  /** A NOT_RELEASED record the writer made itself: no request waits, no timeout; kept until stored. */
+  readonly internal: boolean;
+  succeed(): void;
+  fail(e: Error): void;
+}
+
+/** A commit the store did not confirm: it may have landed, or may still land. */
+interface Unconfirmed {
+  readonly fromSize: number;
+  readonly leafHashes: Buffer;
+  readonly entries: readonly Entry[];
+}
+
+/** One commit, ready for the store. */
+interface Prepared {
+  readonly append: LogAppend;
+  readonly entries: Entry[];
+  readonly range: CompactRange;
 }
 
 /** The committed state of the log, as this writer knows it. */
@@ -90,6 +144,7 @@ export class LogDamagedError extends Error {
 }
 
 const HOUR = 3_600_000;
+const NOTHING_RELEASED = 'the access record could not be written; nothing was released';
 
 export class RecordWriter implements RecordAppender {
   readonly logId: string;
@@ -98,15 +153,19 @@ export class RecordWriter implements RecordAppender {
   readonly #noteSigner: NoteSigner;
   #queue: Entry[] = [];
   #running = false;
-  /** When the commit in progress started (ms since the epoch), or null. */
+  /** When the commit in progress started (ms since the epoch), or null; and the records it holds. */
   #commitStarted: number | null = null;
+  #inCommit: readonly Entry[] = [];
   #state: LogState | null = null;
   /** The state must be read again from the store (at start, and after a failed commit). */
   #stale = true;
   /** Set when the log was written by someone else: this writer never writes again. */
   #lost: Error | null = null;
-  /** A batch whose commit failed without saying whether it landed: its size and leaf hashes. */
-  #uncertain: { fromSize: number; leafHashes: Buffer } | null = null;
+  /** Commits at the current size that failed without saying whether they landed (see the file comment). */
+  #unconfirmed: Unconfirmed[] = [];
+  /** Since when, and why, commits fail (not counting records the store refused); null while they succeed. */
+  #failing: { since: number; why: string } | null = null;
+  #probeTimer: NodeJS.Timeout | undefined;
   #opening: Promise<void> | undefined;
   /** A signed checkpoint waiting to be stored with the next commit. */
   #pendingCheckpoint: NewCheckpoint | null = null;
@@ -114,13 +173,17 @@ export class RecordWriter implements RecordAppender {
   #signing: Promise<void> | undefined;
   #lastCheckpointAt = 0;
   #closed = false;
+  /** Past the shutdown deadline: everything still waiting has failed, and nothing more is attempted. */
+  #abandoned = false;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #abandon: Promise<void> = new Promise(() => undefined);
   #idle: Promise<void> = Promise.resolve();
   #idleResolve: (() => void) | undefined;
 
   constructor(o: RecordWriterOptions) {
     this.logId = o.logId ?? `t${base32Encode(randomBytes(10)).toLowerCase()}`;
     this.origin = o.origin ?? `linkgw/records/${this.logId}`;
-    this.#o = { maxBatch: 2000, maxBatchSubjects: 50_000, maxBacklog: 100_000, appendTimeoutMs: 10_000, checkpointIntervalMs: 1000, ...o };
+    this.#o = { maxBatch: 2000, maxBatchSubjects: 50_000, maxBacklog: 100_000, appendTimeoutMs: 10_000, maxAttempts: 3, probeIntervalMs: 1000, checkpointIntervalMs: 1000, ...o };
     this.#noteSigner = ed25519NoteSigner(this.origin, o.signer);
   }
 
@@ -153,14 +216,27 @@ export class RecordWriter implements RecordAppender {
     return new Promise<void>((resolve, reject) => {
       const entry: Entry = {
         draft,
-        resolve: () => (clearTimeout(timer), resolve()),
-        reject: (e) => (clearTimeout(timer), reject(e)),
+        state: 'waiting',
+        internal: false,
+        succeed: () => {
+          if (entry.state !== 'waiting') return;
+          entry.state = 'done';
+          clearTimeout(timer);
+          resolve();
+        },
+        fail: (e) => {
+          if (entry.state !== 'waiting') return;
+          entry.state = 'failed';
+          clearTimeout(timer);
+          reject(e);
+        },
       };
       const timer = setTimeout(() => {
-        // Still queued: it leaves the queue with its request, so no record claims an exchange that failed.
+        // Still queued: it leaves the queue with its request, so no record claims an exchange that failed. In a
+        // commit: that commit may still land, and a NOT_RELEASED record then follows it.
         const i = this.#queue.indexOf(entry);
         if (i >= 0) this.#queue.splice(i, 1);
-        reject(new GatewayError('UNAVAILABLE', 'the access record store did not answer in time; nothing was released', { details: { 'retry-after-ms': '1000' } }));
+        entry.fail(new GatewayError('UNAVAILABLE', 'the access record store did not answer in time; nothing was released', { details: { 'retry-after-ms': '1000' } }));
       }, this.#o.appendTimeoutMs);
       timer.unref();
       this.#queue.push(entry);
@@ -169,9 +245,22 @@ export class RecordWriter implements RecordAppender {
     });
   }
 
-  /** True while a commit has been running longer than the append timeout, or the log is lost: not ready. */
+  /** True while a commit has been running longer than the append timeout, or the log is lost. */
   stalled(now = Date.now()): boolean {
     return this.#lost !== null || (this.#commitStarted !== null && now - this.#commitStarted > this.#o.appendTimeoutMs);
+  }
+
+  /** Whether records can be written now: not stalled, not lost, and the last commit (or probe) succeeded. */
+  ready(now = Date.now()): boolean {
+    return this.notReadyReason(now) === undefined;
+  }
+
+  /** Why records cannot be written now (for /readyz and logs), or undefined when they can. */
+  notReadyReason(now = Date.now()): string | undefined {
+    if (this.#lost) return 'the access record log was written by someone else; this gateway writes no more records';
+    if (this.#commitStarted !== null && now - this.#commitStarted > this.#o.appendTimeoutMs) return `an access record commit has been running for ${now - this.#commitStarted} ms`;
+    if (this.#failing) return `access record commits fail (for ${now - this.#failing.since} ms): ${this.#failing.why}`;
+    return undefined;
   }
 
   /** Appends many records and resolves when all are durable. */
@@ -180,7 +269,10 @@ export class RecordWriter implements RecordAppender {
   }
 
   #start(): void {
+    if (this.#abandoned) return;
     this.#running = true;
+    clearTimeout(this.#probeTimer);
+    this.#probeTimer = undefined;
     this.#idle = new Promise((r) => (this.#idleResolve = r));
     // Let the current tick's appends join the first batch.
     setImmediate(() => void this.#loop());
@@ -189,22 +281,24 @@ export class RecordWriter implements RecordAppender {
   async #resume(): Promise<void> {
     const claimed = await this.#o.store.claimLog(this.logId, this.origin);
     const known = this.#state?.range.size;
+    let adopted: Unconfirmed | undefined;
     if (known !== undefined && claimed.size !== known) {
-      // Only the batch whose commit could not be confirmed may explain a different size, and only if the stored
-      // leaves are exactly its leaves. Anything else is another writer: never adopt its leaves.
-      const u = this.#uncertain;
-      const n = u ? u.leafHashes.length / 32 : 0;
-      let landed = false;
-      if (u && u.fromSize === known && claimed.size === known + n) {
+      // Only a commit this writer could not confirm may explain a different size, and only if the stored leaves
+      // are exactly its leaves. Anything else is another writer: never adopt its leaves.
+      for (const u of this.#unconfirmed) {
+        const n = u.leafHashes.length / 32;
+        if (u.fromSize !== known || claimed.size !== known + n) continue;
         const stored = await this.#o.store.nodes(this.logId, Array.from({ length: n }, (_, i) => ({ level: 0, index: known + i })));
-        landed = Buffer.concat(stored).equals(u.leafHashes);
+        if (Buffer.concat(stored).equals(u.leafHashes)) {
+          adopted = u;
+          break;
+        }
       }
-      if (!landed) {
+      if (!adopted) {
         this.#lost = new Error(`log ${this.logId} went from ${known} to ${claimed.size} leaves behind this writer's back`);
         throw this.#lost;
       }
     }
-    this.#uncertain = null;
     const range = CompactRange.fromNodes(claimed.size, claimed.edge);
     try {
       await this.#checkTail(claimed.latest, range);
@@ -222,6 +316,12 @@ export class RecordWriter implements RecordAppender {
       lastKeptAt: claimed.lastKeptAt,
     };
     this.#stale = false;
+    if (adopted) {
+      // That commit did land; none of the others at that position ever can.
+      this.#unconfirmed = [];
+      this.#o.log.warn('an access record commit that had not answered is in the log', { log: this.logId, records: adopted.entries.length, fromSize: adopted.fromSize });
+      this.#landed(adopted.entries);
+    }
     if (claimed.latest) this.#lastCheckpointAt = Math.max(this.#lastCheckpointAt, claimed.latest.createdAt);
     // Leaves a crashed writer committed but never signed get their checkpoint now.
     this.#scheduleCheckpoint();
@@ -256,87 +356,238 @@ export class RecordWriter implements RecordAppender {
   }
 
   async #loop(): Promise<void> {
-    while (this.#queue.length > 0 || this.#pendingCheckpoint) {
+    while (!this.#abandoned && (this.#queue.length > 0 || this.#pendingCheckpoint || this.#failing)) {
       const batch = this.#queue.splice(0, this.#batchLength());
       this.#o.observer?.backlog(this.#queue.length);
+      const ok = await this.#commit(batch);
+      // While the store fails, the loop rests between tries: requests still queued get their chance (and fail
+      // fast), the writer's own records and checkpoints wait for the next probe.
+      if (!ok && !this.#queue.some((e) => !e.internal)) break;
+      if (ok && batch.length === 0 && !this.#pendingCheckpoint && this.#queue.length === 0) break;
+    }
+    this.#running = false;
+    if (this.#failing && !this.#abandoned && !this.#lost) {
+      this.#probeTimer = setTimeout(() => {
+        this.#probeTimer = undefined;
+        if (!this.#running) this.#start();
+      }, this.#o.probeIntervalMs);
+      this.#probeTimer.unref();
+    }
+    this.#idleResolve?.();
+  }
+
+  /**
+   * Commits `entries` (a batch, half of one being isolated, or none: the pending checkpoint, or a probe of the
+   * store); true when the store took the commit.
+   */
+  async #commit(entries: Entry[]): Promise<boolean> {
+    // Records whose requests failed meanwhile are not committed now: nothing of theirs was released. (Reading the
+    // log again may also find some of them committed by an earlier attempt.)
+    const pending = () => entries.filter((e) => e.state === 'waiting' || (e.internal && e.state !== 'done'));
+    for (let attempt = 1; ; attempt++) {
+      let live = pending();
+      if (entries.length > 0 && live.length === 0) return true;
       const started = process.hrtime.bigint();
       this.#commitStarted = Date.now();
-      let leafHashes: Buffer | undefined;
-      let fromSize = 0;
+      this.#inCommit = live;
+      let prepared: Prepared | undefined;
       try {
         if (this.#lost) throw this.#lost;
         if (this.#stale) await this.open();
-        const state = this.#state!;
-        fromSize = state.range.size;
-        const range = state.range.clone();
-        const records: PendingRecord[] = [];
-        leafHashes = Buffer.alloc(batch.length * 32);
-        const levels: number[] = [];
-        const indexes: number[] = [];
-        const nodeHashes: Buffer[] = [];
-        batch.forEach((e, i) => {
-          const leafIndex = fromSize + i;
-          const fields = leafFieldsOf(e.draft, e.draft.subjects);
-          const h = recordLeafHash(this.origin, leafIndex, fields);
-          h.copy(leafHashes!, i * 32);
-          range.append(h, (n) => {
-            if (n.level < LOWEST_STORED_LEVEL) return;
-            levels.push(n.level);
-            indexes.push(n.index);
-            nodeHashes.push(n.hash);
-          });
-          records.push({ ...e.draft, logId: this.logId, leafIndex, personsCommitment: fields.persons === Persons.BATCH ? Buffer.from(fields.subjectsCommitment.buffer, fields.subjectsCommitment.byteOffset, 32) : null });
-        });
-        const checkpoint = this.#pendingCheckpoint ?? undefined;
-        const a: LogAppend = {
-          logId: this.logId,
-          fromSize,
-          records,
-          leafHashes,
-          nodes: { levels, indexes, hashes: Buffer.concat(nodeHashes) },
-          ...(checkpoint ? { checkpoint } : {}),
-        };
-        await this.#o.store.append(a);
-        state.range = range;
-        if (checkpoint) {
-          this.#pendingCheckpoint = null;
-          state.latest = { size: checkpoint.size, kept: checkpoint.kept };
-          if (checkpoint.kept) state.lastKeptAt = checkpoint.createdAt;
-          this.#announce(checkpoint);
-        }
-        if (batch.length) this.#o.observer?.batchCommitted(batch.length, Number(process.hrtime.bigint() - started) / 1e9);
-        for (const e of batch) e.resolve();
-        this.#scheduleCheckpoint();
+        live = pending();
+        if (entries.length > 0 && live.length === 0) return true;
+        this.#inCommit = live;
+        prepared = this.#prepare(live);
+        if (live.length > 0 && prepared.entries.length === 0) return true;
+        await this.#o.store.append(prepared.append);
+        this.#committed(prepared, started);
+        return true;
       } catch (err) {
-        if ((err as { code?: string }).code === LOG_CONFLICT) this.#lost = err as Error;
-        else if (leafHashes && batch.length) this.#uncertain = { fromSize, leafHashes };
-        // Read the log's state again before the next batch (the failed commit may have landed).
+        if (this.#abandoned) return false;
+        const kind = err === this.#lost ? 'lost' : classifyAppendFailure(err);
+        if (kind === 'conflict' && this.#unconfirmed.length > 0 && attempt < this.#o.maxAttempts + 1) {
+          // Maybe one of this writer's own unconfirmed commits landed meanwhile: reading the log again tells.
+          this.#stale = true;
+          continue;
+        }
+        if (kind === 'rejected' && prepared) {
+          if (prepared.append.checkpoint) {
+            // The checkpoint may be what the store refused: commit the records without it (a new one follows).
+            this.#pendingCheckpoint = null;
+            this.#stale = true;
+            continue;
+          }
+          if (prepared.entries.length > 1) {
+            // No single record may fail a shared commit: each half on its own, down to the culprit.
+            const half = Math.ceil(prepared.entries.length / 2);
+            const a = await this.#commit(prepared.entries.slice(0, half));
+            const b = await this.#commit(prepared.entries.slice(half));
+            return a || b;
+          }
+          if (prepared.entries.length === 1) {
+            this.#refuse(prepared.entries[0]!, err);
+            return true;
+          }
+        }
+        if (kind === 'conflict') this.#lost = err as Error;
+        if (kind === 'uncertain' && prepared) this.#unconfirmed.push({ fromSize: prepared.append.fromSize, leafHashes: prepared.append.leafHashes, entries: prepared.entries });
+        // Read the log's state again before the next commit (the failed one may have landed).
         this.#stale = true;
-        if (batch.length) {
-          this.#o.observer?.batchFailed(batch.length);
-          this.#o.log.error('access record batch not committed; its requests fail', { size: batch.length, err });
-        } else {
-          this.#o.log.error('checkpoint not stored; it is tried again with the next commit', { err });
+        if (!this.#lost) this.#fail(err);
+        const waiting = live.some((e) => e.state === 'waiting');
+        if (!this.#lost && waiting && attempt < this.#o.maxAttempts) {
+          this.#o.log.warn('access record commit failed; trying again on a fresh connection', { size: live.length, attempt, err: describeStoreError(err) });
+          await new Promise((r) => setTimeout(r, 50 * attempt));
+          continue;
         }
-        const e = new GatewayError('UNAVAILABLE', 'the access record could not be written; nothing was released', { cause: err });
-        for (const x of batch) x.reject(e);
-        if (this.#lost) {
-          this.#pendingCheckpoint = null;
-          this.#o.log.error('the access record log was written by someone else; this gateway writes no more records', { log: this.logId, err: this.#lost });
-          for (const x of this.#queue.splice(0)) x.reject(e);
-        } else if (batch.length === 0) {
-          // Only a checkpoint was waiting and the store failed: try again after an interval, don't spin.
-          setTimeout(() => {
-            if (!this.#running && (this.#pendingCheckpoint || this.#queue.length)) this.#start();
-          }, this.#o.checkpointIntervalMs).unref();
-          break;
-        }
+        this.#failed(live, err);
+        return false;
       } finally {
         this.#commitStarted = null;
+        this.#inCommit = [];
       }
     }
-    this.#running = false;
-    this.#idleResolve?.();
+  }
+
+  /** The leaves, nodes and records of one commit at the current size. A record that cannot be a leaf fails alone. */
+  #prepare(entries: Entry[]): Prepared {
+    const state = this.#state!;
+    const fromSize = state.range.size;
+    const range = state.range.clone();
+    const records: PendingRecord[] = [];
+    const hashes: Buffer[] = [];
+    const levels: number[] = [];
+    const indexes: number[] = [];
+    const nodeHashes: Buffer[] = [];
+    const ok: Entry[] = [];
+    for (const e of entries) {
+      const leafIndex = fromSize + ok.length;
+      let h: Buffer;
+      let fields: ReturnType<typeof leafFieldsOf>;
+      try {
+        fields = leafFieldsOf(e.draft, e.draft.subjects);
+        h = recordLeafHash(this.origin, leafIndex, fields);
+      } catch (err) {
+        // A field the leaf cannot hold (over 65,535 bytes): only this record's request fails.
+        this.#refuse(e, err);
+        continue;
+      }
+      ok.push(e);
+      hashes.push(h);
+      range.append(h, (n) => {
+        if (n.level < LOWEST_STORED_LEVEL) return;
+        levels.push(n.level);
+        indexes.push(n.index);
+        nodeHashes.push(n.hash);
+      });
+      records.push({ ...e.draft, logId: this.logId, leafIndex, personsCommitment: fields.persons === Persons.BATCH ? Buffer.from(fields.subjectsCommitment.buffer, fields.subjectsCommitment.byteOffset, 32) : null });
+    }
+    const checkpoint = this.#pendingCheckpoint ?? undefined;
+    return {
+      entries: ok,
+      range,
+      append: {
+        logId: this.logId,
+        fromSize,
+        records,
+        leafHashes: Buffer.concat(hashes),
+        nodes: { levels, indexes, hashes: Buffer.concat(nodeHashes) },
+        ...(checkpoint ? { checkpoint } : {}),
+      },
+    };
+  }
+
+  #committed(p: Prepared, started: bigint): void {
+    const state = this.#state!;
+    state.range = p.range;
+    // This commit won the position: no commit this writer could not confirm at it can ever land.
+    this.#unconfirmed = [];
+    if (this.#failing) this.#o.log.info('access record commits succeed again', { log: this.logId, failedForMs: Date.now() - this.#failing.since });
+    this.#failing = null;
+    const checkpoint = p.append.checkpoint;
+    if (checkpoint) {
+      this.#pendingCheckpoint = null;
+      state.latest = { size: checkpoint.size, kept: checkpoint.kept };
+      if (checkpoint.kept) state.lastKeptAt = checkpoint.createdAt;
+      this.#announce(checkpoint);
+    }
+    if (p.entries.length) this.#o.observer?.batchCommitted(p.entries.length, Number(process.hrtime.bigint() - started) / 1e9);
+    this.#landed(p.entries);
+    this.#scheduleCheckpoint();
+  }
+
+  /** Records now in the log: their requests may go on; a request that failed meanwhile gets a NOT_RELEASED record. */
+  #landed(entries: readonly Entry[]): void {
+    const late: AccessRecordDraft[] = [];
+    for (const e of entries) {
+      if (e.state === 'failed' && !e.internal) late.push(e.draft);
+      if (e.internal) e.state = 'done';
+      else e.succeed();
+    }
+    if (late.length === 0) return;
+    this.#o.log.warn('access records landed after their requests had failed; NOT_RELEASED records follow them', { log: this.logId, records: late.map((d) => d.recordId) });
+    this.#o.observer?.recordsNotReleased?.(late.length);
+    const own = late.map((d) => this.#internal(notReleasedRecord(newRecordId(), d)));
+    if (this.#abandoned) return this.#giveUp(own);
+    // First in the next batch, and kept until stored.
+    this.#queue.unshift(...own);
+    if (!this.#running) this.#start();
+  }
+
+  #internal(draft: AccessRecordDraft): Entry {
+    const entry: Entry = {
+      draft,
+      state: 'waiting',
+      internal: true,
+      succeed: () => void (entry.state = 'done'),
+      fail: () => undefined,
+    };
+    return entry;
+  }
+
+  /** The store refused this record (or it cannot be a leaf): its request fails, the others go on. */
+  #refuse(e: Entry, err: unknown): void {
+    this.#o.log.error('access record refused by the record store; only its request fails', { log: this.logId, recordId: e.draft.recordId, err: describeStoreError(err) });
+    this.#o.observer?.recordRefused?.();
+    if (e.internal) e.state = 'done';
+    e.fail(new GatewayError('INTERNAL', 'the access record was refused by the record store; nothing was released', { cause: err }));
+  }
+
+  /** Commits fail for a reason that is not their content: not ready until one succeeds (the probe tries). */
+  #fail(err: unknown): void {
+    const why = describeStoreError(err);
+    if (!this.#failing) this.#o.log.error('access record commits fail; not ready until the store takes one again', { log: this.logId, err: why });
+    this.#failing = { since: this.#failing?.since ?? Date.now(), why };
+  }
+
+  /** The last attempt at these records failed: their requests fail; the writer's own records wait for the next try. */
+  #failed(entries: readonly Entry[], err: unknown): void {
+    const requests = entries.filter((e) => !e.internal && e.state === 'waiting');
+    if (requests.length) {
+      this.#o.observer?.batchFailed(requests.length);
+      this.#o.log.error('access record batch not committed; its requests fail', { size: requests.length, err: describeStoreError(err) });
+    } else if (entries.length === 0) {
+      this.#o.log.warn('the record store was tried and still fails', { log: this.logId, err: describeStoreError(err) });
+    }
+    const e = new GatewayError('UNAVAILABLE', NOTHING_RELEASED, { cause: err });
+    for (const x of requests) x.fail(e);
+    const own = entries.filter((x) => x.internal && x.state !== 'done');
+    if (this.#lost) {
+      this.#pendingCheckpoint = null;
+      this.#o.log.error('the access record log was written by someone else; this gateway writes no more records', { log: this.logId, err: this.#lost });
+      for (const x of this.#queue.splice(0)) x.fail(e);
+      this.#giveUp(own);
+    } else this.#queue.unshift(...own);
+  }
+
+  /** The writer's own records that will never be stored: said loudly, with the records they were to correct. */
+  #giveUp(own: readonly Entry[]): void {
+    if (own.length === 0) return;
+    for (const x of own) x.state = 'done';
+    this.#o.log.error('NOT_RELEASED records could not be written: these records claim answers that were never released', {
+      log: this.logId,
+      records: own.map((x) => x.draft.correctsRecordId),
+    });
   }
 
   /** Signs a checkpoint of the committed tree once the interval since the last one has passed. */
@@ -406,16 +657,56 @@ export class RecordWriter implements RecordAppender {
     return n;
   }
 
+  /**
+   * From `deadline` (ms since the epoch) on, nothing more is attempted: what is still waiting fails (nothing is
+   * released), and `close()` returns. The gateway sets it when it starts to stop, so that a hung store cannot
+   * hold the process past its shutdown grace.
+   */
+  shutdownBy(deadline: number): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#abandon = new Promise<void>((resolve) => {
+      this.#deadlineTimer = setTimeout(() => {
+        this.#closed = true;
+        this.#abandoned = true;
+        const e = new GatewayError('UNAVAILABLE', 'the gateway is shutting down; the access record was not written, nothing was released');
+        // The commit in progress too: should it land later, its records get NOT_RELEASED ones (or are logged).
+        const left = [...this.#inCommit, ...this.#queue.splice(0)];
+        for (const x of left) x.fail(e);
+        this.#giveUp(left.filter((x) => x.internal && x.state !== 'done'));
+        this.#o.log.warn('shutdown deadline reached; access records still waiting have failed', { log: this.logId, records: left.length });
+        this.#reportUnconfirmed(left);
+        resolve();
+      }, Math.max(0, deadline - Date.now()));
+      this.#deadlineTimer.unref();
+    });
+  }
+
   /** Stops taking records, waits for the queued ones to be committed (or to fail), and signs the last of them. */
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#idle;
+    const until = (p: Promise<unknown> | undefined) => Promise.race([p, this.#abandon]);
+    await until(this.#idle);
     clearTimeout(this.#checkpointTimer);
     this.#checkpointTimer = undefined;
-    await this.#signing;
-    await this.#idle;
+    clearTimeout(this.#probeTimer);
+    this.#probeTimer = undefined;
+    await until(this.#signing);
+    await until(this.#idle);
     const state = this.#state;
-    if (state && !this.#stale && !this.#lost && !this.#pendingCheckpoint && state.range.size > (state.latest?.size ?? 0)) await this.#signCheckpoint();
-    await this.#idle;
+    if (!this.#abandoned && state && !this.#stale && !this.#lost && !this.#pendingCheckpoint && state.range.size > (state.latest?.size ?? 0)) await until(this.#signCheckpoint());
+    await until(this.#idle);
+    clearTimeout(this.#deadlineTimer);
+    this.#giveUp(this.#queue.splice(0).filter((x) => x.internal));
+    if (!this.#abandoned) this.#reportUnconfirmed([]);
+    this.#abandoned = true;
+  }
+
+  /**
+   * Records whose commit never answered, at the end: should one land after the process is gone, nothing will
+   * follow it with a NOT_RELEASED record, so the operator gets their ids (their requests all failed).
+   */
+  #reportUnconfirmed(inCommit: readonly Entry[]): void {
+    const ids = new Set([...this.#unconfirmed.flatMap((u) => u.entries), ...inCommit.filter((e) => this.#inCommit.includes(e))].map((e) => e.draft.recordId));
+    if (ids.size) this.#o.log.warn('access records whose commit did not answer may still land; their requests failed, and no NOT_RELEASED record can follow them now', { log: this.logId, records: [...ids] });
   }
 }

@@ -39,6 +39,7 @@ export const RECORD_COLUMNS = [
   'non_disclosable',
   'persons_commitment',
   'leaf_hash',
+  'corrects_record_id',
 ] as const;
 
 /** The DDL for a store; SQLite keeps the narrow tables clustered on their keys (WITHOUT ROWID). */
@@ -48,6 +49,14 @@ export function schemaFor(kind: 'sqlite' | 'postgres'): string[] {
     return /TABLE IF NOT EXISTS (record_subjects|log_nodes)/.test(s) ? `${s} WITHOUT ROWID` : s;
   });
 }
+
+/**
+ * Columns added to the tables above after stores were first created with them: each store adds one that is
+ * missing when it opens (issue 9: `corrects_record_id` of NOT_RELEASED records).
+ */
+export const ADDED_COLUMNS: readonly { table: string; column: string; definition: string }[] = [
+  { table: 'access_records', column: 'corrects_record_id', definition: "TEXT NOT NULL DEFAULT ''" },
+];
 
 /** A store written by linkgw before the transparency log (hash chains and seals) is not read by this one. */
 export const OLD_LAYOUT_MESSAGE =
@@ -76,6 +85,7 @@ const SCHEMA = [
     non_disclosable INTEGER NOT NULL,
     persons_commitment BLOB,
     leaf_hash BLOB NOT NULL,
+    corrects_record_id TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (log_id, leaf_index)
   )`,
   `CREATE INDEX IF NOT EXISTS access_records_by_subject
@@ -150,6 +160,7 @@ export interface RecordRow {
   non_disclosable: number | boolean;
   persons_commitment: Uint8Array | null;
   leaf_hash: Uint8Array;
+  corrects_record_id: string;
 }
 
 export function rowToRecord(r: RecordRow): LoggedRecord {
@@ -169,6 +180,7 @@ export function rowToRecord(r: RecordRow): LoggedRecord {
     nonDisclosable: r.non_disclosable === true || r.non_disclosable === 1,
     leafHash: Buffer.from(r.leaf_hash),
     personsCommitment: r.persons_commitment === null ? null : Buffer.from(r.persons_commitment),
+    ...(r.corrects_record_id ? { correctsRecordId: r.corrects_record_id } : {}),
   };
 }
 
@@ -191,6 +203,7 @@ export function recordToValues(r: Omit<LoggedRecord, 'leafHash'>, leafHash: Uint
     r.nonDisclosable ? 1 : 0,
     r.personsCommitment,
     leafHash,
+    r.correctsRecordId ?? '',
   ];
 }
 

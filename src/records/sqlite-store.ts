@@ -1,12 +1,19 @@
 /**
  * The embedded record store: SQLite in WAL mode, run by a dedicated worker thread (sqlite-worker.ts). This side
  * only posts requests and matches answers, so the event loop never waits on the disk.
+ *
+ * Every operation has a deadline on this side: a disk that hangs (a stuck fsync) fails the operation in time
+ * (STORE_TIMEOUT, and a commit that missed it may still land: the writer reads the log again). The thread itself
+ * cannot be interrupted in a system call, so later operations queue behind the hung one and fail by their own
+ * deadlines until the disk answers. Errors from the thread, including those of its start (a full disk, a
+ * directory it cannot write), become Errors that name the store's file and SQLite's code.
  */
 import { Worker } from 'node:worker_threads';
 import type { LoggedRecord } from '../core/access-record.js';
 import type { NodeId } from '../core/merkle.js';
 import { notify } from '../core/observer.js';
 import { workerFile } from '../worker-file.js';
+import { describeStoreError, storeTimeout } from './store-errors.js';
 import type { ClaimedLog, ExchangeQuery, LogAppend, LogInfo, RecordQuery, RecordStore, StoredCheckpoint, StoredPersons } from './record-store.js';
 import type { SqliteRequest } from './sqlite-worker.js';
 
@@ -15,7 +22,35 @@ const bytes = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.b
 const recordBytes = (r: LoggedRecord): LoggedRecord => ({ ...r, leafHash: bytes(r.leafHash), personsCommitment: r.personsCommitment && bytes(r.personsCommitment) });
 const checkpointBytes = (c: StoredCheckpoint): StoredCheckpoint => ({ ...c, rootHash: bytes(c.rootHash) });
 
-type Pending = { op: string; resolve: (v: unknown) => void; reject: (e: Error) => void };
+type Pending = { op: string; resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined };
+
+/** Operations that read a whole log or store (verification): bounded by ten minutes, not a request's deadline. */
+const LONG_OPS = new Set(['persons']);
+
+/**
+ * SQLite's own words for the result codes a store meets at start (sqlite3_errstr). A SqliteError is not a native
+ * Error, so crossing from the store's thread it arrives as a plain object holding only its code: without this,
+ * a full disk at first start printed `linkgw: [object Object]`.
+ */
+const SQLITE_TEXT: [RegExp, string][] = [
+  [/^SQLITE_FULL/, 'database or disk is full'],
+  [/^SQLITE_CANTOPEN/, 'unable to open database file'],
+  [/^SQLITE_READONLY/, 'attempt to write a readonly database'],
+  [/^SQLITE_PERM/, 'access permission denied'],
+  [/^SQLITE_NOTADB/, 'file is not a database'],
+  [/^SQLITE_CORRUPT/, 'database disk image is malformed'],
+  [/^SQLITE_BUSY/, 'database is locked'],
+  [/^SQLITE_NOMEM/, 'out of memory'],
+  [/^SQLITE_IOERR/, 'disk I/O error'],
+];
+
+/** An error from the store's thread (an Error, or the plain object a SqliteError becomes crossing threads). */
+function storeFailure(path: string, e: unknown, what = 'failed'): Error {
+  const code = (e as { code?: unknown } | null)?.code;
+  const message = (e as { message?: unknown } | null)?.message;
+  const text = typeof message === 'string' && message ? describeStoreError(e) : `${(typeof code === 'string' && SQLITE_TEXT.find(([re]) => re.test(code))?.[1]) || 'failed'} (${String(code ?? describeStoreError(e))})`;
+  return Object.assign(new Error(`the SQLite record store ${path} ${what}: ${text}`, { cause: e }), typeof code === 'string' ? { code } : {});
+}
 
 /** Told how long each operation took inside the store's thread (measured there). */
 export interface StoreObserver {
@@ -31,45 +66,67 @@ export class SqliteRecordStore implements RecordStore {
   #dead: Error | undefined;
 
   readonly #observer: StoreObserver | undefined;
+  readonly #timeoutMs: number;
+  #started = false;
 
-  private constructor(path: string, busyTimeoutMs: number, observer: StoreObserver | undefined) {
+  private constructor(readonly path: string, busyTimeoutMs: number, timeoutMs: number, observer: StoreObserver | undefined) {
     this.#observer = observer;
+    this.#timeoutMs = timeoutMs;
     this.#worker = new Worker(workerFile(import.meta.url, 'sqlite-worker'), { workerData: { path, busyTimeoutMs } });
     this.#worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: { message: string; code?: string }; seconds: number }) => {
+      this.#started = true;
       const p = this.#pending.get(m.id);
       if (!p) return;
       this.#pending.delete(m.id);
+      clearTimeout(p.timer);
       notify(this.#observer, (o) => o.storeOp(p.op, m.ok, m.seconds));
       if (m.ok) p.resolve(m.value);
       else p.reject(Object.assign(new Error(m.error?.message ?? 'sqlite error'), { code: m.error?.code }));
     });
     const die = (e: Error) => {
-      this.#dead = e;
-      for (const p of this.#pending.values()) p.reject(e);
+      this.#dead ??= e;
+      for (const p of this.#pending.values()) (clearTimeout(p.timer), p.reject(this.#dead));
       this.#pending.clear();
     };
-    this.#worker.on('error', die);
-    this.#worker.on('exit', () => die(new Error('the record store thread has stopped')));
+    // A thread that fails before its first answer failed to open the store (its error names SQLite's code).
+    this.#worker.on('error', (e: unknown) => die(storeFailure(path, e, this.#started ? 'failed' : 'could not be opened')));
+    this.#worker.on('exit', () => die(new Error(`the SQLite record store ${path}: its thread has stopped`)));
   }
 
-  /** Opens (and creates) the store at `path`; resolves once the schema is in place. */
-  static async open(path: string, opts: { busyTimeoutMs?: number; observer?: StoreObserver } = {}): Promise<SqliteRecordStore> {
-    const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000, opts.observer);
-    await s.logs();
+  /**
+   * Opens (and creates) the store at `path`; resolves once the schema is in place. `timeoutMs` bounds each
+   * operation (default 3000).
+   */
+  static async open(path: string, opts: { busyTimeoutMs?: number; timeoutMs?: number; observer?: StoreObserver } = {}): Promise<SqliteRecordStore> {
+    const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000, opts.timeoutMs ?? 3000, opts.observer);
+    try {
+      await s.logs();
+    } catch (e) {
+      await s.#worker.terminate().catch(() => undefined);
+      throw e;
+    }
     return s;
   }
 
-  #call<T>(req: Body<SqliteRequest>): Promise<T> {
+  #call<T>(req: Body<SqliteRequest>, extraMs = 0): Promise<T> {
     if (this.#dead) return Promise.reject(this.#dead);
     const id = this.#next++;
+    const ms = (LONG_OPS.has(req.op) ? 600_000 : this.#timeoutMs) + extraMs;
     return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { op: req.op, resolve: resolve as (v: unknown) => void, reject });
+      const timer = setTimeout(() => {
+        if (!this.#pending.delete(id)) return;
+        notify(this.#observer, (o) => o.storeOp(req.op, false, ms / 1000));
+        reject(storeTimeout(`an operation (${req.op})`, ms));
+      }, ms);
+      this.#pending.set(id, { op: req.op, resolve: resolve as (v: unknown) => void, reject, timer });
       this.#worker.postMessage({ ...req, id });
     });
   }
 
   claimLog(logId: string, origin: string, opts: { waitMs?: number } = {}): Promise<ClaimedLog> {
-    return this.#call<ClaimedLog>({ op: 'claim', logId, origin, waitMs: opts.waitMs ?? 5000 }).then((c) => ({
+    // The thread waits for the lock itself: the deadline starts after that wait.
+    const waitMs = opts.waitMs ?? 5000;
+    return this.#call<ClaimedLog>({ op: 'claim', logId, origin, waitMs }, waitMs).then((c) => ({
       ...c,
       edge: c.edge.map(bytes),
       latest: c.latest && checkpointBytes(c.latest),
@@ -112,9 +169,15 @@ export class SqliteRecordStore implements RecordStore {
   async exchangesOf(query: ExchangeQuery): Promise<LoggedRecord[]> {
     return (await this.#call<LoggedRecord[]>({ op: 'exchanges', query })).map(recordBytes);
   }
-  async close(): Promise<void> {
+  /** Closes the store; a thread stuck on the disk is left behind after `graceMs` (the process may exit). */
+  async close(graceMs = 500): Promise<void> {
     if (this.#dead) return;
-    await this.#call({ op: 'close' }).catch(() => undefined);
-    await this.#worker.terminate();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
+    await Promise.race([this.#call({ op: 'close' }).catch(() => undefined), grace]);
+    this.#worker.unref();
+    await Promise.race([this.#worker.terminate(), grace]);
+    clearTimeout(timer);
+    this.#dead ??= new Error(`the SQLite record store ${this.path} is closed`);
   }
 }

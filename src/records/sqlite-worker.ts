@@ -16,7 +16,7 @@ import { Outcome, type LoggedRecord } from '../core/access-record.js';
 import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
 import { subjectsCommitment } from '../core/record-leaf.js';
 import { LOG_CONFLICT, LOG_LOCKED, storeError, type ClaimedLog, type ExchangeQuery, type LogAppend, type RecordQuery, type StoredPersons } from './record-store.js';
-import { leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
+import { ADDED_COLUMNS, leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
 
 export type SqliteRequest =
   | { id: number; op: 'claim'; logId: string; origin: string; waitMs: number }
@@ -41,6 +41,8 @@ db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
 const oldLayout = (db.prepare("SELECT 1 FROM pragma_table_info('access_records') WHERE name = 'chain_id'").get() as unknown) !== undefined;
 if (oldLayout) throw new Error(OLD_LAYOUT_MESSAGE);
 for (const s of schemaFor('sqlite')) db.exec(s);
+for (const { table, column, definition } of ADDED_COLUMNS)
+  if (db.prepare('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').get(table, column) === undefined) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
 
 const bytes = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
@@ -232,8 +234,10 @@ function handle(m: SqliteRequest): unknown {
       return (
         db
           .prepare(
-            `SELECT * FROM access_records WHERE subject = ? AND requested_at >= ? AND outcome = ${Outcome.PROVIDED} AND (requester = ? OR provider = ?)
-             ORDER BY requested_at DESC, log_id DESC, leaf_index DESC LIMIT ?`,
+            // An exchange whose answer was not released (a NOT_RELEASED record corrects it) sent nothing anywhere.
+            `SELECT * FROM access_records r WHERE r.subject = ? AND r.requested_at >= ? AND r.outcome = ${Outcome.PROVIDED} AND (r.requester = ? OR r.provider = ?)
+               AND NOT EXISTS (SELECT 1 FROM access_records c WHERE c.subject = r.subject AND c.outcome = ${Outcome.NOT_RELEASED} AND c.corrects_record_id = r.record_id)
+             ORDER BY r.requested_at DESC, r.log_id DESC, r.leaf_index DESC LIMIT ?`,
           )
           .all(m.query.subject, m.query.since ?? Number.MIN_SAFE_INTEGER, m.query.agency, m.query.agency, m.query.limit) as RecordRow[]
       ).map(rowToRecord);

@@ -85,6 +85,7 @@ function recordMessage(r: LoggedRecord, proof: RecordInclusion | null): AccessRe
     outcome: r.outcome,
     cursor: encodeCursor(r),
     ...(proof ? { proof: inclusionMessage(proof) } : {}),
+    ...(r.correctsRecordId ? { correctsRecordId: r.correctsRecordId } : {}),
   });
 }
 

@@ -92,4 +92,19 @@ describe('the record leaf', () => {
     expect(() => decodeRecordLeaf(Buffer.concat([leaf, Buffer.from([0])]))).toThrow(/trailing/);
     expect(() => decodeRecordLeaf(Buffer.from('linkgw/access-record/v2\n'))).toThrow(/not a linkgw/);
   });
+
+  it('of a NOT_RELEASED record goes on with the id of the record it corrects, and only that outcome does', () => {
+    const corrects = 'ZYXWVTSRQPNMKJHGFEDCBA98';
+    const fields: LeafFields = { ...base, providedAt: null, outcome: Outcome.NOT_RELEASED, correctsRecordId: corrects };
+    const leaf = encodeRecordLeaf(ORIGIN, 6, fields);
+    const plain = encodeRecordLeaf(ORIGIN, 6, { ...fields, outcome: Outcome.FAILED, correctsRecordId: undefined });
+    // The same bytes as any record, with outcome 8, then opaque16(corrects_record_id).
+    expect(leaf.subarray(0, plain.length - 32 - 3)).toEqual(plain.subarray(0, plain.length - 32 - 3));
+    expect(leaf.subarray(plain.length)).toEqual(Buffer.concat([Buffer.from([0, 24]), Buffer.from(corrects)]));
+    expect(decodeRecordLeaf(leaf).fields).toEqual(fields);
+    expect(leafHash(leaf)).not.toEqual(leafHash(encodeRecordLeaf(ORIGIN, 6, { ...fields, correctsRecordId: base.recordId })));
+    expect(() => encodeRecordLeaf(ORIGIN, 6, { ...fields, correctsRecordId: undefined })).toThrow(/NOT_RELEASED/);
+    expect(() => encodeRecordLeaf(ORIGIN, 6, { ...base, correctsRecordId: corrects })).toThrow(/NOT_RELEASED/);
+    expect(() => decodeRecordLeaf(leaf.subarray(0, plain.length))).toThrow(/truncated/);
+  });
 });

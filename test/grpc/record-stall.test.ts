@@ -6,6 +6,7 @@
 import { status } from '@grpc/grpc-js';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Outcome } from '../../src/core/access-record.js';
 import { checkPersonalNumber } from '../../src/core/personal-number.js';
 import { SubjectKeys } from '../../src/core/subject-key.js';
 import { PG_URL, startHarness, statusOf, type Harness } from '../helpers/gateway-harness.js';
@@ -14,7 +15,8 @@ import { until } from '../helpers/wait.js';
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness({ records: 'postgres', env: { LINKGW_RECORD_TIMEOUT_MS: '500' } });
+  // The commit's own deadline is longer than the stall: the stalled commit lands once the lock goes.
+  h = await startHarness({ records: 'postgres', env: { LINKGW_RECORD_TIMEOUT_MS: '500', LINKGW_RECORD_STORE_TIMEOUT_MS: '10000' } });
 });
 afterAll(async () => {
   await h?.stop();
@@ -58,20 +60,23 @@ describe('a stalled record store', () => {
     }
     await until(async () => (await ready()) === 200, 5000);
     // c's record, still queued when its request failed, was dropped with it; b's was already in the commit
-    // and landed when the store came back (a store cannot take back a commit in progress).
+    // and landed when the store came back (a store cannot take back a commit in progress), followed by the
+    // record that says its code was not released (its request had failed).
     const subjects = new SubjectKeys(h.gw.keyring.subjectSecret);
-    const count = async (n: string) => {
+    const outcomes = async (n: string) => {
       const q = new pg.Client({ connectionString: PG_URL });
       await q.connect();
       try {
         await q.query(`SET search_path = ${h.pgSchema}`);
-        return Number((await q.query('SELECT count(*) AS n FROM access_records WHERE subject = $1', [subjects.of(value(n))])).rows[0].n);
+        return (await q.query('SELECT outcome FROM access_records WHERE subject = $1 ORDER BY leaf_index', [subjects.of(value(n))])).rows.map((r) => r.outcome as number);
       } finally {
         await q.end();
       }
     };
+    const count = async (n: string) => (await outcomes(n)).length;
     expect(await count(c!)).toBe(0);
-    expect(await count(b!)).toBe(1);
+    await until(async () => (await count(b!)) === 2, 5000);
+    expect(await outcomes(b!)).toEqual([Outcome.ISSUED, Outcome.NOT_RELEASED]);
     await expect(pension.issueCode(c!)).resolves.toMatchObject({ code: expect.any(String) });
     expect(await count(c!)).toBe(1);
   });

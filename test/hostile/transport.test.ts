@@ -18,7 +18,7 @@ import { until } from '../helpers/wait.js';
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness({
-    env: { LINKGW_TLS_HANDSHAKE_TIMEOUT_MS: '500', LINKGW_MAX_CONNECTIONS_PER_PEER: '6', LINKGW_MAX_STREAMS_PER_CONNECTION: '20', LINKGW_STREAM_IDLE_TIMEOUT_MS: '600' },
+    env: { LINKGW_TLS_HANDSHAKE_TIMEOUT_MS: '500', LINKGW_MAX_CONNECTIONS_PER_PEER: '6', LINKGW_MAX_STREAMS_PER_CONNECTION: '20', LINKGW_STREAM_IDLE_TIMEOUT_MS: '2000' },
   });
 });
 afterAll(async () => {

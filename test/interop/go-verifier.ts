@@ -26,6 +26,8 @@ export interface InteropRecord {
   persons: number;
   /** base64 */
   subjectsCommitment: string;
+  /** Outcome NOT_RELEASED only. */
+  correctsRecordId?: string;
 }
 
 export interface InteropInput {

@@ -29,6 +29,8 @@ const witnessVkey = cosignerVerifierKey(WITNESS, witnessKey.publicKey);
 function record(i: number): LeafFields {
   const recordId = `R${String(i).padStart(23, '0')}`;
   const batch = i % 7 === 3;
+  // Record 9 says that record 8's answer was not released (its leaf goes on with record 8's id).
+  if (i === 9) return { ...record(8), recordId, providedAt: null, outcome: Outcome.NOT_RELEASED, correctsRecordId: record(8).recordId, subjectsCommitment: subjectCommitment(recordId, 'S8') };
   return {
     recordId,
     requestedAt: 1_790_000_000_000 + i,

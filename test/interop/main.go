@@ -36,6 +36,8 @@ type Record struct {
 	Persons        uint8  `json:"persons"`
 	// Base64 of the 32-byte subjects commitment.
 	SubjectsCommitment string `json:"subjectsCommitment"`
+	// Outcome NOT_RELEASED (8) only: the record it corrects.
+	CorrectsRecordID string `json:"correctsRecordId"`
 }
 
 type Input struct {
@@ -164,6 +166,15 @@ func encodeLeaf(origin string, index uint64, r *Record) ([]byte, error) {
 	}
 	b.Write([]byte{r.Outcome, nd, r.Persons})
 	b.Write(commitment)
+	// select (outcome) { case NOT_RELEASED: opaque corrects_record_id<1..2^16-1>; }
+	if r.Outcome == 8 {
+		if r.CorrectsRecordID == "" {
+			return nil, errors.New("a NOT_RELEASED record names the record it corrects")
+		}
+		opaque16(&b, r.CorrectsRecordID)
+	} else if r.CorrectsRecordID != "" {
+		return nil, errors.New("correctsRecordId: NOT_RELEASED records only")
+	}
 	return b.Bytes(), nil
 }
 

@@ -4,6 +4,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Outcome } from '../../src/core/access-record.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { KeyObjectSigner } from '../../src/keys/signer.js';
 import type { RecordStore } from '../../src/records/record-store.js';
@@ -69,7 +70,8 @@ describe('RecordWriter after a failed commit', () => {
     stores.push(store);
     const { wrapped, plan } = flaky(store);
     // One checkpoint right after the first commit, then none until close: the test decides what rides along.
-    const writer = new RecordWriter({ store: wrapped, signer, log: silentLogger, logId: 'flaky', checkpointIntervalMs: 3_600_000 });
+    // One attempt per batch: this test decides which commit fails (test/faults/ covers the retries).
+    const writer = new RecordWriter({ store: wrapped, signer, log: silentLogger, logId: 'flaky', checkpointIntervalMs: 3_600_000, maxAttempts: 1 });
     plan.push('checkpoint-after');
     await writer.append(issuanceDraft());
     // The first checkpoint is stored, but the writer was told it failed.
@@ -79,14 +81,18 @@ describe('RecordWriter after a failed commit', () => {
     plan.push('records-before');
     await expect(writer.append(issuanceDraft())).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     plan.push('records-after');
-    await expect(writer.append(issuanceDraft())).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const lost = issuanceDraft();
+    await expect(writer.append(lost)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     await writer.appendAll([issuanceDraft(), issuanceDraft()]);
     expect(writer.stalled()).toBe(false);
     await writer.close();
-    // Leaves: the first two, the one whose answer was lost, the last two; not the one that never landed.
+    // Leaves: the first two, the one whose answer was lost, the last two, and the record saying that the one
+    // whose answer was lost was not released (its request had failed); not the one that never landed.
     const leaves = await store.readLeaves('flaky', 0, 100, 100);
-    expect(leaves.map((r) => r.leafIndex)).toEqual([0, 1, 2, 3, 4]);
+    expect(leaves.map((r) => r.leafIndex)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(leaves[2]!.recordId).toBe(lost.recordId);
+    expect(leaves[5]).toMatchObject({ outcome: Outcome.NOT_RELEASED, correctsRecordId: lost.recordId, subject: lost.subject, providedAt: null });
     const [report] = await verifyStore(store, new Map([['seal-1', publicKey]]));
-    expect(report).toMatchObject({ records: 5, signedSize: 5, problem: null });
+    expect(report).toMatchObject({ records: 6, signedSize: 6, problem: null });
   });
 });
