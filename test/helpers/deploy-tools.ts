@@ -1,6 +1,6 @@
 /**
  * The operator tools the deploy tests run (helm, promtool): found on PATH or in .tools/bin. CI must have them
- * (.ci/run installs both and sets LINKGW_REQUIRE_DEPLOY_TOOLS=1; CI=true does the same), so there a missing
+ * (.ci/run installs both and sets TEST_REQUIRE_DEPLOY_TOOLS=1; CI=true does the same), so there a missing
  * tool fails the test instead of skipping it; elsewhere a test that needs a missing tool is skipped.
  */
 import { spawnSync } from 'node:child_process';
@@ -12,7 +12,7 @@ import { PACKAGE_ROOT } from '../../src/config/settings.js';
 const truthy = (v: string | undefined) => v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
 
 /** Missing tools fail (CI), or skip (a developer machine without them). */
-export const TOOLS_REQUIRED = truthy(process.env.CI) || truthy(process.env.LINKGW_REQUIRE_DEPLOY_TOOLS);
+export const TOOLS_REQUIRED = truthy(process.env.CI) || truthy(process.env.TEST_REQUIRE_DEPLOY_TOOLS);
 
 const INSTALL: Record<string, string> = {
   helm: 'GOBIN=$PWD/.tools/bin go install helm.sh/helm/v3/cmd/helm@v3.22.0',
@@ -39,6 +39,6 @@ export function itWithTool(name: string): (title: string, fn: () => void | Promi
 /** The tool's path; throws (failing the test) when it is missing. */
 export function tool(name: string): string {
   const p = findTool(name);
-  if (!p) throw new Error(`${name} is required here (CI or LINKGW_REQUIRE_DEPLOY_TOOLS=1) but not installed: ${INSTALL[name] ?? name}`);
+  if (!p) throw new Error(`${name} is required here (CI or TEST_REQUIRE_DEPLOY_TOOLS=1) but not installed: ${INSTALL[name] ?? name}`);
   return p;
 }
