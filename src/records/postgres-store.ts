@@ -422,7 +422,7 @@ export class PostgresRecordStore implements RecordStore {
             }
             cursor.next = to;
             const out = new Map<number, RecordPersons>();
-            for (const [leaf, g] of byLeaf) out.set(leaf, { recordId: g.recordId, commitment: subjectsCommitment(g.recordId, g.subjects), stray: g.own !== '' });
+            for (const [leaf, g] of byLeaf) out.set(leaf, { recordId: g.recordId, commitment: subjectsCommitment(g.recordId, g.subjects), stray: g.own !== '', count: g.subjects.length });
             return out;
           },
         };

@@ -110,6 +110,8 @@ export interface RecordPersons {
   readonly commitment: Buffer;
   /** The record has a subject of its own: no persons should be stored for it. */
   readonly stray: boolean;
+  /** How many persons are stored for it. */
+  readonly count: number;
 }
 
 /**

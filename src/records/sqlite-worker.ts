@@ -174,7 +174,7 @@ function snapshotCall(c: SnapshotCall): unknown {
       }
       const out = new Map<number, RecordPersons>();
       let current: { leaf: number; recordId: string; own: string; subjects: string[] } | undefined;
-      const flush = () => current && out.set(current.leaf, { recordId: current.recordId, commitment: subjectsCommitment(current.recordId, current.subjects), stray: current.own !== '' });
+      const flush = () => current && out.set(current.leaf, { recordId: current.recordId, commitment: subjectsCommitment(current.recordId, current.subjects), stray: current.own !== '', count: current.subjects.length });
       const rows = conn
         .prepare('SELECT leaf_index, record_id, own, subject FROM temp.verify_persons WHERE log_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index')
         .iterate(c.logId, c.from, c.to) as IterableIterator<{ leaf_index: number; record_id: string; own: string; subject: string }>;

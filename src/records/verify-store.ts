@@ -146,7 +146,7 @@ class NodeCheck {
 const notStored = (e: unknown) => /is not stored/.test(String((e as Error | undefined)?.message));
 
 /** The purges of a log that verify (the latest first), and a problem for each one that does not. */
-function openPurges(purges: readonly StoredPurge[], info: LogInfo, keys: ReadonlyMap<string, KeyObject>): { good: StoredPurge[]; bad: string[] } {
+export function openPurges(purges: readonly StoredPurge[], info: LogInfo, keys: ReadonlyMap<string, KeyObject>): { good: StoredPurge[]; bad: string[] } {
   const good: StoredPurge[] = [];
   const bad: string[] = [];
   for (const p of purges) {
