@@ -146,3 +146,46 @@ describe('purge --before', () => {
     expect(() => parseBefore('soon', now)).toThrow(/neither an ISO 8601 time nor an age/);
   });
 });
+
+describe('linkgw records purge', () => {
+  it('reports per log with --json, changes nothing with --dry-run, and verify passes after it', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { join } = await import('node:path');
+    const { startHarness, tempDir } = await import('../helpers/gateway-harness.js');
+    const { population } = await import('../helpers/population.js');
+    const dataDir = tempDir();
+    const h = await startHarness({ dataDir });
+    const c = h.client('pension');
+    for (const n of population(10)) await c.issueCode(n);
+    await h.stop().catch(() => undefined);
+    const run = promisify(execFile);
+    const bin = join(import.meta.dirname, '..', '..', 'bin', 'linkgw.js');
+    const env = { ...process.env, LINKGW_DATA_DIR: dataDir };
+    const lines = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const dry = await run(process.execPath, [bin, 'records', 'purge', '--before', '0h', '--dry-run', '--json'], { env });
+    expect(lines(dry.stdout)).toEqual([expect.objectContaining({ fromLeaf: 0, belowLeaf: 8, records: 8, purged: false, dryRun: true })]);
+    const done = await run(process.execPath, [bin, 'records', 'purge', '--before', '0h', '--json'], { env });
+    expect(lines(done.stdout)).toEqual([expect.objectContaining({ fromLeaf: 0, belowLeaf: 8, records: 8, purged: true })]);
+    const again = await run(process.execPath, [bin, 'records', 'purge', '--before', '0h', '--json'], { env });
+    expect(lines(again.stdout)).toEqual([expect.objectContaining({ fromLeaf: 8, belowLeaf: 8, records: 0, purged: false })]);
+    const ok = await run(process.execPath, [bin, 'records', 'verify', '--json'], { env });
+    expect(lines(ok.stdout)).toEqual([expect.objectContaining({ problem: null, from: 8, purgedBelow: 8, records: 2 }), expect.objectContaining({ tampered: 0, purged: 8 })]);
+    // Two records changed: every problem is found, the output is limited.
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(join(dataDir, 'records.sqlite'));
+    db.prepare("UPDATE access_records SET requester = 'tax' WHERE leaf_index IN (8, 9)").run();
+    db.close();
+    const limited = await run(process.execPath, [bin, 'records', 'verify', '--max-problems', '1'], { env }).then(
+      () => null,
+      (e: { code: number; stdout: string }) => e,
+    );
+    expect(limited?.code).toBe(1);
+    expect(limited?.stdout).toMatch(/changed at leaf 8 .*\nand \d+ more\n/);
+    const bad = await run(process.execPath, [bin, 'records', 'purge'], { env }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(bad).toMatchObject({ code: 2, stderr: expect.stringMatching(/--before/) });
+  });
+});
