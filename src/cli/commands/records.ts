@@ -73,7 +73,8 @@ const verify = command({
           })),
           [
             ['origin', 'LOG'],
-            ['from', 'FROM'],
+            // Only when some log did not start at leaf 0 (a purge, or --from).
+            ...(reports.some((r) => r.from > 0) ? ([['from', 'FROM']] as [string, string][]) : []),
             ['records', 'RECORDS'],
             ['signed', 'SIGNED'],
             ['unsigned', 'UNSIGNED'],
