@@ -187,5 +187,6 @@ describe('linkgw records purge', () => {
       (e: { code: number; stderr: string }) => e,
     );
     expect(bad).toMatchObject({ code: 2, stderr: expect.stringMatching(/--before/) });
-  });
+    // Seven processes (a gateway and six commands) start here; on a loaded machine that takes a while.
+  }, 240_000);
 });
