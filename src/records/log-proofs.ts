@@ -8,7 +8,7 @@ import { consistencyRanges, foldRange, inclusionRanges, plan, type LeafRange } f
 import type { RecordStore } from './record-store.js';
 import { cosignedNote } from './schema.js';
 
-async function proofs(store: RecordStore, logId: string, perProof: readonly LeafRange[][]): Promise<Buffer[][]> {
+async function proofs(store: Pick<RecordStore, 'nodes'>, logId: string, perProof: readonly LeafRange[][]): Promise<Buffer[][]> {
   const flat = perProof.flat();
   const { ids, parts } = plan(flat);
   const hashes = ids.length ? await store.nodes(logId, ids) : [];
@@ -23,7 +23,7 @@ async function proofs(store: RecordStore, logId: string, perProof: readonly Leaf
 }
 
 /** The consistency proof from size1 to size2 of a log (both at most its stored size). */
-export async function consistencyProofOf(store: RecordStore, logId: string, size1: number, size2: number): Promise<Buffer[]> {
+export async function consistencyProofOf(store: Pick<RecordStore, 'nodes'>, logId: string, size1: number, size2: number): Promise<Buffer[]> {
   return (await proofs(store, logId, [consistencyRanges(size1, size2)]))[0]!;
 }
 

@@ -27,11 +27,15 @@ import {
   type ClaimedLog,
   type ExchangeQuery,
   type LogAppend,
+  type NewPurge,
+  type PurgeResult,
+  type RecordPersons,
   type RecordQuery,
+  type SnapshotReader,
   type RecordStore,
   type StoredPersons,
 } from './record-store.js';
-import { ADDED_COLUMNS, leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
+import { ADDED_COLUMNS, leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToPurge, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type PurgeRow, type RecordRow, type StoredCheckpoint } from './schema.js';
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 const CHECKPOINT_SELECT = 'SELECT c.*, l.origin FROM log_checkpoints c JOIN record_logs l ON l.log_id = c.log_id';
@@ -339,8 +343,12 @@ export class PostgresRecordStore implements RecordStore {
     return r.rowCount === 1;
   }
 
-  async logs(): Promise<LogInfo[]> {
-    const r = await this.#c.query<{ log_id: string; origin: string; size: string; created_at: string; max_leaf: string | null }>(
+  logs(): Promise<LogInfo[]> {
+    return PostgresRecordStore.#logs(this.#c);
+  }
+
+  static async #logs(c: BoundedClient): Promise<LogInfo[]> {
+    const r = await c.query<{ log_id: string; origin: string; size: string; created_at: string; max_leaf: string | null }>(
       'SELECT log_id, origin, size, created_at, (SELECT MAX(leaf_index) FROM access_records a WHERE a.log_id = l.log_id) AS max_leaf FROM record_logs l ORDER BY log_id',
     );
     return r.rows.map((x) => ({ logId: x.log_id, origin: x.origin, size: Number(x.size), maxLeafIndex: x.max_leaf === null ? null : Number(x.max_leaf), createdAt: Number(x.created_at) }));
@@ -357,6 +365,103 @@ export class PostgresRecordStore implements RecordStore {
   async checkpoints(logId: string): Promise<StoredCheckpoint[]> {
     const r = await this.#c.query<CheckpointRow>(`${CHECKPOINT_SELECT} WHERE c.log_id = $1 ORDER BY c.size`, [logId]);
     return r.rows.map(rowToCheckpoint);
+  }
+
+  /**
+   * One REPEATABLE READ READ ONLY transaction on one connection: every read sees the same snapshot, so records
+   * committed after it started (with their nodes and checkpoints) are all invisible, never half seen. Reads
+   * are paged (records by key range, persons through one cursor per log), each bounded by ten minutes.
+   */
+  async readSnapshot<T>(fn: (r: SnapshotReader) => Promise<T>): Promise<T> {
+    const LONG = 600_000;
+    return this.#c.withClient(async (c) => {
+      await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = '600s'; SET LOCAL idle_in_transaction_session_timeout = '600s'");
+      try {
+        // The persons cursor of the log being read, and the first row it fetched past the range asked for.
+        let cursor: { logId: string; next: number; rows: { leaf_index: string; record_id: string; own: string; subject: string }[]; done: boolean } | undefined;
+        const reader: SnapshotReader = {
+          logs: () => PostgresRecordStore.#logs(c),
+          checkpoints: async (logId) => (await c.query<CheckpointRow>(`${CHECKPOINT_SELECT} WHERE c.log_id = $1 ORDER BY c.size`, [logId])).rows.map(rowToCheckpoint),
+          purges: async (logId) => (await c.query<PurgeRow>('SELECT * FROM log_purges WHERE log_id = $1 ORDER BY below_leaf', [logId])).rows.map(rowToPurge),
+          nodes: (logId, ids) => this.#nodes(c, logId, ids),
+          readLeaves: async (logId, from, to, limit) =>
+            (await c.query<RecordRow>('SELECT * FROM access_records WHERE log_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index LIMIT $4', [logId, from, to, limit])).rows.map(rowToRecord),
+          firstLeafFrom: async (logId, from, time) => {
+            const r = await c.query<{ first: string | null }>('SELECT MIN(leaf_index) AS first FROM access_records WHERE log_id = $1 AND leaf_index >= $2 AND requested_at >= $3', [logId, from, time]);
+            return r.rows[0]?.first == null ? null : Number(r.rows[0].first);
+          },
+          persons: async (logId, from, to) => {
+            if (!cursor || cursor.logId !== logId || from < cursor.next) {
+              if (cursor) await c.query('CLOSE verify_persons');
+              // Sorted by the server (spilling to disk if it must), read here a page at a time.
+              await c.query(
+                `DECLARE verify_persons NO SCROLL CURSOR FOR
+                   SELECT r.leaf_index, r.record_id, r.subject AS own, s.subject FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id
+                   WHERE r.log_id = $1 AND r.leaf_index >= $2 ORDER BY r.leaf_index`,
+                [logId, from],
+              );
+              cursor = { logId, next: from, rows: [], done: false };
+            }
+            const byLeaf = new Map<number, { recordId: string; own: string; subjects: string[] }>();
+            for (;;) {
+              if (cursor.rows.length === 0) {
+                if (cursor.done) break;
+                const page = await c.query<{ leaf_index: string; record_id: string; own: string; subject: string }>('FETCH 5000 FROM verify_persons');
+                cursor.rows = page.rows;
+                if (page.rows.length < 5000) cursor.done = true;
+                if (cursor.rows.length === 0) break;
+              }
+              const row = cursor.rows[0]!;
+              const leaf = Number(row.leaf_index);
+              if (leaf >= to) break;
+              cursor.rows.shift();
+              if (leaf < from) continue;
+              let g = byLeaf.get(leaf);
+              if (!g) byLeaf.set(leaf, (g = { recordId: row.record_id, own: row.own, subjects: [] }));
+              g.subjects.push(row.subject);
+            }
+            cursor.next = to;
+            const out = new Map<number, RecordPersons>();
+            for (const [leaf, g] of byLeaf) out.set(leaf, { recordId: g.recordId, commitment: subjectsCommitment(g.recordId, g.subjects), stray: g.own !== '', count: g.subjects.length });
+            return out;
+          },
+        };
+        const value = await fn(reader);
+        await c.query('COMMIT');
+        return value;
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+    }, LONG);
+  }
+
+  /**
+   * The purge in one transaction, one statement per table (so that a partitioned table can drop whole
+   * partitions instead, later). The persons go first: they are found through the records.
+   */
+  async purge(p: NewPurge): Promise<PurgeResult | null> {
+    return this.#c.withClient(async (c) => {
+      await c.query("BEGIN; SET LOCAL statement_timeout = '3600s'; SET LOCAL idle_in_transaction_session_timeout = '3600s'");
+      try {
+        const added = await c.query(
+          `INSERT INTO log_purges (log_id, below_leaf, root, frontier, signed_note, purged_at, before_time) VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (log_id, below_leaf) DO NOTHING`,
+          [p.logId, p.belowLeaf, p.rootHash, Buffer.concat(p.frontier), p.signedNote, p.purgedAt, p.before],
+        );
+        if (added.rowCount !== 1) {
+          await c.query('ROLLBACK');
+          return null;
+        }
+        const persons = await c.query('DELETE FROM record_subjects WHERE record_id IN (SELECT record_id FROM access_records WHERE log_id = $1 AND leaf_index < $2)', [p.logId, p.belowLeaf]);
+        const records = await c.query('DELETE FROM access_records WHERE log_id = $1 AND leaf_index < $2', [p.logId, p.belowLeaf]);
+        await c.query('COMMIT');
+        return { records: records.rowCount ?? 0, persons: persons.rowCount ?? 0 };
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+    }, 3_605_000);
   }
 
   async #nodes(q: BoundedClient, logId: string, ids: readonly NodeId[]): Promise<Buffer[]> {

@@ -10,9 +10,9 @@
  */
 import type { LoggedRecord, LoggedRecordWithSubjects } from '../core/access-record.js';
 import type { NodeId } from '../core/merkle.js';
-import type { LogInfo, StoredCheckpoint } from './schema.js';
+import type { LogInfo, StoredCheckpoint, StoredPurge } from './schema.js';
 
-export type { LogInfo, StoredCheckpoint } from './schema.js';
+export type { LogInfo, StoredCheckpoint, StoredPurge } from './schema.js';
 
 export interface RecordQuery {
   readonly subject: string;
@@ -103,6 +103,54 @@ export interface StoredPersons {
   readonly strays: Set<string>;
 }
 
+/** The persons stored for one record (a batch record's, or persons wrongly added to a record of one). */
+export interface RecordPersons {
+  readonly recordId: string;
+  /** `subjectsCommitment` of the persons stored for it. */
+  readonly commitment: Buffer;
+  /** The record has a subject of its own: no persons should be stored for it. */
+  readonly stray: boolean;
+  /** How many persons are stored for it. */
+  readonly count: number;
+}
+
+/**
+ * Reads that all see one state of the store (a REPEATABLE READ transaction on PostgreSQL, a read transaction
+ * on SQLite): verification and purge read records, nodes, checkpoints and purges that agree with each other
+ * while the gateway keeps writing.
+ */
+export interface SnapshotReader {
+  logs(): Promise<LogInfo[]>;
+  checkpoints(logId: string): Promise<StoredCheckpoint[]>;
+  /** A log's purges, by leaf. */
+  purges(logId: string): Promise<StoredPurge[]>;
+  nodes(logId: string, ids: readonly NodeId[]): Promise<Buffer[]>;
+  readLeaves(logId: string, from: number, to: number, limit: number): Promise<LoggedRecord[]>;
+  /**
+   * The persons stored for the records of a log with leaf index in [from, to), by leaf index. Called with
+   * consecutive ranges of one log (a stream: only one range is held at a time).
+   */
+  persons(logId: string, from: number, to: number): Promise<Map<number, RecordPersons>>;
+  /** The first leaf at or after `from` whose record was requested at or after `time`, or null. */
+  firstLeafFrom(logId: string, from: number, time: number): Promise<number | null>;
+}
+
+/** A purge to commit: its row, and the records of leaves [0, belowLeaf) with their persons deleted. */
+export interface NewPurge {
+  readonly logId: string;
+  readonly belowLeaf: number;
+  readonly rootHash: Buffer;
+  readonly frontier: readonly Buffer[];
+  readonly signedNote: string;
+  readonly purgedAt: number;
+  readonly before: number;
+}
+
+export interface PurgeResult {
+  readonly records: number;
+  readonly persons: number;
+}
+
 export interface RecordStore {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -137,6 +185,13 @@ export interface RecordStore {
    * requested at or after `since`, newest first; non-disclosable ones too (the agency was party to them).
    */
   exchangesOf(q: ExchangeQuery): Promise<LoggedRecord[]>;
+  /** Runs `fn` with reads of one consistent state of the store (see SnapshotReader). */
+  readSnapshot<T>(fn: (r: SnapshotReader) => Promise<T>): Promise<T>;
+  /**
+   * One transaction: stores the purge row and deletes the log's records below `belowLeaf` and their persons
+   * (one statement per table). Null, changing nothing, when a purge at that leaf is already stored.
+   */
+  purge(p: NewPurge): Promise<PurgeResult | null>;
   /** Releases the log locks this store holds and closes it. */
   close(): Promise<void>;
 }

@@ -113,6 +113,19 @@ const SCHEMA = [
     kept INTEGER NOT NULL,
     PRIMARY KEY (log_id, size)
   )`,
+  // log_purges (issue 12 item 6): one row per purge of a log's oldest records, leaves [0, below_leaf). Hashes
+  // and times only: `frontier` is the compact range at below_leaf (32-byte hashes, largest subtree first),
+  // `signed_note` the purge statement signed by the log's key (src/core/purge-note.ts).
+  `CREATE TABLE IF NOT EXISTS log_purges (
+    log_id TEXT NOT NULL,
+    below_leaf BIGINT NOT NULL,
+    root BLOB NOT NULL,
+    frontier BLOB NOT NULL,
+    signed_note TEXT NOT NULL,
+    purged_at BIGINT NOT NULL,
+    before_time BIGINT NOT NULL,
+    PRIMARY KEY (log_id, below_leaf)
+  )`,
 ];
 
 /** A checkpoint the log signed, with the witness cosignature lines received for it. */
@@ -205,6 +218,41 @@ export function recordToValues(r: Omit<LoggedRecord, 'leafHash'>, leafHash: Uint
     leafHash,
     r.correctsRecordId ?? '',
   ];
+}
+
+/** A purge of a log's records below `belowLeaf`, as stored (issue 12 item 6). */
+export interface StoredPurge {
+  readonly logId: string;
+  readonly belowLeaf: number;
+  readonly rootHash: Buffer;
+  /** The compact range at `belowLeaf` (`CompactRange.nodesFor(belowLeaf)`), in that order. */
+  readonly frontier: Buffer[];
+  readonly signedNote: string;
+  readonly purgedAt: number;
+  readonly before: number;
+}
+
+export interface PurgeRow {
+  log_id: string;
+  below_leaf: number | string;
+  root: Uint8Array;
+  frontier: Uint8Array;
+  signed_note: string;
+  purged_at: number | string;
+  before_time: number | string;
+}
+
+export function rowToPurge(r: PurgeRow): StoredPurge {
+  const f = Buffer.from(r.frontier);
+  return {
+    logId: r.log_id,
+    belowLeaf: Number(r.below_leaf),
+    rootHash: Buffer.from(r.root),
+    frontier: Array.from({ length: Math.floor(f.length / 32) }, (_, i) => f.subarray(i * 32, i * 32 + 32)),
+    signedNote: r.signed_note,
+    purgedAt: Number(r.purged_at),
+    before: Number(r.before_time),
+  };
 }
 
 export interface CheckpointRow {

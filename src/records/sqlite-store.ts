@@ -14,8 +14,8 @@ import type { NodeId } from '../core/merkle.js';
 import { notify } from '../core/observer.js';
 import { workerFile } from '../worker-file.js';
 import { describeStoreError, storeTimeout } from './store-errors.js';
-import type { ClaimedLog, ExchangeQuery, LogAppend, LogInfo, RecordQuery, RecordStore, StoredCheckpoint, StoredPersons } from './record-store.js';
-import type { SqliteRequest } from './sqlite-worker.js';
+import type { ClaimedLog, ExchangeQuery, LogAppend, LogInfo, NewPurge, PurgeResult, RecordPersons, RecordQuery, RecordStore, SnapshotReader, StoredCheckpoint, StoredPersons, StoredPurge } from './record-store.js';
+import type { SnapshotCall, SqliteRequest } from './sqlite-worker.js';
 
 /** Byte arrays come back from the thread as plain Uint8Arrays: view them as Buffers (no copy). */
 const bytes = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -25,7 +25,7 @@ const checkpointBytes = (c: StoredCheckpoint): StoredCheckpoint => ({ ...c, root
 type Pending = { op: string; resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined };
 
 /** Operations that read a whole log or store (verification): bounded by ten minutes, not a request's deadline. */
-const LONG_OPS = new Set(['persons']);
+const LONG_OPS = new Set(['persons', 'snapshot', 'snapshot-begin', 'purge']);
 
 /**
  * SQLite's own words for the result codes a store meets at start (sqlite3_errstr). A SqliteError is not a native
@@ -162,6 +162,35 @@ export class SqliteRecordStore implements RecordStore {
     const p = await this.#call<StoredPersons>({ op: 'persons', logId });
     for (const v of p.batch.values()) v.commitment = bytes(v.commitment);
     return p;
+  }
+  /** One read transaction on a second connection in the store's thread (one snapshot at a time). */
+  async readSnapshot<T>(fn: (r: SnapshotReader) => Promise<T>): Promise<T> {
+    await this.#call({ op: 'snapshot-begin' });
+    const call = <R>(c: SnapshotCall) => this.#call<R>({ op: 'snapshot', call: c });
+    const reader: SnapshotReader = {
+      logs: () => call({ what: 'logs' }),
+      checkpoints: async (logId) => (await call<StoredCheckpoint[]>({ what: 'checkpoints', logId })).map(checkpointBytes),
+      purges: async (logId) => (await call<StoredPurge[]>({ what: 'purges', logId })).map((p) => ({ ...p, rootHash: bytes(p.rootHash), frontier: p.frontier.map(bytes) })),
+      nodes: async (logId, ids) => {
+        const all = bytes(await call<Uint8Array>({ what: 'nodes', logId, ids: [...ids] }));
+        return ids.map((_, i) => all.subarray(i * 32, i * 32 + 32));
+      },
+      readLeaves: async (logId, from, to, limit) => (await call<LoggedRecord[]>({ what: 'leaves', logId, from, to, limit })).map(recordBytes),
+      persons: async (logId, from, to) => {
+        const m = await call<Map<number, RecordPersons>>({ what: 'persons', logId, from, to });
+        for (const [k, v] of m) m.set(k, { ...v, commitment: bytes(v.commitment) });
+        return m;
+      },
+      firstLeafFrom: (logId, from, time) => call({ what: 'first-leaf', logId, from, time }),
+    };
+    try {
+      return await fn(reader);
+    } finally {
+      await this.#call({ op: 'snapshot-end' }).catch(() => undefined);
+    }
+  }
+  purge(p: NewPurge): Promise<PurgeResult | null> {
+    return this.#call({ op: 'purge', purge: p });
   }
   async listBySubject(query: RecordQuery): Promise<LoggedRecord[]> {
     return (await this.#call<LoggedRecord[]>({ op: 'list', query })).map(recordBytes);

@@ -15,8 +15,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Outcome, type LoggedRecord } from '../core/access-record.js';
 import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
 import { subjectsCommitment } from '../core/record-leaf.js';
-import { LOG_CONFLICT, LOG_LOCKED, storeError, type ClaimedLog, type ExchangeQuery, type LogAppend, type RecordQuery, type StoredPersons } from './record-store.js';
-import { ADDED_COLUMNS, leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
+import { LOG_CONFLICT, LOG_LOCKED, storeError, type ClaimedLog, type ExchangeQuery, type LogAppend, type NewPurge, type PurgeResult, type RecordPersons, type RecordQuery, type StoredPersons } from './record-store.js';
+import { ADDED_COLUMNS, leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToPurge, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type PurgeRow, type RecordRow, type StoredCheckpoint } from './schema.js';
 
 export type SqliteRequest =
   | { id: number; op: 'claim'; logId: string; origin: string; waitMs: number }
@@ -31,7 +31,20 @@ export type SqliteRequest =
   | { id: number; op: 'persons'; logId: string | undefined }
   | { id: number; op: 'list'; query: RecordQuery }
   | { id: number; op: 'exchanges'; query: ExchangeQuery }
+  | { id: number; op: 'snapshot-begin' }
+  | { id: number; op: 'snapshot-end' }
+  | { id: number; op: 'snapshot'; call: SnapshotCall }
+  | { id: number; op: 'purge'; purge: NewPurge }
   | { id: number; op: 'close' };
+
+export type SnapshotCall =
+  | { what: 'logs' }
+  | { what: 'checkpoints'; logId: string }
+  | { what: 'purges'; logId: string }
+  | { what: 'nodes'; logId: string; ids: NodeId[] }
+  | { what: 'leaves'; logId: string; from: number; to: number; limit: number }
+  | { what: 'persons'; logId: string; from: number; to: number }
+  | { what: 'first-leaf'; logId: string; from: number; time: number };
 
 const { path, busyTimeoutMs } = workerData as { path: string; busyTimeoutMs: number };
 const db = new Database(path);
@@ -54,8 +67,6 @@ const insertCheckpoint = db.prepare(
   'INSERT INTO log_checkpoints (log_id, size, root, signed_note, cosignatures, created_at, kept) VALUES (?, ?, ?, ?, \'\', ?, ?)',
 );
 const dropCheckpoint = db.prepare('DELETE FROM log_checkpoints WHERE log_id = ? AND size = ? AND kept = 0');
-const leafHashAt = db.prepare('SELECT leaf_hash FROM access_records WHERE log_id = ? AND leaf_index = ?').pluck();
-const nodeAt = db.prepare('SELECT hash FROM log_nodes WHERE log_id = ? AND level = ? AND idx = ?').pluck();
 const CHECKPOINT_SELECT = 'SELECT c.*, l.origin FROM log_checkpoints c JOIN record_logs l ON l.log_id = c.log_id';
 
 /** The writer locks this thread holds, by log. */
@@ -82,10 +93,12 @@ function tryLock(logId: string): boolean {
   }
 }
 
-const leafHashesIn = db.prepare('SELECT leaf_hash FROM access_records WHERE log_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index').pluck();
-
-function nodes(logId: string, ids: readonly NodeId[]): Buffer[] {
-  return ids.map(({ level, index }) => {
+/** The tree nodes of a connection's view of the store (the store's own, or a snapshot's). */
+function nodeReader(conn: Database.Database): (logId: string, ids: readonly NodeId[]) => Buffer[] {
+  const leafHashAt = conn.prepare('SELECT leaf_hash FROM access_records WHERE log_id = ? AND leaf_index = ?').pluck();
+  const nodeAt = conn.prepare('SELECT hash FROM log_nodes WHERE log_id = ? AND level = ? AND idx = ?').pluck();
+  const leafHashesIn = conn.prepare('SELECT leaf_hash FROM access_records WHERE log_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index').pluck();
+  return (logId, ids) => ids.map(({ level, index }) => {
     let h: Buffer | undefined;
     if (level === 0) h = leafHashAt.get(logId, index) as Buffer | undefined;
     else if (level >= LOWEST_STORED_LEVEL) h = nodeAt.get(logId, level, index) as Buffer | undefined;
@@ -98,6 +111,96 @@ function nodes(logId: string, ids: readonly NodeId[]): Buffer[] {
     return h;
   });
 }
+const nodes = nodeReader(db);
+
+const LOGS_SELECT = 'SELECT log_id, origin, size, created_at, (SELECT MAX(leaf_index) FROM access_records a WHERE a.log_id = l.log_id) AS max_leaf FROM record_logs l ORDER BY log_id';
+function logsOf(conn: Database.Database): LogInfo[] {
+  return (conn.prepare(LOGS_SELECT).all() as { log_id: string; origin: string; size: number; created_at: number; max_leaf: number | null }[]).map(
+    (r): LogInfo => ({ logId: r.log_id, origin: r.origin, size: r.size, maxLeafIndex: r.max_leaf, createdAt: r.created_at }),
+  );
+}
+
+/**
+ * The snapshot: a second connection holding one read transaction (WAL: it sees the store as of its first
+ * read, whatever the writer commits meanwhile). The persons are copied once, in that transaction, into a
+ * temporary table (on disk) keyed by log and leaf, so that they are then read a range at a time.
+ */
+let snap: { conn: Database.Database; nodes: ReturnType<typeof nodeReader>; personsReady: boolean } | undefined;
+
+function snapshotBegin(): null {
+  if (snap) throw new Error('a snapshot of this store is already open');
+  const conn = new Database(path);
+  conn.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+  conn.pragma('temp_store = FILE');
+  conn.exec('BEGIN');
+  conn.prepare('SELECT COUNT(*) FROM record_logs').get();
+  snap = { conn, nodes: nodeReader(conn), personsReady: false };
+  return null;
+}
+
+function snapshotEnd(): null {
+  if (!snap) return null;
+  try {
+    snap.conn.exec('ROLLBACK');
+  } finally {
+    snap.conn.close();
+    snap = undefined;
+  }
+  return null;
+}
+
+function snapshotCall(c: SnapshotCall): unknown {
+  if (!snap) throw new Error('no snapshot of this store is open');
+  const conn = snap.conn;
+  switch (c.what) {
+    case 'logs':
+      return logsOf(conn);
+    case 'checkpoints':
+      return (conn.prepare(`${CHECKPOINT_SELECT} WHERE c.log_id = ? ORDER BY c.size`).all(c.logId) as CheckpointRow[]).map(rowToCheckpoint);
+    case 'purges':
+      return (conn.prepare('SELECT * FROM log_purges WHERE log_id = ? ORDER BY below_leaf').all(c.logId) as PurgeRow[]).map(rowToPurge);
+    case 'nodes':
+      return Buffer.concat(snap.nodes(c.logId, c.ids));
+    case 'leaves':
+      return (conn.prepare('SELECT * FROM access_records WHERE log_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index LIMIT ?').all(c.logId, c.from, c.to, c.limit) as RecordRow[]).map(rowToRecord);
+    case 'first-leaf':
+      return conn.prepare('SELECT MIN(leaf_index) FROM access_records WHERE log_id = ? AND leaf_index >= ? AND requested_at >= ?').pluck().get(c.logId, c.from, c.time) ?? null;
+    case 'persons': {
+      if (!snap.personsReady) {
+        conn.exec(`CREATE TEMP TABLE verify_persons (log_id TEXT NOT NULL, leaf_index INTEGER NOT NULL, record_id TEXT NOT NULL, own TEXT NOT NULL, subject TEXT NOT NULL,
+          PRIMARY KEY (log_id, leaf_index, subject)) WITHOUT ROWID`);
+        conn.exec(`INSERT INTO verify_persons SELECT r.log_id, r.leaf_index, r.record_id, r.subject, s.subject FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id`);
+        snap.personsReady = true;
+      }
+      const out = new Map<number, RecordPersons>();
+      let current: { leaf: number; recordId: string; own: string; subjects: string[] } | undefined;
+      const flush = () => current && out.set(current.leaf, { recordId: current.recordId, commitment: subjectsCommitment(current.recordId, current.subjects), stray: current.own !== '', count: current.subjects.length });
+      const rows = conn
+        .prepare('SELECT leaf_index, record_id, own, subject FROM temp.verify_persons WHERE log_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index')
+        .iterate(c.logId, c.from, c.to) as IterableIterator<{ leaf_index: number; record_id: string; own: string; subject: string }>;
+      for (const r of rows) {
+        if (current?.leaf !== r.leaf_index) {
+          flush();
+          current = { leaf: r.leaf_index, recordId: r.record_id, own: r.own, subjects: [] };
+        }
+        current.subjects.push(r.subject);
+      }
+      flush();
+      return out;
+    }
+  }
+}
+
+/** The purge, in one transaction, one statement per table: the persons go first (found through the records). */
+const purge = db.transaction((p: NewPurge): PurgeResult | null => {
+  const added = db
+    .prepare('INSERT INTO log_purges (log_id, below_leaf, root, frontier, signed_note, purged_at, before_time) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (log_id, below_leaf) DO NOTHING')
+    .run(p.logId, p.belowLeaf, bytes(p.rootHash), Buffer.concat(p.frontier.map(bytes)), p.signedNote, p.purgedAt, p.before);
+  if (added.changes !== 1) return null;
+  const persons = db.prepare('DELETE FROM record_subjects WHERE record_id IN (SELECT record_id FROM access_records WHERE log_id = ? AND leaf_index < ?)').run(p.logId, p.belowLeaf);
+  const records = db.prepare('DELETE FROM access_records WHERE log_id = ? AND leaf_index < ?').run(p.logId, p.belowLeaf);
+  return { records: records.changes, persons: persons.changes };
+});
 
 function latestOf(logId: string): StoredCheckpoint | null {
   const r = db.prepare(`${CHECKPOINT_SELECT} WHERE c.log_id = ? ORDER BY c.size DESC LIMIT 1`).get(logId) as CheckpointRow | undefined;
@@ -202,11 +305,15 @@ function handle(m: SqliteRequest): unknown {
     case 'cosign':
       return db.prepare('UPDATE log_checkpoints SET cosignatures = cosignatures || ? WHERE log_id = ? AND size = ?').run(m.lines, m.logId, m.size).changes === 1;
     case 'logs':
-      return (
-        db
-          .prepare('SELECT log_id, origin, size, created_at, (SELECT MAX(leaf_index) FROM access_records a WHERE a.log_id = l.log_id) AS max_leaf FROM record_logs l ORDER BY log_id')
-          .all() as { log_id: string; origin: string; size: number; created_at: number; max_leaf: number | null }[]
-      ).map((r): LogInfo => ({ logId: r.log_id, origin: r.origin, size: r.size, maxLeafIndex: r.max_leaf, createdAt: r.created_at }));
+      return logsOf(db);
+    case 'snapshot-begin':
+      return snapshotBegin();
+    case 'snapshot-end':
+      return snapshotEnd();
+    case 'snapshot':
+      return snapshotCall(m.call);
+    case 'purge':
+      return purge(m.purge);
     case 'latest':
       return (
         // Driven by the few logs, one primary-key probe each (the hourly history is not scanned).
@@ -242,6 +349,7 @@ function handle(m: SqliteRequest): unknown {
           .all(m.query.subject, m.query.since ?? Number.MIN_SAFE_INTEGER, m.query.agency, m.query.agency, m.query.limit) as RecordRow[]
       ).map(rowToRecord);
     case 'close':
+      snapshotEnd();
       for (const l of locks.values()) l.close();
       locks.clear();
       db.close();

@@ -137,7 +137,7 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('the transparency log in %s', (
         expect(verifyConsistency(a, b, await consistencyProofOf(store, 'replica-a', a, b), rootOfLeafHashes(leaves.slice(0, a)), rootOfLeafHashes(leaves.slice(0, b))), `${a} → ${b}`).toBe(true);
     expect(await store.recordById(drafts[7]!.recordId)).toMatchObject({ leafIndex: 7, subject: '' });
     expect((await store.storedPersons('replica-a')).batch.get(drafts[7]!.recordId)?.persons).toBe(3);
-    expect(await verifyStore(store, keys)).toEqual([{ logId: 'replica-a', origin: 'linkgw/records/replica-a', records: 23, treeSize: 23, checkpoints: expect.any(Number), signedSize: 23, unsigned: 0, problem: null }]);
+    expect(await verifyStore(store, keys)).toEqual([{ logId: 'replica-a', origin: 'linkgw/records/replica-a', records: 23, treeSize: 23, checkpoints: expect.any(Number), signedSize: 23, unsigned: 0, problem: null, problems: [], problemCount: 0, from: 0, purgedBelow: 0 }]);
   });
 
   it('keeps the latest checkpoint and the first of each hour, not one a second', async () => {

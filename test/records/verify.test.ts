@@ -124,7 +124,7 @@ function rehash(row: Record<string, unknown>, change: Partial<AccessRecordDraft>
 describe.each<StoreKind>(['sqlite', 'postgres'])('verification of records in %s', (kind) => {
   it('passes an untouched store: every record a leaf, the tree as signed', async () => {
     const f = await fixture(kind);
-    expect(await verifyStore(f.store, keys)).toEqual([{ logId: LOG, origin: ORIGIN, records: 10, treeSize: 10, checkpoints: expect.any(Number), signedSize: 10, unsigned: 0, problem: null }]);
+    expect(await verifyStore(f.store, keys)).toEqual([{ logId: LOG, origin: ORIGIN, records: 10, treeSize: 10, checkpoints: expect.any(Number), signedSize: 10, unsigned: 0, problem: null, problems: [], problemCount: 0, from: 0, purgedBelow: 0 }]);
   });
 
   it('finds a changed record', async () => {

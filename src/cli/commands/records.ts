@@ -4,8 +4,8 @@
  */
 import { join } from 'node:path';
 import { settingsFromEnv } from '../../config/settings.js';
-import { keyringLocation, readSealPublicKeys } from '../../keys/keyring-file.js';
-import { command, EXIT, type CommandGroup } from '../command.js';
+import { keyringLocation, openKeyring, readSealPublicKeys } from '../../keys/keyring-file.js';
+import { command, EXIT, UsageError, type CommandGroup } from '../command.js';
 import { Printer } from '../output.js';
 
 async function openStore() {
@@ -19,26 +19,48 @@ const verify = command({
   args: { min: 0, max: 0 },
   options: {
     against: { type: 'string', value: 'FILE', doc: 'also check consistency with checkpoints saved earlier (`linkgw records checkpoints > FILE`, or a witness\'s copy): truncation below them is caught' },
+    from: { type: 'string', value: 'FILE', doc: 'incremental: start each log at a checkpoint verified earlier (`linkgw records checkpoints > FILE` after a verify that passed); only the records after it are read' },
     quick: { type: 'boolean', doc: 'with --against: only the consistency of the saved checkpoints with the stored tree, without reading every record' },
-    json: { type: 'boolean', doc: 'JSON lines: one per log, then the totals' },
+    'max-problems': { type: 'string', value: 'N', doc: 'print at most N problems in all, then how many more were found (default 100)' },
+    json: { type: 'boolean', doc: 'JSON lines: one per log (its problems within the limit), then the totals' },
   },
-  details: 'Verifying needs only public keys: no passphrase and no PIN. Leaves newer than the latest checkpoint are reported as unsigned (normal for up to one LINKGW_CHECKPOINT_INTERVAL_MS while the gateway runs).',
+  details:
+    'Verifying needs only public keys: no passphrase and no PIN. The store is read in one snapshot, so the gateway may keep writing. Leaves newer than the latest checkpoint are reported as unsigned (normal for up to one LINKGW_CHECKPOINT_INTERVAL_MS while the gateway runs). A log purged by `records purge` is verified from its signed purge point. Progress goes to standard error when it is a terminal.',
   run: async (inv) => {
+    const maxText = inv.options['max-problems'];
+    const maxProblems = maxText === undefined ? 100 : Number(maxText);
+    if (!Number.isSafeInteger(maxProblems) || maxProblems < 0) throw new UsageError('--max-problems takes a whole number');
     const { s, store } = await openStore();
-    const { verifyRecordsCommand } = await import('../../records/log-commands.js');
+    const { verifyRecordsCommand, limitProblems } = await import('../../records/log-commands.js');
     try {
-      const progress =
-        !inv.options.json && process.stderr.isTTY ? (logId: string, done: number, total: number) => process.stderr.write(`\r${logId}: ${done}/${total} records`) : undefined;
+      const tty = process.stderr.isTTY ? process.stderr : undefined;
+      let drawn = 0;
+      const progress = tty
+        ? (logId: string, done: number, total: number) => {
+            const now = Date.now();
+            if (now - drawn < 100 && done < total) return;
+            drawn = now;
+            tty.write(`\r${logId}: ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} records (${total ? Math.floor((done / total) * 100) : 100}%)\x1b[K`);
+          }
+        : undefined;
       const { reports, summary } = await verifyRecordsCommand(store, readSealPublicKeys(keyringLocation(s).path), {
         ...(inv.options.against ? { againstFile: inv.options.against } : {}),
+        ...(inv.options.from ? { fromFile: inv.options.from } : {}),
         quick: inv.options.quick,
+        maxProblems: Math.max(1, maxProblems),
         ...(progress ? { progress } : {}),
       });
-      if (progress) process.stderr.write('\n');
+      if (tty && drawn) tty.write('\r\x1b[K');
+      const { shown, more } = limitProblems(reports, maxProblems);
       const p = new Printer(inv.options.json);
       if (inv.options.json) {
-        for (const r of reports) p.object(r);
-        p.object(summary);
+        let left = maxProblems;
+        for (const r of reports) {
+          const problems = r.problems.slice(0, left);
+          left -= problems.length;
+          p.object({ ...r, problems });
+        }
+        p.object({ ...summary, problemsNotShown: more });
       } else {
         p.rows(
           reports.map((r) => ({
@@ -46,16 +68,25 @@ const verify = command({
             records: r.records,
             signed: r.signedSize,
             unsigned: r.unsigned,
-            result: r.problem ? `${r.problem.kind} at leaf ${r.problem.leafIndex ?? '?'} (${r.problem.recordId ?? '-'}): ${r.problem.detail}` : 'ok',
+            from: r.purgedBelow && r.from === r.purgedBelow ? `${r.from} (purged)` : r.from,
+            result: r.problem ? `${r.problemCount} problem${r.problemCount === 1 ? '' : 's'}, first: ${r.problem.kind} at leaf ${r.problem.leafIndex ?? '?'} (${r.problem.recordId ?? '-'}): ${r.problem.detail}` : 'ok',
           })),
           [
             ['origin', 'LOG'],
+            // Only when some log did not start at leaf 0 (a purge, or --from).
+            ...(reports.some((r) => r.from > 0) ? ([['from', 'FROM']] as [string, string][]) : []),
             ['records', 'RECORDS'],
             ['signed', 'SIGNED'],
             ['unsigned', 'UNSIGNED'],
             ['result', 'RESULT'],
           ],
         );
+        if (shown.length) {
+          p.write('\nPROBLEMS\n');
+          for (const q of shown) p.write(`${q.logId}: ${q.kind} at leaf ${q.leafIndex ?? '?'} (${q.recordId ?? '-'}): ${q.detail}\n`);
+          if (more) p.write(`and ${more} more\n`);
+          p.write('\n');
+        }
         p.write(`${summary.logs} log${summary.logs === 1 ? '' : 's'}, ${summary.records} records, ${summary.tampered ? `${summary.tampered} tampered with` : 'none tampered with'}\n`);
       }
       return summary.tampered ? EXIT.failure : EXIT.ok;
@@ -82,8 +113,63 @@ const checkpoints = command({
   },
 });
 
+const purge = command({
+  summary: 'remove the records older than TIME (per log, the longest signed prefix, in blocks of 8), recording a purge signed by the log\'s key that `records verify` accepts',
+  args: { min: 0, max: 0 },
+  options: {
+    before: { type: 'string', value: 'TIME', doc: 'records requested before this are removed: an ISO 8601 time, or an age such as 7y, 90d or 12h' },
+    'dry-run': { type: 'boolean', doc: 'check and report what would be purged; change nothing (no key needed beyond opening the keyring)' },
+    json: { type: 'boolean', doc: 'JSON lines: one per log, what was purged' },
+  },
+  details:
+    'Run it from a CronJob (docs/adr/0103-retention.md), after saving the latest checkpoints (`linkgw records checkpoints`) outside the store. It opens the keyring (passphrase or PIN as for the gateway) to sign each purge. Before signing, the records to be removed are verified; a log that does not verify is not purged (exit 1). The purge of a log is one transaction: its `log_purges` row, its records and their persons. Tree nodes and checkpoints (hashes only) are kept.',
+  run: async (inv) => {
+    if (!inv.options.before) throw new UsageError('records purge needs --before TIME (for example --before 7y)');
+    const { parseBefore, purgeRecords } = await import('../../records/purge.js');
+    let before: number;
+    try {
+      before = parseBefore(inv.options.before);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    const { s, store } = await openStore();
+    try {
+      const { keyring } = await openKeyring(keyringLocation(s));
+      let results;
+      try {
+        results = await purgeRecords(store, keyring.sealSigner, keyring.sealPublicKeys, { before, dryRun: inv.options['dry-run'] });
+      } finally {
+        await keyring.close();
+      }
+      const p = new Printer(inv.options.json);
+      const rows = results.map((r) => ({ ...r, before: new Date(before).toISOString(), dryRun: inv.options['dry-run'] }));
+      if (inv.options.json) for (const r of rows) p.object(r);
+      else
+        p.rows(
+          rows.map((r) => ({
+            origin: r.origin,
+            leaves: `${r.fromLeaf}..${r.belowLeaf}`,
+            records: r.records,
+            persons: r.persons,
+            result: r.purged ? 'purged' : (r.reason ?? (r.dryRun ? 'would purge' : '')),
+          })),
+          [
+            ['origin', 'LOG'],
+            ['leaves', 'LEAVES'],
+            ['records', 'RECORDS'],
+            ['persons', 'PERSONS'],
+            ['result', 'RESULT'],
+          ],
+        );
+      return results.some((r) => r.reason?.startsWith('refused')) ? EXIT.failure : EXIT.ok;
+    } finally {
+      await store.close();
+    }
+  },
+});
+
 export const recordsGroup: CommandGroup = {
   name: 'records',
   summary: 'the access record store ($LINKGW_RECORDS_URL, else SQLite in the data directory): one transparency log per replica',
-  commands: { verify, checkpoints },
+  commands: { verify, checkpoints, purge },
 };
