@@ -31,7 +31,9 @@ import {
   type RecordStore,
   type StoredPersons,
 } from './record-store.js';
-import { ADDED_COLUMNS, leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
+import { migratePostgres } from './migrate-postgres.js';
+import { logMigrations, type MigrateMode, type MigrationReport } from './migrations.js';
+import { leavesUnder, LOWEST_STORED_LEVEL, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToRecord, type CheckpointRow, type LogInfo, type RecordRow, type StoredCheckpoint } from './schema.js';
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 const CHECKPOINT_SELECT = 'SELECT c.*, l.origin FROM log_checkpoints c JOIN record_logs l ON l.log_id = c.log_id';
@@ -65,6 +67,8 @@ export interface PostgresStoreOptions {
   /** Stops waiting at open (a SIGTERM during start). */
   readonly signal?: AbortSignal;
   readonly log?: Logger;
+  /** `auto` (default): apply pending schema migrations; `verify`: refuse to open unless none is pending. */
+  readonly migrate?: MigrateMode;
 }
 
 /** Connection failures worth waiting out at start: the server is down, starting, or full, not misconfigured. */
@@ -146,38 +150,28 @@ export class PostgresRecordStore implements RecordStore {
     const target = `${u.hostname}:${u.port || 5432}${u.pathname}`;
     const connections = new PgConnections({ client: clientConfig, timeoutMs, max: opts.max ?? 4 });
     let weak: boolean;
+    let report: MigrationReport;
     try {
       await PostgresRecordStore.#reachable(connections, target, opts);
-      // The schema may take longer than a request's deadline to set up (an index on a large table): five
-      // minutes, on both sides, for this connection only.
-      weak = await connections.withClient(async (c) => {
+      // The schema's migrations (migrate-postgres.ts) may take longer than a request's deadline (an index on
+      // a large table): five minutes, on both sides, for this connection only.
+      ({ weak, report } = await connections.withClient(async (c) => {
         await c.query("SET statement_timeout = '300s'");
         try {
-          await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-          const old = await c.query("SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'access_records' AND column_name = 'chain_id'", [schema]);
-          if (old.rowCount) throw new Error(OLD_LAYOUT_MESSAGE);
-          for (const st of schemaFor('postgres')) await c.query(st);
-          await PostgresRecordStore.#addColumns(c, schema);
+          const report = await migratePostgres(c, schema, opts.migrate ?? 'auto');
           const r = await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
-          return r.rows[0]?.synchronous_commit === 'off';
+          return { weak: r.rows[0]?.synchronous_commit === 'off', report };
         } finally {
           await c.query('RESET statement_timeout').catch(() => undefined);
         }
-      }, Math.max(timeoutMs, 305_000));
+      }, Math.max(timeoutMs, 305_000)));
     } catch (e) {
       await connections.end(500);
       throw e;
     }
+    logMigrations(opts.log, `schema ${schema}`, report);
     if (weak) opts.log?.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
     return new PostgresRecordStore(connections, schema, weak);
-  }
-
-  /** Columns of later versions that a store created earlier lacks (schema.ts ADDED_COLUMNS). */
-  static async #addColumns(c: BoundedClient, schema: string): Promise<void> {
-    for (const { table, column, definition } of ADDED_COLUMNS) {
-      const has = await c.query('SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 AND column_name = $3', [schema, table, column]);
-      if (!has.rowCount) await c.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column} ${definition}`);
-    }
   }
 
   /**
