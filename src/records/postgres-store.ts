@@ -127,7 +127,8 @@ export class PostgresRecordStore implements RecordStore {
       });
   }
 
-  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresRecordStore> {
+  /** The store's connections for a URL (its `schema` parameter taken out, as the sessions' search_path). */
+  static #connections(url: string, opts: PostgresStoreOptions): { connections: PgConnections; schema: string; target: string; timeoutMs: number } {
     const u = new URL(url);
     const schema = u.searchParams.get('schema') ?? 'public';
     if (!IDENT.test(schema)) throw new Error('records URL: schema must be a plain lower-case identifier');
@@ -148,23 +149,49 @@ export class PostgresRecordStore implements RecordStore {
       options: `${extra} -c search_path=${schema}`.trim(),
     };
     const target = `${u.hostname}:${u.port || 5432}${u.pathname}`;
-    const connections = new PgConnections({ client: clientConfig, timeoutMs, max: opts.max ?? 4 });
+    return { connections: new PgConnections({ client: clientConfig, timeoutMs, max: opts.max ?? 4 }), schema, target, timeoutMs };
+  }
+
+  /**
+   * Runs `body` on one connection whose statements may take five minutes, on both sides: the schema's
+   * migrations (migrate-postgres.ts) may take longer than a request's deadline (an index on a large table).
+   */
+  static #schemaWork<T>(connections: PgConnections, timeoutMs: number, body: (c: BoundedClient) => Promise<T>): Promise<T> {
+    return connections.withClient(async (c) => {
+      await c.query("SET statement_timeout = '300s'");
+      try {
+        return await body(c);
+      } finally {
+        await c.query('RESET statement_timeout').catch(() => undefined);
+      }
+    }, Math.max(timeoutMs, 305_000));
+  }
+
+  /**
+   * For `linkgw migrate`: waits for the server as a store's open does, runs `body` on a connection fit for
+   * schema work, and closes everything. No store is opened (nothing is claimed or written).
+   */
+  static async schemaSession<T>(url: string, opts: PostgresStoreOptions, body: (c: BoundedClient, schema: string) => Promise<T>): Promise<T> {
+    const { connections, schema, target, timeoutMs } = PostgresRecordStore.#connections(url, { max: 1, ...opts });
+    try {
+      await PostgresRecordStore.#reachable(connections, target, opts);
+      return await PostgresRecordStore.#schemaWork(connections, timeoutMs, (c) => body(c, schema));
+    } finally {
+      await connections.end(500);
+    }
+  }
+
+  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresRecordStore> {
+    const { connections, schema, target, timeoutMs } = PostgresRecordStore.#connections(url, opts);
     let weak: boolean;
     let report: MigrationReport;
     try {
       await PostgresRecordStore.#reachable(connections, target, opts);
-      // The schema's migrations (migrate-postgres.ts) may take longer than a request's deadline (an index on
-      // a large table): five minutes, on both sides, for this connection only.
-      ({ weak, report } = await connections.withClient(async (c) => {
-        await c.query("SET statement_timeout = '300s'");
-        try {
-          const report = await migratePostgres(c, schema, opts.migrate ?? 'auto');
-          const r = await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
-          return { weak: r.rows[0]?.synchronous_commit === 'off', report };
-        } finally {
-          await c.query('RESET statement_timeout').catch(() => undefined);
-        }
-      }, Math.max(timeoutMs, 305_000)));
+      ({ weak, report } = await PostgresRecordStore.#schemaWork(connections, timeoutMs, async (c) => {
+        const report = await migratePostgres(c, schema, opts.migrate ?? 'auto');
+        const r = await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+        return { weak: r.rows[0]?.synchronous_commit === 'off', report };
+      }));
     } catch (e) {
       await connections.end(500);
       throw e;
