@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pg from 'pg';
@@ -379,6 +379,8 @@ describe('SQLite', () => {
       await expect(SqliteRecordStore.open(path, { migrate: 'verify' })).rejects.toThrow(/created before numbered migrations/);
       const m = await linkgw(['migrate', '--json'], { LINKGW_DATA_DIR: join(path, '..') });
       expect(m.status, m.stderr).toBe(0);
+      // No keyring read or made (a Kubernetes Job has none), no PKI.
+      expect(readdirSync(join(path, '..')).filter((f) => !f.startsWith('records.sqlite'))).toEqual([]);
       expect(jsonLines(m.stdout).at(-1)).toMatchObject({ store: 'sqlite', current: true, adopted: withCorrects ? [1, 2] : [1], applied: withCorrects ? [] : [2] });
       const store = await SqliteRecordStore.open(path, { migrate: 'verify' });
       try {
