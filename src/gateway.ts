@@ -153,6 +153,7 @@ async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, met
           log: o.log,
           timeoutMs: s.recordStoreTimeoutMs,
           startWaitMs: s.recordStoreWaitMs,
+          migrate: s.recordsMigrate,
           // Operators and the fault tests find this replica's sessions in pg_stat_activity by this name.
           applicationName: `linkgw/${s.replicaId}`,
           ...(o.signal ? { signal: o.signal } : {}),

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { PolicyFileError } from '../config/policy.js';
 import { SettingsError } from '../config/settings.js';
+import { SchemaError } from '../records/migrations.js';
 import { CliError, EXIT, runGroup, UsageError } from './command.js';
 import { GROUPS } from './commands/index.js';
 import { environmentHelp } from './commands/serve.js';
@@ -93,7 +94,7 @@ main(process.argv.slice(2)).then(
       say(e.message);
       process.stderr.write(`usage: ${e.usage ?? 'linkgw COMMAND …'}\nsee: ${e.help ?? 'linkgw --help'}\n`);
       process.exitCode = EXIT.usage;
-    } else if (e instanceof SettingsError || e instanceof PolicyFileError) {
+    } else if (e instanceof SettingsError || e instanceof PolicyFileError || e instanceof SchemaError) {
       say(e.message);
       process.exitCode = EXIT.config;
     } else if (e instanceof CliError) {

@@ -180,6 +180,11 @@ export const SETTINGS = {
     shown: '(unset: SQLite at <data>/records.sqlite)',
     secret: true,
   }),
+  recordsMigrate: setting('LINKGW_RECORDS_MIGRATE', {
+    doc: 'auto: apply pending record store schema migrations at start; verify: refuse to start unless the schema is current (migrations run by `linkgw migrate`, so the runtime role needs no DDL rights)',
+    schema: oneOf(['auto', 'verify']),
+    default: 'auto',
+  }),
   'tls.ca': setting('LINKGW_TLS_CA', { doc: 'the CA agencies\' certificates are checked against', schema: path, derive: inPki('ca.crt'), shown: '<data>/pki/ca.crt' }),
   'tls.cert': setting('LINKGW_TLS_CERT', { doc: 'the gateway certificate (also its client certificate towards providers)', schema: path, derive: inPki('gateway.crt'), shown: '<data>/pki/gateway.crt' }),
   'tls.key': setting('LINKGW_TLS_KEY', { doc: 'the gateway certificate\'s private key', schema: path, derive: inPki('gateway.key'), shown: '<data>/pki/gateway.key' }),

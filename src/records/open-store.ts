@@ -1,6 +1,7 @@
 /** Picks the record store from configuration: PostgreSQL for a postgres:// URL, otherwise SQLite at a path. */
 import type { Logger } from '../log/logger.js';
 import type { RecordStore } from './record-store.js';
+import { logMigrations, type MigrateMode } from './migrations.js';
 import { PostgresRecordStore } from './postgres-store.js';
 import { SqliteRecordStore, type StoreObserver } from './sqlite-store.js';
 
@@ -17,6 +18,8 @@ export interface StoreOptions {
   readonly applicationName?: string;
   /** Stops waiting at open. */
   readonly signal?: AbortSignal;
+  /** LINKGW_RECORDS_MIGRATE: `auto` applies pending schema migrations at open, `verify` refuses if any is pending. */
+  readonly migrate?: MigrateMode;
 }
 
 export async function openRecordStore(target: { url?: string | undefined; sqlitePath: string }, o: StoreOptions = {}): Promise<RecordStore> {
@@ -25,5 +28,10 @@ export async function openRecordStore(target: { url?: string | undefined; sqlite
     return PostgresRecordStore.open(target.url, pg);
   }
   if (target.url) throw new Error('LINKGW_RECORDS_URL: only postgres:// URLs are supported; leave it unset for the embedded SQLite store');
-  return SqliteRecordStore.open(target.sqlitePath, { ...(o.observer ? { observer: o.observer } : {}), ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}) });
+  return SqliteRecordStore.open(target.sqlitePath, {
+    ...(o.observer ? { observer: o.observer } : {}),
+    ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
+    ...(o.migrate ? { migrate: o.migrate } : {}),
+    onMigrated: (r) => logMigrations(o.log, target.sqlitePath, r),
+  });
 }

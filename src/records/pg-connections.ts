@@ -27,7 +27,8 @@ export function destroyClient(c: Queryable): void {
  * Runs one query with a deadline. On a miss the client's socket is destroyed (the query then fails inside pg
  * with "Connection terminated", which nobody waits for any more) and the promise rejects with STORE_TIMEOUT.
  */
-export function boundedQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(c: Queryable, text: string, values: unknown[] | undefined, ms: number): Promise<pg.QueryResult<R>> {
+export function boundedQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(c: Queryable, query: QueryText, values: unknown[] | undefined, ms: number): Promise<pg.QueryResult<R>> {
+  const text = typeof query === 'string' ? query : query.text;
   return new Promise((resolve, reject) => {
     let settled = false;
     const timer = setTimeout(() => {
@@ -36,7 +37,7 @@ export function boundedQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(c:
       destroyClient(c);
       reject(storeTimeout(`a query (${text.trimStart().split(/\s+/, 1)[0]})`, ms));
     }, ms);
-    c.query<R>(text, values).then(
+    (typeof query === 'string' ? c.query<R>(query, values) : c.query<R>({ name: query.name, text, values })).then(
       (r) => {
         if (settled) return;
         settled = true;
@@ -53,9 +54,15 @@ export function boundedQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(c:
   });
 }
 
+/**
+ * A query's text, or a named one: PostgreSQL prepares a named statement once per connection and keeps its
+ * plan (the disclosure lookup over many partitions plans longer than it runs: bench/partition-plan.ts).
+ */
+export type QueryText = string | { readonly name: string; readonly text: string };
+
 /** What a store operation is given: one connection's queries, each bounded by the connection's deadline. */
 export interface BoundedClient {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: QueryText, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
 /**
@@ -113,7 +120,7 @@ export class PgSession implements BoundedClient {
     return (this.#client as unknown as { processID?: number }).processID;
   }
 
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[], timeoutMs = this.#timeoutMs): Promise<pg.QueryResult<R>> {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: QueryText, values?: unknown[], timeoutMs = this.#timeoutMs): Promise<pg.QueryResult<R>> {
     if (this.#lost) return Promise.reject(this.#lost);
     return boundedQuery<R>(this.#client, text, values, timeoutMs).catch((e: unknown) => {
       if ((e as { code?: string }).code === STORE_TIMEOUT) this.#lost ??= e as Error;
@@ -168,7 +175,7 @@ export class PgConnections {
   }
 
   /** One query on a pooled connection. */
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[], timeoutMs = this.#o.timeoutMs): Promise<pg.QueryResult<R>> {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: QueryText, values?: unknown[], timeoutMs = this.#o.timeoutMs): Promise<pg.QueryResult<R>> {
     return this.withClient((c) => c.query<R>(text, values), timeoutMs);
   }
 
@@ -184,7 +191,7 @@ export class PgConnections {
     const onError = (e: Error) => void (broken ??= e);
     client.on('error', onError);
     const bounded: BoundedClient = {
-      query: <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => {
+      query: <R extends pg.QueryResultRow>(text: QueryText, values?: unknown[]) => {
         if (broken) return Promise.reject(broken);
         return boundedQuery<R>(client, text, values, timeoutMs).catch((e: unknown) => {
           // A server error leaves the connection usable; a lost or timed-out one does not.

@@ -26,6 +26,7 @@ import {
   storeError,
   type ClaimedLog,
   type ExchangeQuery,
+  type FinishedPurge,
   type LogAppend,
   type NewPurge,
   type PurgeResult,
@@ -35,7 +36,10 @@ import {
   type RecordStore,
   type StoredPersons,
 } from './record-store.js';
-import { ADDED_COLUMNS, leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToPurge, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type PurgeRow, type RecordRow, type StoredCheckpoint } from './schema.js';
+import { leavesUnder, LOWEST_STORED_LEVEL, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToPurge, rowToRecord, type CheckpointRow, type LogInfo, type PurgeRow, type RecordRow, type StoredCheckpoint } from './schema.js';
+import { migratePostgres, migrationLockKey } from './migrate-postgres.js';
+import { droppablePartitions, monthStart } from './pg-partitions.js';
+import { logMigrations, type MigrateMode, type MigrationReport } from './migrations.js';
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 const CHECKPOINT_SELECT = 'SELECT c.*, l.origin FROM log_checkpoints c JOIN record_logs l ON l.log_id = c.log_id';
@@ -69,6 +73,8 @@ export interface PostgresStoreOptions {
   /** Stops waiting at open (a SIGTERM during start). */
   readonly signal?: AbortSignal;
   readonly log?: Logger;
+  /** `auto` (default): apply pending schema migrations; `verify`: refuse to open unless none is pending. */
+  readonly migrate?: MigrateMode;
 }
 
 /** Connection failures worth waiting out at start: the server is down, starting, or full, not misconfigured. */
@@ -127,7 +133,8 @@ export class PostgresRecordStore implements RecordStore {
       });
   }
 
-  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresRecordStore> {
+  /** The store's connections for a URL (its `schema` parameter taken out, as the sessions' search_path). */
+  static #connections(url: string, opts: PostgresStoreOptions): { connections: PgConnections; schema: string; target: string; timeoutMs: number } {
     const u = new URL(url);
     const schema = u.searchParams.get('schema') ?? 'public';
     if (!IDENT.test(schema)) throw new Error('records URL: schema must be a plain lower-case identifier');
@@ -145,43 +152,61 @@ export class PostgresRecordStore implements RecordStore {
       // Finds a path that died without a FIN or RST while the connection was idle.
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
-      options: `${extra} -c search_path=${schema}`.trim(),
+      // Named statements (the lookups by person) keep one generic plan per connection: planning a query over
+      // a hundred monthly partitions takes longer than running it (bench/partition-plan.ts).
+      options: `${extra} -c search_path=${schema} -c plan_cache_mode=force_generic_plan`.trim(),
     };
     const target = `${u.hostname}:${u.port || 5432}${u.pathname}`;
-    const connections = new PgConnections({ client: clientConfig, timeoutMs, max: opts.max ?? 4 });
-    let weak: boolean;
+    return { connections: new PgConnections({ client: clientConfig, timeoutMs, max: opts.max ?? 4 }), schema, target, timeoutMs };
+  }
+
+  /**
+   * Runs `body` on one connection whose statements may take five minutes, on both sides: the schema's
+   * migrations (migrate-postgres.ts) may take longer than a request's deadline (an index on a large table).
+   */
+  static #schemaWork<T>(connections: PgConnections, timeoutMs: number, body: (c: BoundedClient) => Promise<T>): Promise<T> {
+    return connections.withClient(async (c) => {
+      await c.query("SET statement_timeout = '300s'");
+      try {
+        return await body(c);
+      } finally {
+        await c.query('RESET statement_timeout').catch(() => undefined);
+      }
+    }, Math.max(timeoutMs, 305_000));
+  }
+
+  /**
+   * For `linkgw migrate`: waits for the server as a store's open does, runs `body` on a connection fit for
+   * schema work, and closes everything. No store is opened (nothing is claimed or written).
+   */
+  static async schemaSession<T>(url: string, opts: PostgresStoreOptions, body: (c: BoundedClient, schema: string) => Promise<T>): Promise<T> {
+    const { connections, schema, target, timeoutMs } = PostgresRecordStore.#connections(url, { max: 1, ...opts });
     try {
       await PostgresRecordStore.#reachable(connections, target, opts);
-      // The schema may take longer than a request's deadline to set up (an index on a large table): five
-      // minutes, on both sides, for this connection only.
-      weak = await connections.withClient(async (c) => {
-        await c.query("SET statement_timeout = '300s'");
-        try {
-          await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-          const old = await c.query("SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'access_records' AND column_name = 'chain_id'", [schema]);
-          if (old.rowCount) throw new Error(OLD_LAYOUT_MESSAGE);
-          for (const st of schemaFor('postgres')) await c.query(st);
-          await PostgresRecordStore.#addColumns(c, schema);
-          const r = await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
-          return r.rows[0]?.synchronous_commit === 'off';
-        } finally {
-          await c.query('RESET statement_timeout').catch(() => undefined);
-        }
-      }, Math.max(timeoutMs, 305_000));
+      return await PostgresRecordStore.#schemaWork(connections, timeoutMs, (c) => body(c, schema));
+    } finally {
+      await connections.end(500);
+    }
+  }
+
+  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresRecordStore> {
+    const { connections, schema, target, timeoutMs } = PostgresRecordStore.#connections(url, opts);
+    let weak: boolean;
+    let report: MigrationReport;
+    try {
+      await PostgresRecordStore.#reachable(connections, target, opts);
+      ({ weak, report } = await PostgresRecordStore.#schemaWork(connections, timeoutMs, async (c) => {
+        const report = await migratePostgres(c, schema, opts.migrate ?? 'auto');
+        const r = await c.query<{ synchronous_commit: string }>('SHOW synchronous_commit');
+        return { weak: r.rows[0]?.synchronous_commit === 'off', report };
+      }));
     } catch (e) {
       await connections.end(500);
       throw e;
     }
+    logMigrations(opts.log, `schema ${schema}`, report);
     if (weak) opts.log?.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
     return new PostgresRecordStore(connections, schema, weak);
-  }
-
-  /** Columns of later versions that a store created earlier lacks (schema.ts ADDED_COLUMNS). */
-  static async #addColumns(c: BoundedClient, schema: string): Promise<void> {
-    for (const { table, column, definition } of ADDED_COLUMNS) {
-      const has = await c.query('SELECT 1 FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 AND column_name = $3', [schema, table, column]);
-      if (!has.rowCount) await c.query(`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS ${column} ${definition}`);
-    }
   }
 
   /**
@@ -454,9 +479,39 @@ export class PostgresRecordStore implements RecordStore {
           return null;
         }
         const persons = await c.query('DELETE FROM record_subjects WHERE record_id IN (SELECT record_id FROM access_records WHERE log_id = $1 AND leaf_index < $2)', [p.logId, p.belowLeaf]);
-        const records = await c.query('DELETE FROM access_records WHERE log_id = $1 AND leaf_index < $2', [p.logId, p.belowLeaf]);
+        // Records of months wholly before `before` are left to finishPurge, which drops such a month whole
+        // once every log is purged past it (ADR 0012); the others go now.
+        const cutoff = monthStart(p.before);
+        const left = await c.query<{ n: string }>('SELECT count(*) AS n FROM access_records WHERE log_id = $1 AND leaf_index < $2 AND requested_at < $3', [p.logId, p.belowLeaf, cutoff]);
+        const records = await c.query('DELETE FROM access_records WHERE log_id = $1 AND leaf_index < $2 AND requested_at >= $3', [p.logId, p.belowLeaf, cutoff]);
         await c.query('COMMIT');
-        return { records: records.rowCount ?? 0, persons: persons.rowCount ?? 0 };
+        return { records: (records.rowCount ?? 0) + Number(left.rows[0]?.n ?? 0), persons: persons.rowCount ?? 0 };
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+    }, 3_605_000);
+  }
+
+  async finishPurge(before: number): Promise<FinishedPurge> {
+    return this.#c.withClient(async (c) => {
+      await c.query("BEGIN; SET LOCAL statement_timeout = '3600s'; SET LOCAL idle_in_transaction_session_timeout = '3600s'");
+      try {
+        // One run at a time (the migration lock also guards partitions being made).
+        await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [migrationLockKey(this.#schema)]);
+        const points = await c.query<{ log_id: string; below: string }>('SELECT log_id, MAX(below_leaf) AS below FROM log_purges GROUP BY log_id');
+        const below = new Map(points.rows.map((r) => [r.log_id, Number(r.below)]));
+        const dropped: string[] = [];
+        for (const part of await droppablePartitions(c, before, below)) {
+          // Their persons went with each log's purge; the records go with the partition.
+          await c.query(`DROP TABLE ${part.name}`);
+          dropped.push(part.name);
+        }
+        const rest = await c.query(
+          'DELETE FROM access_records a USING (SELECT log_id, MAX(below_leaf) AS below FROM log_purges GROUP BY log_id) p WHERE a.log_id = p.log_id AND a.leaf_index < p.below',
+        );
+        await c.query('COMMIT');
+        return { partitionsDropped: dropped, recordsDeleted: rest.rowCount ?? 0 };
       } catch (e) {
         await c.query('ROLLBACK').catch(() => undefined);
         throw e;
@@ -553,33 +608,17 @@ export class PostgresRecordStore implements RecordStore {
   }
 
   async listBySubject(q: RecordQuery): Promise<LoggedRecord[]> {
-    // The subject's own records, and the batch records that name it, merged newest first.
-    const args: unknown[] = [q.subject];
-    const arg = (v: unknown) => `$${args.push(v)}`;
-    const where = ['r.non_disclosable = 0'];
-    if (q.from !== null) where.push(`r.requested_at >= ${arg(q.from)}`);
-    if (q.to !== null) where.push(`r.requested_at < ${arg(q.to)}`);
-    if (q.after) where.push(`(r.requested_at, r.log_id, r.leaf_index) < (${arg(q.after.requestedAt)}, ${arg(q.after.logId)}, ${arg(q.after.leafIndex)})`);
-    const limit = arg(q.limit);
-    const filter = where.join(' AND ');
-    const order = 'ORDER BY requested_at DESC, log_id DESC, leaf_index DESC';
-    const inner = order.replace(/(requested_at|log_id|leaf_index)( |$)/g, 'r.$1$2');
-    const r = await this.#c.query<RecordRow>(
-      `(SELECT r.* FROM access_records r WHERE r.subject = $1 AND ${filter} ${inner} LIMIT ${limit})
-       UNION ALL
-       (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = $1) AND ${filter} ${inner} LIMIT ${limit})
-       ${order} LIMIT ${limit}`,
-      args,
-    );
+    const { name, text, values } = listBySubjectQuery(q);
+    const r = await this.#c.query<RecordRow>({ name, text }, values);
     return r.rows.map(rowToRecord);
   }
 
   async exchangesOf(q: ExchangeQuery): Promise<LoggedRecord[]> {
     const r = await this.#c.query<RecordRow>(
       // An exchange whose answer was not released (a NOT_RELEASED record corrects it) sent nothing anywhere.
-      `SELECT * FROM access_records r WHERE r.subject = $1 AND r.requested_at >= $2 AND r.outcome = ${Outcome.PROVIDED} AND (r.requester = $3 OR r.provider = $3)
+      { name: 'exchanges-of', text: `SELECT * FROM access_records r WHERE r.subject = $1 AND r.requested_at >= $2 AND r.outcome = ${Outcome.PROVIDED} AND (r.requester = $3 OR r.provider = $3)
          AND NOT EXISTS (SELECT 1 FROM access_records c WHERE c.subject = r.subject AND c.outcome = ${Outcome.NOT_RELEASED} AND c.corrects_record_id = r.record_id)
-       ORDER BY r.requested_at DESC, r.log_id DESC, r.leaf_index DESC LIMIT $4`,
+       ORDER BY r.requested_at DESC, r.log_id DESC, r.leaf_index DESC LIMIT $4` },
       [q.subject, q.since ?? Number.MIN_SAFE_INTEGER, q.agency, q.limit],
     );
     return r.rows.map(rowToRecord);
@@ -593,4 +632,28 @@ export class PostgresRecordStore implements RecordStore {
     this.#writers.clear();
     await this.#c.end(graceMs / 2);
   }
+}
+
+/**
+ * The disclosure lookup: the subject's own records, and the batch records that name it, merged newest first.
+ * Exported for bench/partition-plan.ts, which shows its plan on a large partitioned store.
+ */
+export function listBySubjectQuery(q: RecordQuery): { name: string; text: string; values: unknown[] } {
+  const values: unknown[] = [q.subject];
+  const arg = (v: unknown) => `$${values.push(v)}`;
+  const where = ['r.non_disclosable = 0'];
+  if (q.from !== null) where.push(`r.requested_at >= ${arg(q.from)}`);
+  if (q.to !== null) where.push(`r.requested_at < ${arg(q.to)}`);
+  if (q.after) where.push(`(r.requested_at, r.log_id, r.leaf_index) < (${arg(q.after.requestedAt)}, ${arg(q.after.logId)}, ${arg(q.after.leafIndex)})`);
+  const limit = arg(q.limit);
+  const filter = where.join(' AND ');
+  const order = 'ORDER BY requested_at DESC, log_id DESC, leaf_index DESC';
+  const inner = order.replace(/(requested_at|log_id|leaf_index)( |$)/g, 'r.$1$2');
+  const text = `(SELECT r.* FROM access_records r WHERE r.subject = $1 AND ${filter} ${inner} LIMIT ${limit})
+       UNION ALL
+       (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = $1) AND ${filter} ${inner} LIMIT ${limit})
+       ${order} LIMIT ${limit}`;
+  // One prepared statement per shape of filter (8 at most per connection).
+  const name = `list-by-subject-${q.from !== null ? 'f' : ''}${q.to !== null ? 't' : ''}${q.after ? 'a' : ''}`;
+  return { name, text, values };
 }

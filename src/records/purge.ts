@@ -21,7 +21,7 @@ import { signPurge } from '../core/purge-note.js';
 import { ed25519NoteSigner, NoteError } from '../core/signed-note.js';
 import type { Signer } from '../keys/signer.js';
 import { consistencyProofOf } from './log-proofs.js';
-import type { NewPurge, RecordStore, SnapshotReader } from './record-store.js';
+import type { FinishedPurge, NewPurge, RecordStore, SnapshotReader } from './record-store.js';
 import { LOWEST_STORED_LEVEL, type LogInfo } from './schema.js';
 import { logVerifiers, openPurges } from './verify-store.js';
 
@@ -47,6 +47,8 @@ export interface PurgeOptions {
   readonly now?: number;
   readonly dryRun?: boolean;
   readonly pageSize?: number;
+  /** Told what the store's finishing step did (PostgreSQL: monthly partitions dropped). */
+  readonly finished?: (f: FinishedPurge) => void;
 }
 
 const BLOCK = 2 ** LOWEST_STORED_LEVEL;
@@ -128,6 +130,11 @@ export async function purgeRecords(store: RecordStore, signer: Signer, keys: Rea
     }
     const done = await store.purge(p.purge);
     results.push(done ? { ...p.result, records: done.records, persons: done.persons, purged: true } : { ...p.result, belowLeaf: p.result.fromLeaf, records: 0, persons: 0, reason: 'purged meanwhile by another run' });
+  }
+  // Also after a run that purged nothing new: it completes a run that stopped between its logs and this.
+  if (!o.dryRun && store.finishPurge) {
+    const finished = await store.finishPurge(o.before);
+    o.finished?.(finished);
   }
   return results;
 }

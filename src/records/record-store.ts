@@ -151,6 +151,13 @@ export interface PurgeResult {
   readonly persons: number;
 }
 
+export interface FinishedPurge {
+  /** Monthly partitions dropped whole. */
+  readonly partitionsDropped: readonly string[];
+  /** Records below a purge point deleted row by row (months that could not be dropped). */
+  readonly recordsDeleted: number;
+}
+
 export interface RecordStore {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -192,6 +199,12 @@ export interface RecordStore {
    * (one statement per table). Null, changing nothing, when a purge at that leaf is already stored.
    */
   purge(p: NewPurge): Promise<PurgeResult | null>;
+  /**
+   * After the purges of a run (PostgreSQL's monthly partitions): drops each month older than `before` whose
+   * every record lies below its log's purge point, and deletes what is left below the purge points. Absent on
+   * a store that deletes everything in `purge`.
+   */
+  finishPurge?(before: number): Promise<FinishedPurge>;
   /** Releases the log locks this store holds and closes it. */
   close(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 /**
- * The record tables, shared by both stores (the SQL here is the common subset of SQLite and PostgreSQL; hashes
- * are BLOB, written BYTEA for PostgreSQL). Times are milliseconds since the epoch. No column holds a personal
+ * The record tables' rows, shared by both stores (the tables themselves are made by the numbered steps of
+ * migrations.ts; hashes are BLOB in SQLite, BYTEA in PostgreSQL). Times are milliseconds since the epoch. No column holds a personal
  * number or an agency code: `subject` is the subject key (AES under a key of the gateway's: docs/threat-model.md).
  *
  * A log is one replica's Merkle tree: its records are its leaves (`leaf_index` from 0, `leaf_hash` the RFC 6962
@@ -42,91 +42,9 @@ export const RECORD_COLUMNS = [
   'corrects_record_id',
 ] as const;
 
-/** The DDL for a store; SQLite keeps the narrow tables clustered on their keys (WITHOUT ROWID). */
-export function schemaFor(kind: 'sqlite' | 'postgres'): string[] {
-  return SCHEMA.map((s) => {
-    if (kind === 'postgres') return s.replace(/\bBLOB\b/g, 'BYTEA');
-    return /TABLE IF NOT EXISTS (record_subjects|log_nodes)/.test(s) ? `${s} WITHOUT ROWID` : s;
-  });
-}
-
-/**
- * Columns added to the tables above after stores were first created with them: each store adds one that is
- * missing when it opens (issue 9: `corrects_record_id` of NOT_RELEASED records).
- */
-export const ADDED_COLUMNS: readonly { table: string; column: string; definition: string }[] = [
-  { table: 'access_records', column: 'corrects_record_id', definition: "TEXT NOT NULL DEFAULT ''" },
-];
-
 /** A store written by linkgw before the transparency log (hash chains and seals) is not read by this one. */
 export const OLD_LAYOUT_MESSAGE =
   'this record store holds hash-chained records of an earlier linkgw (table access_records has chain_id); verify them with that version, then start a new store or schema for the transparency log';
-
-const SCHEMA = [
-  `CREATE TABLE IF NOT EXISTS record_logs (
-    log_id TEXT PRIMARY KEY,
-    origin TEXT NOT NULL UNIQUE,
-    size BIGINT NOT NULL,
-    created_at BIGINT NOT NULL
-  )`,
-  `CREATE TABLE IF NOT EXISTS access_records (
-    log_id TEXT NOT NULL,
-    leaf_index BIGINT NOT NULL,
-    record_id TEXT NOT NULL UNIQUE,
-    subject TEXT NOT NULL,
-    requested_at BIGINT NOT NULL,
-    provided_at BIGINT,
-    requester TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    procedure TEXT NOT NULL,
-    legal_basis_row TEXT NOT NULL,
-    item TEXT NOT NULL,
-    outcome INTEGER NOT NULL,
-    non_disclosable INTEGER NOT NULL,
-    persons_commitment BLOB,
-    leaf_hash BLOB NOT NULL,
-    corrects_record_id TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (log_id, leaf_index)
-  )`,
-  `CREATE INDEX IF NOT EXISTS access_records_by_subject
-    ON access_records (subject, requested_at DESC, log_id DESC, leaf_index DESC)`,
-  // The persons of batch records (bulk issuance): one narrow row each instead of one record each.
-  `CREATE TABLE IF NOT EXISTS record_subjects (
-    subject TEXT NOT NULL,
-    record_id TEXT NOT NULL,
-    PRIMARY KEY (subject, record_id)
-  )`,
-  `CREATE TABLE IF NOT EXISTS log_nodes (
-    log_id TEXT NOT NULL,
-    level INTEGER NOT NULL,
-    idx BIGINT NOT NULL,
-    hash BLOB NOT NULL,
-    PRIMARY KEY (log_id, level, idx)
-  )`,
-  `CREATE TABLE IF NOT EXISTS log_checkpoints (
-    log_id TEXT NOT NULL,
-    size BIGINT NOT NULL,
-    root BLOB NOT NULL,
-    signed_note TEXT NOT NULL,
-    cosignatures TEXT NOT NULL DEFAULT '',
-    created_at BIGINT NOT NULL,
-    kept INTEGER NOT NULL,
-    PRIMARY KEY (log_id, size)
-  )`,
-  // log_purges (issue 12 item 6): one row per purge of a log's oldest records, leaves [0, below_leaf). Hashes
-  // and times only: `frontier` is the compact range at below_leaf (32-byte hashes, largest subtree first),
-  // `signed_note` the purge statement signed by the log's key (src/core/purge-note.ts).
-  `CREATE TABLE IF NOT EXISTS log_purges (
-    log_id TEXT NOT NULL,
-    below_leaf BIGINT NOT NULL,
-    root BLOB NOT NULL,
-    frontier BLOB NOT NULL,
-    signed_note TEXT NOT NULL,
-    purged_at BIGINT NOT NULL,
-    before_time BIGINT NOT NULL,
-    PRIMARY KEY (log_id, below_leaf)
-  )`,
-];
 
 /** A checkpoint the log signed, with the witness cosignature lines received for it. */
 export interface StoredCheckpoint {

@@ -16,6 +16,7 @@ import { workerFile } from '../worker-file.js';
 import { describeStoreError, storeTimeout } from './store-errors.js';
 import type { ClaimedLog, ExchangeQuery, LogAppend, LogInfo, NewPurge, PurgeResult, RecordPersons, RecordQuery, RecordStore, SnapshotReader, StoredCheckpoint, StoredPersons, StoredPurge } from './record-store.js';
 import type { SnapshotCall, SqliteRequest } from './sqlite-worker.js';
+import { SCHEMA_ERROR, SchemaError, type MigrateMode, type MigrationReport } from './migrations.js';
 
 /** Byte arrays come back from the thread as plain Uint8Arrays: view them as Buffers (no copy). */
 const bytes = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -48,6 +49,8 @@ const SQLITE_TEXT: [RegExp, string][] = [
 function storeFailure(path: string, e: unknown, what = 'failed'): Error {
   const code = (e as { code?: unknown } | null)?.code;
   const message = (e as { message?: unknown } | null)?.message;
+  // The schema does not fit this code: its message names the store already, and it is a configuration error.
+  if (code === SCHEMA_ERROR && typeof message === 'string') return new SchemaError(message, { cause: e });
   const text = typeof message === 'string' && message ? describeStoreError(e) : `${(typeof code === 'string' && SQLITE_TEXT.find(([re]) => re.test(code))?.[1]) || 'failed'} (${String(code ?? describeStoreError(e))})`;
   return Object.assign(new Error(`the SQLite record store ${path} ${what}: ${text}`, { cause: e }), typeof code === 'string' ? { code } : {});
 }
@@ -69,10 +72,10 @@ export class SqliteRecordStore implements RecordStore {
   readonly #timeoutMs: number;
   #started = false;
 
-  private constructor(readonly path: string, busyTimeoutMs: number, timeoutMs: number, observer: StoreObserver | undefined) {
+  private constructor(readonly path: string, busyTimeoutMs: number, timeoutMs: number, observer: StoreObserver | undefined, migrate: MigrateMode) {
     this.#observer = observer;
     this.#timeoutMs = timeoutMs;
-    this.#worker = new Worker(workerFile(import.meta.url, 'sqlite-worker'), { workerData: { path, busyTimeoutMs } });
+    this.#worker = new Worker(workerFile(import.meta.url, 'sqlite-worker'), { workerData: { path, busyTimeoutMs, migrate } });
     this.#worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: { message: string; code?: string }; seconds: number }) => {
       this.#started = true;
       const p = this.#pending.get(m.id);
@@ -94,13 +97,19 @@ export class SqliteRecordStore implements RecordStore {
   }
 
   /**
-   * Opens (and creates) the store at `path`; resolves once the schema is in place. `timeoutMs` bounds each
+   * Opens (and creates) the store at `path`; resolves once the schema is in place (`migrate`: `auto`, the
+   * default, applies pending steps; `verify` refuses a store with steps pending). `timeoutMs` bounds each
    * operation (default 3000).
    */
-  static async open(path: string, opts: { busyTimeoutMs?: number; timeoutMs?: number; observer?: StoreObserver } = {}): Promise<SqliteRecordStore> {
-    const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000, opts.timeoutMs ?? 3000, opts.observer);
+  static async open(
+    path: string,
+    opts: { busyTimeoutMs?: number; timeoutMs?: number; observer?: StoreObserver; migrate?: MigrateMode; onMigrated?: (r: MigrationReport) => void } = {},
+  ): Promise<SqliteRecordStore> {
+    const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000, opts.timeoutMs ?? 3000, opts.observer, opts.migrate ?? 'auto');
     try {
-      await s.logs();
+      // Migrations may take longer than an operation's deadline (an index on a large table).
+      const report = await s.#call<MigrationReport>({ op: 'migrations' }, 300_000);
+      opts.onMigrated?.(report);
     } catch (e) {
       await s.#worker.terminate().catch(() => undefined);
       throw e;

@@ -16,7 +16,9 @@ import { Outcome, type LoggedRecord } from '../core/access-record.js';
 import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
 import { subjectsCommitment } from '../core/record-leaf.js';
 import { LOG_CONFLICT, LOG_LOCKED, storeError, type ClaimedLog, type ExchangeQuery, type LogAppend, type NewPurge, type PurgeResult, type RecordPersons, type RecordQuery, type StoredPersons } from './record-store.js';
-import { ADDED_COLUMNS, leavesUnder, LOWEST_STORED_LEVEL, OLD_LAYOUT_MESSAGE, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToPurge, rowToRecord, schemaFor, type CheckpointRow, type LogInfo, type PurgeRow, type RecordRow, type StoredCheckpoint } from './schema.js';
+import { leavesUnder, LOWEST_STORED_LEVEL, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToPurge, rowToRecord, type CheckpointRow, type LogInfo, type PurgeRow, type RecordRow, type StoredCheckpoint } from './schema.js';
+import { migrateSqlite } from './migrate-sqlite.js';
+import type { MigrateMode } from './migrations.js';
 
 export type SqliteRequest =
   | { id: number; op: 'claim'; logId: string; origin: string; waitMs: number }
@@ -35,6 +37,7 @@ export type SqliteRequest =
   | { id: number; op: 'snapshot-end' }
   | { id: number; op: 'snapshot'; call: SnapshotCall }
   | { id: number; op: 'purge'; purge: NewPurge }
+  | { id: number; op: 'migrations' }
   | { id: number; op: 'close' };
 
 export type SnapshotCall =
@@ -46,16 +49,14 @@ export type SnapshotCall =
   | { what: 'persons'; logId: string; from: number; to: number }
   | { what: 'first-leaf'; logId: string; from: number; time: number };
 
-const { path, busyTimeoutMs } = workerData as { path: string; busyTimeoutMs: number };
+const { path, busyTimeoutMs, migrate } = workerData as { path: string; busyTimeoutMs: number; migrate: MigrateMode };
 const db = new Database(path);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
-const oldLayout = (db.prepare("SELECT 1 FROM pragma_table_info('access_records') WHERE name = 'chain_id'").get() as unknown) !== undefined;
-if (oldLayout) throw new Error(OLD_LAYOUT_MESSAGE);
-for (const s of schemaFor('sqlite')) db.exec(s);
-for (const { table, column, definition } of ADDED_COLUMNS)
-  if (db.prepare('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').get(table, column) === undefined) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+// The schema first (migrate-sqlite.ts): the statements below are prepared against its tables. A SchemaError
+// (a newer store, a pending step under `verify`) ends the thread before its first answer, keeping its code.
+const migrated = migrateSqlite(db, migrate, path);
 
 const bytes = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
@@ -297,6 +298,8 @@ function storedPersons(logId: string | undefined): StoredPersons {
 
 function handle(m: SqliteRequest): unknown {
   switch (m.op) {
+    case 'migrations':
+      return migrated;
     case 'claim':
       return claim(m);
     case 'commit':

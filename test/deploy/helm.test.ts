@@ -102,6 +102,8 @@ describe('helm chart deploy/helm/linkgw', () => {
       LINKGW_RATE_LIMIT_REPLICAS: '3',
       LINKGW_TLS_CA: '/etc/linkgw/tls/ca.crt',
       LINKGW_AGENCIES: '/etc/linkgw/policy/agencies.json',
+      // The hook Job migrates; the gateways only check the schema (their role needs no DDL rights).
+      LINKGW_RECORDS_MIGRATE: 'verify',
     });
     expect(find(objs, 'Secret')).toEqual([]);
     const deploy = one(objs, 'Deployment', 'linkgw');
@@ -143,6 +145,31 @@ describe('helm chart deploy/helm/linkgw', () => {
     const cron = one(objs, 'CronJob', 'linkgw-records-verify');
     expect(cron.spec.concurrencyPolicy).toBe('Forbid');
     expect(cron.spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['records', 'verify']);
+  });
+
+  withHelm('runs `linkgw migrate` as a hook Job without the keyring, or leaves migrations to the gateways (migrations.job.enabled=false)', () => {
+    const objs = render(['-f', join(CHART, 'ci', 'chart-secrets-values.yaml')]);
+    const job = one(objs, 'Job', 'linkgw-migrate');
+    const pod = job.spec.template.spec;
+    // A Job has no keyring: nothing of it is mounted or named (linkgw migrate never reads it).
+    expect(JSON.stringify(pod)).not.toMatch(/keyring/);
+    expect(pod.containers[0].env.map((e: K8s) => e.name).sort()).toEqual(['LINKGW_DATA_DIR', 'LINKGW_LOG_LEVEL', 'LINKGW_RECORDS_URL']);
+    expect(configOf(objs).LINKGW_RECORDS_MIGRATE).toBe('verify');
+
+    const off = render(['-f', join(CHART, 'ci', 'chart-secrets-values.yaml'), '--set', 'migrations.job.enabled=false']);
+    expect(find(off, 'Job')).toEqual([]);
+    expect(find(off, 'Secret', 'linkgw-migrations')).toEqual([]);
+    expect(podSpecs(off).map(([n]) => n).sort()).toEqual(['CronJob/linkgw-records-verify', 'Deployment/linkgw']);
+    // Without the Job each gateway migrates at start, under the advisory lock.
+    expect(configOf(off).LINKGW_RECORDS_MIGRATE).toBe('auto');
+
+    const owned = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'config.LINKGW_RECORDS_MIGRATE=auto']);
+    expect(owned.status).not.toBe(0);
+    expect(owned.out).toContain('config.LINKGW_RECORDS_MIGRATE is set by the chart');
+    // The switch moved under migrations.job: the old key is refused rather than silently ignored.
+    const old = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'migrations.enabled=false']);
+    expect(old.status).not.toBe(0);
+    expect(old.out).toContain("additional properties 'enabled' not allowed");
   });
 
   withHelm('sets LINKGW_RATE_LIMIT_REPLICAS from replicaCount, or from the HPA maximum', () => {

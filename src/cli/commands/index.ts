@@ -3,10 +3,11 @@ import type { CommandGroup } from '../command.js';
 import { clientGroup } from './client.js';
 import { healthGroup } from './health.js';
 import { keysGroup } from './keys.js';
+import { migrateGroup } from './migrate.js';
 import { pkiGroup } from './pki.js';
 import { recordsGroup } from './records.js';
 import { serveGroup } from './serve.js';
 import { simulateGroup } from './simulate.js';
 import { witnessGroup } from './witness.js';
 
-export const GROUPS: readonly CommandGroup[] = [serveGroup, simulateGroup, healthGroup, keysGroup, pkiGroup, recordsGroup, witnessGroup, clientGroup];
+export const GROUPS: readonly CommandGroup[] = [serveGroup, simulateGroup, healthGroup, keysGroup, pkiGroup, recordsGroup, migrateGroup, witnessGroup, clientGroup];

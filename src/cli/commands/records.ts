@@ -137,7 +137,13 @@ const purge = command({
       const { keyring } = await openKeyring(keyringLocation(s));
       let results;
       try {
-        results = await purgeRecords(store, keyring.sealSigner, keyring.sealPublicKeys, { before, dryRun: inv.options['dry-run'] });
+        results = await purgeRecords(store, keyring.sealSigner, keyring.sealPublicKeys, {
+          before,
+          dryRun: inv.options['dry-run'],
+          finished: (f) => {
+            if (f.partitionsDropped.length) process.stderr.write(`linkgw: dropped ${f.partitionsDropped.length} monthly partition(s) of purged records: ${f.partitionsDropped.join(', ')}\n`);
+          },
+        });
       } finally {
         await keyring.close();
       }

@@ -98,7 +98,7 @@ The migration hook runs before the release's own Secrets exist (pre-install), so
 there already (one you manage), or a hook Secret the chart makes for it just before (weight -5).
 */}}
 {{- define "linkgw.migrations.hookSecretNeeded" -}}
-{{- if and .Values.migrations.enabled (not .Values.migrations.existingSecret) (or .Values.migrations.url (not .Values.records.existingSecret)) -}}true{{- end -}}
+{{- if and .Values.migrations.job.enabled (not .Values.migrations.existingSecret) (or .Values.migrations.url (not .Values.records.existingSecret)) -}}true{{- end -}}
 {{- end -}}
 
 {{- define "linkgw.migrations.secret" -}}
