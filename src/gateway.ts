@@ -170,6 +170,7 @@ async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, met
       log: o.log,
       observer: metrics,
       appendTimeoutMs: s.recordTimeoutMs,
+      lingerMs: s.recordLingerMs,
       logId: s.replicaId,
       origin: s.logOrigin,
       checkpointIntervalMs: s.checkpointIntervalMs,
