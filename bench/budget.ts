@@ -37,6 +37,14 @@ export interface Budget {
     readonly minAchievedRateRatio: number;
     readonly enforcedOn: string[];
   };
+  /** Issue 11's goals, relative to the baselines of the same run: reported with their margins, not enforced. */
+  readonly goals: {
+    readonly cpuRatioMax: Partial<Record<'query' | 'issue', number>>;
+    readonly p99RatioMax: Partial<Record<'query' | 'issue', number>>;
+    readonly capacityRatioMin: Record<string, number>;
+    readonly bulkCodesPerSecondMin: number;
+    readonly bulkBatch: number;
+  };
   readonly population: { persons: number; seed: number };
   readonly load: { connections: number; workers: number; timeoutSeconds: number; warmupSeconds: number; measureSeconds: number };
   readonly profiles: {

@@ -128,6 +128,11 @@ export interface GhzSummary extends Latency {
   readonly errors: Record<string, number>;
   readonly totalSeconds: number;
   readonly problem?: string;
+  /**
+   * CPU-µs per tallied call of each process measured (bench/run.ts: `target`, and `providers` when the target
+   * calls the bench's provider process), from /proc/PID/stat (all threads) over the measured window.
+   */
+  readonly cpuUsPerCall?: Record<string, number>;
 }
 
 interface GhzReport {

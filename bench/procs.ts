@@ -156,3 +156,48 @@ export function runCommand(command: string, args: string[], o: { cwd: string; en
     });
   });
 }
+
+/** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ: 100 on Linux everywhere in practice). */
+export const CLOCK_TICKS = 100;
+
+/**
+ * CPU time a process has used so far, in seconds: utime + stime of /proc/PID/stat, which count every thread
+ * of the process (the event loop, libuv's pool, V8's GC and compiler threads, worker threads such as the
+ * SQLite writer and the mapping pool). Null when the process is gone or /proc is not there.
+ */
+export function cpuSeconds(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces), from field 3 (state): utime is 14, stime 15.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds used by each named process between `start()` and `stop()`. */
+export interface CpuWindow {
+  start(): void;
+  stop(): Record<string, number>;
+}
+
+export function cpuWindow(pids: Record<string, number | undefined>): CpuWindow {
+  let t0: Record<string, number | null> | null = null;
+  return {
+    start() {
+      t0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+    },
+    stop() {
+      const out: Record<string, number> = {};
+      if (!t0) return out;
+      for (const [k, pid] of Object.entries(pids)) {
+        const a = t0[k];
+        const b = cpuSeconds(pid);
+        if (a !== null && a !== undefined && b !== null) out[k] = b - a;
+      }
+      return out;
+    },
+  };
+}

@@ -32,6 +32,7 @@ export interface CapacityStep {
   readonly achievedRps: number;
   readonly p99Ms: number;
   readonly checksRatio: number;
+  readonly cpuUsPerCall?: Record<string, number>;
   readonly why?: string;
 }
 
@@ -41,7 +42,9 @@ export interface ProfileResult {
   /** A unary method, `IssueCodes` for bulk, or a mixed-profile stream name. */
   readonly method?: string;
   readonly runs?: GhzSummary[];
-  readonly bulk?: { ghz?: { codesPerSecond: number; streams: number; numbersPerStream: number; checksRatio: number; problem?: string }; node?: BulkResult };
+  readonly bulk?: { ghz?: { codesPerSecond: number; streams: number; numbersPerStream: number; checksRatio: number; problem?: string }; node?: BulkResult; cpuUsPerCode?: number };
+  /** The mixed profile: CPU-µs per call of all its streams together, per process. */
+  readonly cpuUsPerCall?: Record<string, number>;
   readonly capacity?: { method: UnaryMethod; rate: number; p99BudgetMs: number; steps: CapacityStep[]; upperBound: number | null };
   /** Records streamed per ListAccessRecords call (the gateway: sampled after the profile). */
   readonly recordsPerList?: number;
@@ -108,6 +111,12 @@ export function renderBudget(b: Budget): string {
     `Enforced (the run exits non-zero when broken) on: ${u.enforcedOn.map((t) => `\`${t}\``).join(', ')}; other configurations are reported against it. ` +
       `A check that fails fails the run on every target. Profiles: ${b.load.warmupSeconds} s warm-up then ${b.load.measureSeconds} s measured, ` +
       `${b.load.connections} connections per ghz process opened once, ${fmt(b.population.persons, 0)} seeded persons. Source: \`bench/budget.json\`.`,
+    '',
+    `Goals (issue 11), relative to the baselines of the same run, reported with the margin by which each is met or missed and not enforced: ` +
+      `gateway CPU per call ≤ ${b.goals.cpuRatioMax.query}× the relay's (QueryInformation) and ≤ ${b.goals.cpuRatioMax.issue}× the echo's (IssueCode); ` +
+      `QueryInformation p(99) at ${fmt(b.budget.QueryInformation.rate, 0)}/s ≤ ${b.goals.p99RatioMax.query}× the relay's; ` +
+      `capacity ≥ ${b.goals.capacityRatioMin['capacity:QueryInformation']}× the relay's (QueryInformation) and ≥ ${b.goals.capacityRatioMin['capacity:IssueCode']}× the echo's (IssueCode); ` +
+      `bulk IssueCodes ≥ ${fmt(b.goals.bulkCodesPerSecondMin, 0)} codes/s with batches of ${fmt(b.goals.bulkBatch, 0)}.`,
   ].join('\n');
 }
 
@@ -170,6 +179,49 @@ export function renderResults(s: RunSummary, b: Budget): string {
     );
   }
   out.push('');
+  out.push('### CPU per call (all threads, from /proc/PID/stat over the measured window)');
+  out.push('');
+  out.push('CPU-µs per completed call of each process: the target (gateway or baseline) and, apart, the provider process it calls (the same bare providers for the gateway and the relay). Ratio: the gateway process ÷ its baseline process, same profile, same run.');
+  out.push('');
+  out.push('| profile | gateway | gateway\'s provider process | baseline | baseline\'s provider process | gateway vs baseline |');
+  out.push('| --- | ---: | ---: | ---: | ---: | ---: |');
+  const cpuOf = (p: ProfileResult | undefined) => p?.cpuUsPerCall ?? mainRun(p)?.cpuUsPerCall;
+  for (const [profile, label] of [['issue', 'IssueCode'], ['query', 'QueryInformation'], ['records', 'ListAccessRecords'], ['mixed', 'mixed (all streams)']] as const) {
+    const g = cpuOf(byProfile(gw, profile));
+    const bl = base(profile);
+    const c = cpuOf(byProfile(bl, profile));
+    out.push(`| ${label} | ${fmt(g?.target, 0)} | ${fmt(g?.providers, 0)} | ${fmt(c?.target, 0)} (${bl?.name ?? '–'}) | ${fmt(c?.providers, 0)} | ${ratio(g?.target, c?.target)} |`);
+  }
+  const gbc = byProfile(gw, 'bulk')?.bulk?.cpuUsPerCode;
+  const ebc = byProfile(base('bulk'), 'bulk')?.bulk?.cpuUsPerCode;
+  out.push(`| IssueCodes (per code, Node client run) | ${fmt(gbc, 2)} | | ${fmt(ebc, 2)} (${base('bulk')?.name ?? '–'}) | | ${ratio(gbc, ebc)} |`);
+  out.push('');
+  out.push('### Goals (issue 11; reported, not enforced)');
+  out.push('');
+  out.push('| goal | measured | goal | verdict |');
+  out.push('| --- | ---: | ---: | --- |');
+  const g = b.goals;
+  const verdictMax = (x: number | undefined, max: number) => (x === undefined || !Number.isFinite(x) ? 'not measured' : x <= max ? `met (${fmt((1 - x / max) * 100, 0)}% under)` : `**not met**: ${fmt(x / max, 2)}× the goal (${fmt((x / max - 1) * 100, 0)}% over)`);
+  const verdictMin = (x: number | undefined, min: number) => (x === undefined || !Number.isFinite(x) ? 'not measured' : x >= min ? `met (${fmt((x / min - 1) * 100, 0)}% over)` : `**not met**: ${fmt((x / min) * 100, 0)}% of the goal`);
+  const r2 = (a: number | undefined, c: number | undefined) => (a === undefined || c === undefined || !c ? undefined : a / c);
+  for (const [profile, max] of Object.entries(g.cpuRatioMax) as [('query' | 'issue'), number][]) {
+    const x = r2(cpuOf(byProfile(gw, profile))?.target, cpuOf(byProfile(base(profile), profile))?.target);
+    out.push(`| ${profile === 'query' ? 'QueryInformation' : 'IssueCode'} CPU per call vs ${base(profile)?.name ?? b.baselineFor[profile]} | ${fmt(x, 2)}× | ≤ ${max}× | ${verdictMax(x, max)} |`);
+  }
+  for (const [profile, max] of Object.entries(g.p99RatioMax) as [('query' | 'issue'), number][]) {
+    const method = profile === 'query' ? 'QueryInformation' : 'IssueCode';
+    const x = r2(mainRun(byProfile(gw, profile))?.p99Ms, mainRun(byProfile(base(profile), profile))?.p99Ms);
+    out.push(`| ${method} p99 at ${fmt(b.budget[method].rate, 0)}/s vs ${base(profile)?.name ?? b.baselineFor[profile]} | ${fmt(x, 2)}× | ≤ ${max}× | ${verdictMax(x, max)} |`);
+  }
+  for (const [key, min] of Object.entries(g.capacityRatioMin)) {
+    const method = key.split(':')[1]!;
+    const find = (x: TargetResult | undefined) => x?.profiles.find((p) => p.profile === 'capacity' && p.capacity?.method === method)?.capacity?.rate;
+    const x = r2(find(gw), find(base(key)));
+    out.push(`| ${method} capacity vs ${base(key)?.name ?? b.baselineFor[key]} | ${fmt(x, 2)}× | ≥ ${min}× | ${verdictMin(x, min)} |`);
+  }
+  const gbest = Math.max(byProfile(gw, 'bulk')?.bulk?.ghz?.codesPerSecond ?? 0, byProfile(gw, 'bulk')?.bulk?.node?.codesPerSecond ?? 0) || undefined;
+  out.push(`| IssueCodes codes/s, batches of ${fmt(g.bulkBatch, 0)} (best of ghz and the Node client, ${b.profiles.bulk.seconds} s, not 10 million codes) | ${fmt(gbest, 0)} | ≥ ${fmt(g.bulkCodesPerSecondMin, 0)} | ${verdictMin(gbest, g.bulkCodesPerSecondMin)} |`);
+  out.push('');
   out.push('### Bulk issuance (IssueCodes)');
   out.push('');
   out.push(`| client | gateway codes/s | budget | echo baseline codes/s | gateway vs baseline |`);
@@ -181,14 +233,14 @@ export function renderResults(s: RunSummary, b: Budget): string {
   out.push('');
   out.push('### Capacity (highest rate meeting the p(99) budget, checks and achieved rate)');
   out.push('');
-  out.push('| method | gateway | baseline | gateway vs baseline | steps (rate: p99, ✓/✗) |');
+  out.push('| method | gateway | baseline | gateway vs baseline | gateway steps (rate: p99, CPU-µs per call, ✓/✗) |');
   out.push('| --- | ---: | ---: | ---: | --- |');
   for (const method of b.profiles.capacity.methods) {
     const find = (x: TargetResult | undefined) => x?.profiles.find((p) => p.profile === 'capacity' && p.capacity?.method === method)?.capacity;
     const c = find(gw);
     const bl = base(`capacity:${method}`);
     const bc = find(bl);
-    const steps = (c?.steps ?? []).map((x) => `${fmt(x.rate, 0)}: ${ms(x.p99Ms)} ${x.ok ? '✓' : '✗'}`).join(', ');
+    const steps = (c?.steps ?? []).map((x) => `${fmt(x.rate, 0)}: ${ms(x.p99Ms)}${x.cpuUsPerCall?.target !== undefined ? ` ${fmt(x.cpuUsPerCall.target, 0)} µs` : ''} ${x.ok ? '✓' : '✗'}`).join(', ');
     out.push(`| ${method} | ${c ? `${fmt(c.rate, 0)} /s` : '–'} | ${bc ? `${fmt(bc.rate, 0)} /s (${bl?.name})${bc.upperBound === null ? ' (search ceiling)' : ''}` : '–'} | ${ratio(c?.rate, bc?.rate)} | ${steps || '–'} |`);
   }
   out.push('');

@@ -29,7 +29,8 @@ import { Outcome } from '../src/gen/linkage/v1/records_pb.js';
 import { BENCH_DIR, loadBudget, RESULTS_DIR, ROOT, TMP_DIR, type Budget, type ProfileName, type Target, type UnaryMethod } from './budget.js';
 import type { BulkResult } from './bulk-client.js';
 import { findGhz, runGhz, type GhzSummary, type Tool } from './ghz.js';
-import { installCleanup, runCommand, startServer, type Server } from './procs.js';
+import { cpuWindow, installCleanup, runCommand, startServer, type Server } from './procs.js';
+import { registryFor, startProviders } from './providers.js';
 import { writeBenchmarksMd, writeSummaries, type CapacityStep, type Machine, type ProfileResult, type RunSummary, type TargetResult } from './report.js';
 import { buildDataset, freshDataDir, readLines, type Dataset } from './seed.js';
 
@@ -125,6 +126,13 @@ interface Running {
   readonly server: Server;
   readonly dataDir: string;
   readonly pgSchema?: string;
+  /** The providing agencies' own process (gateway and relay targets), whose CPU is measured apart. */
+  readonly providers?: Server;
+}
+
+/** The processes whose CPU a profile measures. */
+function pidsOf(run: Running): Record<string, number | undefined> {
+  return { target: run.server.proc.pid, ...(run.providers ? { providers: run.providers.proc.pid } : {}) };
 }
 
 function substitute(env: Record<string, string>, pgSchema: string | undefined): Record<string, string> {
@@ -141,10 +149,22 @@ async function startTarget(t: Target, ds: Dataset): Promise<Running> {
   const logFile = join(LOG_DIR, `${t.name}.log`);
   rmSync(logFile, { force: true });
   const common = { ...process.env, LINKGW_DATA_DIR: dataDir, LINKGW_LISTEN: '127.0.0.1:0', LINKGW_METRICS_LISTEN: '127.0.0.1:0' };
+  const providers = t.kind === 'echo' ? undefined : await startProviders({ name: `${t.name}-providers`, dataDir, env: common, logFile: join(LOG_DIR, `${t.name}-providers.log`), nodeFlags: b.nodeFlags });
+  const addresses = (providers?.ready.providers ?? {}) as Record<string, string>;
+  try {
+    return { ...(await startMain(t, dataDir, logFile, common, addresses)), ...(providers ? { providers } : {}) };
+  } catch (e) {
+    await providers?.stop();
+    throw e;
+  }
+}
+
+async function startMain(t: Target, dataDir: string, logFile: string, common: NodeJS.ProcessEnv, providers: Record<string, string>): Promise<Running> {
   if (t.kind === 'gateway') {
     const usesPg = Object.values(t.env ?? {}).includes('$PG');
     const pgSchema = usesPg ? `bench_${process.pid}_${Math.random().toString(36).slice(2, 8)}` : undefined;
-    const env = { ...common, ...substitute(b.gatewayEnv, pgSchema), ...substitute(t.env ?? {}, pgSchema) };
+    // The providing agencies are the bench's provider process, not the embedded simulated agencies.
+    const env = { ...common, LINKGW_SIMULATE: '0', LINKGW_AGENCIES: registryFor(dataDir, providers), ...substitute(b.gatewayEnv, pgSchema), ...substitute(t.env ?? {}, pgSchema) };
     const server = await startServer({
       name: t.name,
       command: process.execPath,
@@ -161,7 +181,7 @@ async function startTarget(t: Target, ds: Dataset): Promise<Running> {
     name: t.name,
     command: process.execPath,
     args: [...b.nodeFlags, '--import', 'tsx', join(BENCH_DIR, 'baseline', `${t.kind}-server.ts`)],
-    env: { ...common, BENCH_RECORDS_PER_LIST: String(b.profiles.records.baselineRecordsPerList) },
+    env: { ...common, BENCH_RECORDS_PER_LIST: String(b.profiles.records.baselineRecordsPerList), ...(t.kind === 'relay' ? { BENCH_PROVIDERS: JSON.stringify(providers) } : {}) },
     cwd: ROOT,
     logFile,
     readyMsg: 'baseline serving',
@@ -201,9 +221,11 @@ const timing = () => (SMOKE ? { warmupSeconds: b.smoke.warmupSeconds, measureSec
 
 function unary(
   ctx: Ctx,
-  o: { name: string; method: UnaryMethod; agency: string; data: string; rate: number; expect?: string; connections?: number; workers?: number; warmupSeconds?: number; measureSeconds?: number },
+  o: { name: string; method: UnaryMethod; agency: string; data: string; rate: number; expect?: string; connections?: number; workers?: number; warmupSeconds?: number; measureSeconds?: number; cpu?: boolean },
 ): Promise<GhzSummary> {
   const tm = timing();
+  const warm = o.warmupSeconds ?? tm.warmupSeconds;
+  const cpu = o.cpu === false ? null : measuredCpu(ctx, warm);
   return runGhz({
     name: `${ctx.t.name}:${o.name}`,
     call: CALL[o.method],
@@ -221,7 +243,29 @@ function unary(
     outFile: join(OUT_DIR, `${ctx.t.name}-${o.name}.json`),
     ghz: ctx.ghz,
     keepReport: !!args.keep,
-  }).then(({ report: _r, ...s }) => s);
+  }).then(({ report: _r, ...s }) => (cpu ? { ...s, ...perCall(cpu.stop(), s.count) } : s));
+}
+
+/** A CPU window over the target's processes that opens once the warm-up is over. */
+function measuredCpu(ctx: Ctx, warmupSeconds: number): { stop(): Record<string, number> } {
+  const w = cpuWindow(pidsOf(ctx.run));
+  let started = false;
+  const t = setTimeout(() => {
+    started = true;
+    w.start();
+  }, warmupSeconds * 1000);
+  return {
+    stop() {
+      clearTimeout(t);
+      return started ? w.stop() : {};
+    },
+  };
+}
+
+/** CPU seconds of each process over a window, as CPU-µs per call of the `calls` tallied in it. */
+function perCall(cpu: Record<string, number>, calls: number): { cpuUsPerCall?: Record<string, number> } {
+  if (calls <= 0 || !Object.keys(cpu).length) return {};
+  return { cpuUsPerCall: Object.fromEntries(Object.entries(cpu).map(([k, s]) => [k, Math.round((s * 1e6) / calls)])) };
 }
 
 /** Budget lines a unary run breaks (gateway targets of a full run only), and its check problems. */
@@ -284,7 +328,9 @@ async function profileMixed(ctx: Ctx): Promise<ProfileResult> {
         return { name: 'mixed:denied', method: 'QueryInformation' as const, agency: b.profiles.query.agency, data: ctx.ds.files.denied, rate, expect: ctx.t.kind === 'gateway' ? m.denied.expect : 'OK' };
     }
   });
-  const runs = await Promise.all(parts.map((p) => unary(ctx, { ...p, connections: 1, workers: 4 })));
+  const cpu = measuredCpu(ctx, timing().warmupSeconds);
+  const runs = await Promise.all(parts.map((p) => unary(ctx, { ...p, connections: 1, workers: 4, cpu: false })));
+  const mixedCpu = perCall(cpu.stop(), runs.reduce((n, r) => n + r.count, 0)).cpuUsPerCall;
   const violations: string[] = [];
   const problems: string[] = [];
   runs.forEach((s, i) => {
@@ -292,7 +338,7 @@ async function profileMixed(ctx: Ctx): Promise<ProfileResult> {
     violations.push(...j.violations);
     problems.push(...j.problems);
   });
-  return { target: ctx.t.name, profile: 'mixed', runs, violations, problems };
+  return { target: ctx.t.name, profile: 'mixed', runs, ...(mixedCpu ? { cpuUsPerCall: mixedCpu } : {}), violations, problems };
 }
 
 async function profileBulk(ctx: Ctx): Promise<ProfileResult> {
@@ -328,7 +374,10 @@ async function profileBulk(ctx: Ctx): Promise<ProfileResult> {
   if (g.problem) problems.push(`${ctx.t.name} bulk (ghz): ${g.problem}`);
   if (g.count === 0) problems.push(`${ctx.t.name} bulk (ghz): no stream completed`);
   else if (g.checksRatio < 1) problems.push(`${ctx.t.name} bulk (ghz): checks ${(g.checksRatio * 100).toFixed(2)}% (${JSON.stringify(g.statusCodeDistribution)})`);
+  const w = cpuWindow(pidsOf(ctx.run));
+  w.start();
   const node = await nodeBulk(ctx, 'measure', p.agency, seconds);
+  const bulkCpu = w.stop();
   if ('error' in node && typeof node.error === 'string' && !('codes' in node)) problems.push(`${ctx.t.name} bulk (Node): ${node.error}`);
   else {
     const r = node as BulkResult;
@@ -339,7 +388,10 @@ async function profileBulk(ctx: Ctx): Promise<ProfileResult> {
   const best = Math.max(ghzFigure.codesPerSecond, (node as BulkResult).codesPerSecond ?? 0);
   if (!SMOKE && ctx.t.kind === 'gateway' && best < b.budget.IssueCodes.minCodesPerSecond)
     violations.push(`${ctx.t.name} bulk: ${Math.round(best).toLocaleString('en-US')} codes/s < ${b.budget.IssueCodes.minCodesPerSecond.toLocaleString('en-US')} (best of ghz and the Node client)`);
-  return { target: ctx.t.name, profile: 'bulk', method: 'IssueCodes', bulk: { ghz: ghzFigure, ...('codes' in node ? { node: node as BulkResult } : {}) }, violations, problems };
+  // CPU per code over the whole Node client run (its start-up and warm-up included: an upper bound).
+  const codes = 'codes' in node ? (node as BulkResult).codes : 0;
+  const cpuUsPerCode = codes > 0 && bulkCpu.target !== undefined ? Math.round((bulkCpu.target * 1e6 * 100) / codes) / 100 : undefined;
+  return { target: ctx.t.name, profile: 'bulk', method: 'IssueCodes', bulk: { ghz: ghzFigure, ...('codes' in node ? { node: node as BulkResult } : {}), ...(cpuUsPerCode !== undefined ? { cpuUsPerCode } : {}) }, violations, problems };
 }
 
 async function nodeBulk(ctx: Ctx, mode: 'measure' | 'seed', agency: string, seconds: number): Promise<BulkResult | { error: string }> {
@@ -385,7 +437,7 @@ async function capacitySearch(ctx: Ctx, method: 'IssueCode' | 'QueryInformation'
     if (s.achievedRatio < b.budget.minAchievedRateRatio) why.push(`achieved ${(s.achievedRatio * 100).toFixed(1)}%`);
     if (!(s.p99Ms < budgetP99)) why.push(`p99 ${s.p99Ms} ms`);
     const ok = SMOKE ? !s.problem && s.checksRatio >= b.budget.checksPassRatio : why.length === 0;
-    steps.push({ rate, ok, achievedRps: s.achievedRps, p99Ms: s.p99Ms, checksRatio: s.checksRatio, ...(why.length ? { why: why.join('; ') } : {}) });
+    steps.push({ rate, ok, achievedRps: s.achievedRps, p99Ms: s.p99Ms, checksRatio: s.checksRatio, ...(s.cpuUsPerCall ? { cpuUsPerCall: s.cpuUsPerCall } : {}), ...(why.length ? { why: why.join('; ') } : {}) });
     say(`  ${ctx.t.name} capacity ${method} @ ${rate}/s: p99 ${s.p99Ms} ms, achieved ${s.achievedRps}/s, checks ${(s.checksRatio * 100).toFixed(1)}% → ${ok ? 'meets' : 'misses'}`);
     if (SMOKE && !ok) problems.push(`${ctx.t.name} capacity ${method} @ ${rate}/s: ${why.join('; ')}`);
     return ok;
@@ -562,6 +614,7 @@ async function runTarget(t: Target, ds: Dataset, ghz: string, services: { postgr
     }
   } finally {
     const code = await run.server.stop();
+    await run.providers?.stop();
     result.exitCode = code;
     if (t.kind === 'gateway' && result.status === 'ran' && code !== 0) result.profiles.push({ target: t.name, profile: 'issue', method: 'shutdown', violations: [], problems: [`${t.name}: exited with ${code} on SIGTERM`] });
     if (run.pgSchema) await dropSchema(run.pgSchema);
@@ -573,8 +626,9 @@ async function runTarget(t: Target, ds: Dataset, ghz: string, services: { postgr
 function describe(r: ProfileResult): string {
   const flag = r.problems.length ? ' ✗ CHECKS' : r.violations.length ? ' ✗ budget' : '';
   if (r.capacity) return `capacity ${r.capacity.method}: ${r.capacity.rate}/s${flag}`;
-  if (r.bulk) return `bulk: ghz ${r.bulk.ghz?.codesPerSecond ?? '–'} codes/s, Node ${Math.round(r.bulk.node?.codesPerSecond ?? 0)} codes/s${flag}`;
-  return (r.runs ?? []).map((s) => `${s.name.split(':').slice(1).join(':')}: p99 ${s.p99Ms} ms, p50 ${s.p50Ms} ms, ${s.achievedRps}/${s.targetRps}/s, checks ${(s.checksRatio * 100).toFixed(2)}%`).join('; ') + flag;
+  if (r.bulk) return `bulk: ghz ${r.bulk.ghz?.codesPerSecond ?? '–'} codes/s, Node ${Math.round(r.bulk.node?.codesPerSecond ?? 0)} codes/s${r.bulk.cpuUsPerCode !== undefined ? ` (${r.bulk.cpuUsPerCode} CPU-µs/code)` : ''}${flag}`;
+  const cpu = (c: Record<string, number> | undefined) => (c ? `, CPU ${Object.entries(c).map(([k, v]) => `${k} ${v}`).join(' + ')} µs/call` : '');
+  return (r.runs ?? []).map((s) => `${s.name.split(':').slice(1).join(':')}: p99 ${s.p99Ms} ms, p50 ${s.p50Ms} ms, ${s.achievedRps}/${s.targetRps}/s, checks ${(s.checksRatio * 100).toFixed(2)}%${cpu(s.cpuUsPerCall)}`).join('; ') + cpu(r.cpuUsPerCall) + flag;
 }
 
 async function main(): Promise<number> {

@@ -171,6 +171,7 @@ async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, met
       log: o.log,
       observer: metrics,
       appendTimeoutMs: s.recordTimeoutMs,
+      lingerMs: s.recordLingerMs,
       logId: s.replicaId,
       origin: s.logOrigin,
       checkpointIntervalMs: s.checkpointIntervalMs,
@@ -300,7 +301,14 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     const tracing = o.tracing ?? (fromEnv && life.own('tracing', fromEnv, (t) => t.close()));
     const keyring = await keysTier(s, log, life);
     const { policy, simulated } = await policyTier(s, o, life);
-    const metrics = new GatewayMetrics(() => new Set(policy.current.registry.agencies.keys()), { rpcs: rpcsOf([LinkageGateway, AccessRecords, Health, ServerReflection]) });
+    // The agency ids of the live registry, as one Set per registry version (not a new Set per observation).
+    let knownOf: { registry: unknown; ids: ReadonlySet<string> } | undefined;
+    const knownAgencies = (): ReadonlySet<string> => {
+      const registry = policy.current.registry;
+      if (knownOf?.registry !== registry) knownOf = { registry, ids: new Set(registry.agencies.keys()) };
+      return knownOf.ids;
+    };
+    const metrics = new GatewayMetrics(knownAgencies, { rpcs: rpcsOf([LinkageGateway, AccessRecords, Health, ServerReflection]) });
     registerBuildInfo(metrics.registry, build);
     policy.observe(new PolicyMetrics(metrics.registry, () => policy.versions));
     if (!s.insecurePlaintext) new CertificateExpiry(metrics.registry).observeFiles({ server: s.tls.cert, ca: s.tls.ca });

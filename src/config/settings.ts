@@ -229,6 +229,11 @@ export const SETTINGS = {
     schema: ms,
     default: '10000',
   }),
+  recordLingerMs: setting('LINKGW_RECORD_LINGER_MS', {
+    doc: 'a batch of access records whose first record has waited less than this (and that holds fewer than 64) waits that long for more, so one commit and one fsync cover several records at moderate rates; 0 = off. Every answer still waits for its record\'s commit',
+    schema: whole,
+    default: '0',
+  }),
   recordStoreTimeoutMs: setting('LINKGW_RECORD_STORE_TIMEOUT_MS', {
     doc: 'client-side deadline of one record store operation (a commit, a read); a connection that misses it is closed and the commit tried again on a fresh one',
     schema: ms,

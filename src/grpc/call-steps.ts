@@ -80,13 +80,18 @@ export function contextStep(log: Logger): CallStep {
     const requestId = callerRequestId(call.metadata);
     const method = scope.rpc.method;
     const trace = scope.trace;
+    // The call's logger is made on its first use: most calls log nothing of their own (the access log and
+    // the outcome line are written by the trace and observe steps), and a child logger is five closures.
+    let callLog: Logger | undefined;
     const ctx: CallContext = {
       agency,
       method,
       deadline,
       signal: ac.signal,
       requestId,
-      log: log.child({ method, agency: agency.id, ...(trace ? { requestId: trace.requestId, traceId: trace.traceId } : requestId ? { requestId } : {}) }),
+      get log() {
+        return (callLog ??= log.child({ method, agency: agency.id, ...(trace ? { requestId: trace.requestId, traceId: trace.traceId } : requestId ? { requestId } : {}) }));
+      },
       ...(trace ? { trace } : {}),
     };
     scope.setContext(ctx, abort);

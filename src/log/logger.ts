@@ -48,9 +48,11 @@ export function createLogger(opts: { level?: Level; stream?: Writable; base?: Re
   const min = ORDER[opts.level ?? 'info'];
   const stream = opts.stream ?? process.stderr;
   const base = opts.base ?? {};
+  // The base fields are scrubbed once, not on every line (the access log writes one line per call).
+  let cleanBase: object | undefined;
   const write = (level: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
-    const line = { time: new Date().toISOString(), level, msg: scrub(msg), ...(clean(base) as object), ...(fields ? (clean(fields) as object) : {}) };
+    const line = { time: new Date().toISOString(), level, msg: scrub(msg), ...(cleanBase ??= clean(base) as object), ...(fields ? (clean(fields) as object) : {}) };
     stream.write(JSON.stringify(line) + '\n');
   };
   return {

@@ -80,12 +80,28 @@ export const HANDLING_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.02
 
 type RpcLabel = 'grpc_service' | 'grpc_method' | 'grpc_type';
 
+interface Inc {
+  inc(value?: number): void;
+}
+
+/** One method's series, looked up once (prom-client's children keep their label objects: no allocation per call). */
+interface RpcSeries {
+  readonly started: Inc;
+  readonly received: Inc;
+  readonly sent: Inc;
+  readonly handling: { observe(value: number): void };
+  /** grpc_server_handled_total by Go code label, made on first use. */
+  readonly handled: Map<string, Inc>;
+}
+
 export class GrpcServerMetrics {
   readonly #started: Counter<RpcLabel>;
   readonly #handled: Counter<RpcLabel | 'grpc_code'>;
   readonly #handling: Histogram<RpcLabel>;
   readonly #received: Counter<RpcLabel>;
   readonly #sent: Counter<RpcLabel>;
+  /** Series by the RpcInfo object a call carries (one per method for the server's lifetime). */
+  readonly #series = new WeakMap<Rpc, RpcSeries>();
 
   /**
    * Registers the five families on `registry`. With `rpcs`, every series (`handled` for every code) starts at
@@ -119,23 +135,39 @@ export class GrpcServerMetrics {
     }
   }
 
+  #of(rpc: Rpc): RpcSeries {
+    let x = this.#series.get(rpc);
+    if (!x) {
+      const l = labels(rpc);
+      x = { started: this.#started.labels(l), received: this.#received.labels(l), sent: this.#sent.labels(l), handling: this.#handling.labels(l), handled: new Map() };
+      this.#series.set(rpc, x);
+    }
+    return x;
+  }
+
   started(rpc: Rpc): void {
-    this.#started.inc(labels(rpc));
+    this.#of(rpc).started.inc();
   }
 
   received(rpc: Rpc): void {
-    this.#received.inc(labels(rpc));
+    this.#of(rpc).received.inc();
   }
 
   sent(rpc: Rpc): void {
-    this.#sent.inc(labels(rpc));
+    this.#of(rpc).sent.inc();
   }
 
   /** The call ended with `codeName` (`OK`, `UNAVAILABLE` or `Unavailable`, …) after `seconds`. */
   handled(rpc: Rpc, codeName: string, seconds: number): void {
-    const l = labels(rpc);
-    this.#handled.inc({ ...l, grpc_code: grpcCodeLabelOf(codeName) });
-    this.#handling.observe(l, seconds);
+    const x = this.#of(rpc);
+    const grpc_code = grpcCodeLabelOf(codeName);
+    let h = x.handled.get(grpc_code);
+    if (!h) {
+      h = this.#handled.labels({ ...labels(rpc), grpc_code });
+      x.handled.set(grpc_code, h);
+    }
+    h.inc();
+    x.handling.observe(seconds);
   }
 }
 

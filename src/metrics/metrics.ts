@@ -17,6 +17,12 @@ import type { RateLimitObserver } from '../limits/rate-limiter.js';
 import type { ProviderCallObserver } from '../service/gateway-service.js';
 import type { IdempotencyObserver } from '../service/idempotent-query.js';
 
+/** The two children one finished call observes. */
+interface CallSeries {
+  readonly requests: { inc(v?: number): void };
+  readonly latency: { observe(v: number): void };
+}
+
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /** Implements every module's observer interface; the composition root passes it as each module's `observer`. */
@@ -27,6 +33,9 @@ export class GatewayMetrics
   /** The standard gRPC server metrics (go-grpc-prometheus names). */
   readonly grpc: GrpcServerMetrics;
   readonly #known: () => ReadonlySet<string>;
+  /** Label children made once per label combination (all bounded sets), so an observation allocates no labels. */
+  readonly #calls = new Map<string, CallSeries>();
+  readonly #histograms = new Map<string, { observe(v: number): void }>();
   readonly requests: Counter<'method' | 'code' | 'agency'>;
   readonly latency: Histogram<'method' | 'code'>;
   readonly providerLatency: Histogram<'provider' | 'outcome'>;
@@ -112,7 +121,13 @@ export class GatewayMetrics
   }
 
   storeOp(op: string, ok: boolean, seconds: number): void {
-    this.storeThread.observe({ op, ok: ok ? 'true' : 'false' }, seconds);
+    const key = `s\u0000${op}\u0000${ok}`;
+    let h = this.#histograms.get(key);
+    if (!h) {
+      h = this.storeThread.labels({ op, ok: ok ? 'true' : 'false' });
+      this.#histograms.set(key, h);
+    }
+    h.observe(seconds);
   }
 
   limited(agency: string): void {
@@ -150,13 +165,27 @@ export class GatewayMetrics
 
   callEnded(rpc: RpcInfo, agency: string | undefined, code: number, seconds: number): void {
     this.grpc.handled(rpc, grpcCodeLabel(code), seconds);
-    const c = statusName(code);
-    this.requests.inc({ method: rpc.method, code: c, agency: this.#agency(agency) });
-    this.latency.observe({ method: rpc.method, code: c }, seconds);
+    const a = this.#agency(agency);
+    const key = `r\u0000${rpc.method}\u0000${code}\u0000${a}`;
+    let c = this.#calls.get(key);
+    if (!c) {
+      const name = statusName(code);
+      c = { requests: this.requests.labels({ method: rpc.method, code: name, agency: a }), latency: this.latency.labels({ method: rpc.method, code: name }) };
+      this.#calls.set(key, c);
+    }
+    c.requests.inc();
+    c.latency.observe(seconds);
   }
 
   providerCall(provider: string, outcome: string, seconds: number): void {
-    this.providerLatency.observe({ provider: this.#agency(provider), outcome }, seconds);
+    const p = this.#agency(provider);
+    const key = `p\u0000${p}\u0000${outcome}`;
+    let h = this.#histograms.get(key);
+    if (!h) {
+      h = this.providerLatency.labels({ provider: p, outcome });
+      this.#histograms.set(key, h);
+    }
+    h.observe(seconds);
   }
 
   batchCommitted(size: number, seconds: number): void {

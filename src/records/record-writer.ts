@@ -98,6 +98,16 @@ export interface RecordWriterOptions {
   readonly origin?: string;
   /** Sign a checkpoint at most this often while records arrive, ms (default 1000). */
   readonly checkpointIntervalMs?: number;
+  /**
+   * Linger, ms (default 0: off): a batch whose first record has waited less than this, and that holds fewer
+   * than `lingerRecords` records, waits until it has waited this long before it is committed, so that one
+   * commit (one fsync, one transaction, one round trip to the store's thread) covers several records at
+   * moderate rates, where without it most batches hold one record. Each record waits at most this much more;
+   * its request still waits for its commit.
+   */
+  readonly lingerMs?: number;
+  /** A lingering batch is committed at once when it holds this many records (default 64). */
+  readonly lingerRecords?: number;
   /** Told of every checkpoint once it is stored (the witness client listens). */
   readonly onCheckpoint?: (c: StoredCheckpoint) => void;
   readonly observer?: WriterObserver;
@@ -179,11 +189,15 @@ export class RecordWriter implements RecordAppender {
   #abandon: Promise<void> = new Promise(() => undefined);
   #idle: Promise<void> = Promise.resolve();
   #idleResolve: (() => void) | undefined;
+  /** When the oldest record in the queue was queued (performance.now()), for the linger. */
+  #queuedSince = 0;
+  /** Ends the linger in progress, if any. */
+  #wakeLinger: (() => void) | undefined;
 
   constructor(o: RecordWriterOptions) {
     this.logId = o.logId ?? `t${base32Encode(randomBytes(10)).toLowerCase()}`;
     this.origin = o.origin ?? `linkgw/records/${this.logId}`;
-    this.#o = { maxBatch: 2000, maxBatchSubjects: 50_000, maxBacklog: 100_000, appendTimeoutMs: 10_000, maxAttempts: 3, probeIntervalMs: 1000, checkpointIntervalMs: 1000, ...o };
+    this.#o = { maxBatch: 2000, maxBatchSubjects: 50_000, maxBacklog: 100_000, appendTimeoutMs: 10_000, maxAttempts: 3, probeIntervalMs: 1000, checkpointIntervalMs: 1000, lingerMs: 0, lingerRecords: 64, ...o };
     this.#noteSigner = ed25519NoteSigner(this.origin, o.signer);
   }
 
@@ -239,7 +253,9 @@ export class RecordWriter implements RecordAppender {
         entry.fail(new GatewayError('UNAVAILABLE', 'the access record store did not answer in time; nothing was released', { details: { 'retry-after-ms': '1000' } }));
       }, this.#o.appendTimeoutMs);
       timer.unref();
+      if (this.#queue.length === 0) this.#queuedSince = performance.now();
       this.#queue.push(entry);
+      if (this.#wakeLinger && this.#queue.length >= this.#o.lingerRecords) this.#wakeLinger();
       this.#o.observer?.backlog(this.#queue.length);
       if (!this.#running) this.#start();
     });
@@ -357,7 +373,16 @@ export class RecordWriter implements RecordAppender {
 
   async #loop(): Promise<void> {
     while (!this.#abandoned && (this.#queue.length > 0 || this.#pendingCheckpoint || this.#failing)) {
+      const linger = this.#lingerFor();
+      if (linger > 0) {
+        await new Promise<void>((r) => {
+          const t = setTimeout(() => ((this.#wakeLinger = undefined), r()), linger);
+          // Enough records, or the writer closing, end the wait early.
+          this.#wakeLinger = () => (clearTimeout(t), (this.#wakeLinger = undefined), r());
+        });
+      }
       const batch = this.#queue.splice(0, this.#batchLength());
+      if (this.#queue.length > 0) this.#queuedSince = performance.now();
       this.#o.observer?.backlog(this.#queue.length);
       const ok = await this.#commit(batch);
       // While the store fails, the loop rests between tries: requests still queued get their chance (and fail
@@ -374,6 +399,14 @@ export class RecordWriter implements RecordAppender {
       this.#probeTimer.unref();
     }
     this.#idleResolve?.();
+  }
+
+  /** How long the next batch should still wait for more records (0: commit now). */
+  #lingerFor(): number {
+    const { lingerMs, lingerRecords } = this.#o;
+    if (lingerMs <= 0 || this.#closed || this.#failing || this.#queue.length === 0 || this.#queue.length >= lingerRecords) return 0;
+    const left = this.#queuedSince + lingerMs - performance.now();
+    return left >= 0.5 ? left : 0;
   }
 
   /**
@@ -684,6 +717,7 @@ export class RecordWriter implements RecordAppender {
   /** Stops taking records, waits for the queued ones to be committed (or to fail), and signs the last of them. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#wakeLinger?.();
     const until = (p: Promise<unknown> | undefined) => Promise.race([p, this.#abandon]);
     await until(this.#idle);
     clearTimeout(this.#checkpointTimer);

@@ -45,6 +45,35 @@ describe('RecordWriter batches', () => {
   });
 });
 
+describe('RecordWriter linger', () => {
+  /** Appends `n` records 20 ms apart, and returns the sizes of the batches committed. */
+  async function sizesOf(o: { lingerMs?: number; lingerRecords?: number }, n: number): Promise<number[]> {
+    const store = await SqliteRecordStore.open(join(tempDir(), 'records.sqlite'));
+    stores.push(store);
+    const sizes: number[] = [];
+    const writer = new RecordWriter({ store, signer, log: silentLogger, ...o, observer: { batchCommitted: (k) => void sizes.push(k), batchFailed: () => undefined, backlog: () => undefined } });
+    const done: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) {
+      done.push(writer.append(issuanceDraft()));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await Promise.all(done);
+    await writer.close();
+    const [report] = await verifyStore(store, new Map([['seal-1', publicKey]]));
+    expect(report).toMatchObject({ records: n, problem: null });
+    return sizes;
+  }
+
+  it('lets records arriving apart share one commit, which ends early once it holds lingerRecords', async () => {
+    // A linger far longer than the test: only reaching lingerRecords can end it, so the first commit holds 3.
+    expect((await sizesOf({ lingerMs: 600_000, lingerRecords: 3 }, 3))[0]).toBe(3);
+  });
+
+  it('is off by default: the first record is committed without waiting for the next', async () => {
+    expect((await sizesOf({}, 3))[0]).toBe(1);
+  });
+});
+
 describe('RecordWriter after a failed commit', () => {
   /**
    * The real store, whose appends fail as planned: the next append of records before anything is stored, or
