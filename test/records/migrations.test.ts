@@ -318,6 +318,10 @@ describe('PostgreSQL', () => {
     const early = await exitOf({ LINKGW_RECORDS_URL: asRuntime, LINKGW_RECORDS_MIGRATE: 'verify' });
     expect(early.code).toBe(78);
     expect(early.out).toMatch(/linkgw: the record store schema \S+ has no linkgw tables \(schema version 0, this linkgw needs \d+\): run `linkgw migrate`/);
+    // So do the read-only commands under the same setting (not a permission error from DDL they may not run).
+    const reading = await linkgw(['records', 'verify'], { LINKGW_RECORDS_URL: asRuntime, LINKGW_RECORDS_MIGRATE: 'verify' });
+    expect([reading.status, reading.stderr]).toEqual([78, expect.stringMatching(/run `linkgw migrate`/)]);
+    expect(reading.stderr).not.toMatch(/permission denied/);
     const denied = await linkgw(['migrate'], { LINKGW_RECORDS_URL: asRuntime });
     expect([denied.status, denied.stderr]).toEqual([1, expect.stringMatching(/permission denied for schema/)]);
 

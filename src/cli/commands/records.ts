@@ -11,7 +11,9 @@ import { Printer } from '../output.js';
 async function openStore() {
   const s = settingsFromEnv();
   const { openRecordStore } = await import('../../records/open-store.js');
-  return { s, store: await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }) };
+  // As the gateway would: under LINKGW_RECORDS_MIGRATE=verify (a role without DDL rights) a store that is not
+  // migrated is refused with "run `linkgw migrate`", not a permission error from DDL it may not run.
+  return { s, store: await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }, { migrate: s.recordsMigrate }) };
 }
 
 const verify = command({
