@@ -180,6 +180,7 @@ async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, met
     (w) => w.close(),
   );
   await writer.open();
+  metrics.gaugeFrom('linkgw_record_store_ready', '1 while access records can be written (the store answers commits and idle checks, its files are the ones opened), else 0: /readyz says why.', () => (writer.ready() ? 1 : 0));
   metrics.gaugeFrom('linkgw_log_leaves', 'Leaves (access records) of this replica\'s transparency log.', () => writer.size);
   metrics.gaugeFrom('linkgw_log_unsigned_leaves', 'Leaves committed but not yet covered by a signed checkpoint (normal up to one checkpoint interval).', () => writer.size - writer.signedSize);
   return { store, writer };

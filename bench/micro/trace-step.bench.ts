@@ -65,7 +65,7 @@ async function run(p: CallPipeline, traced: boolean, n: number): Promise<number>
       const span = trace.startProviderCall('tax');
       traceMetadata(span);
       span.end({ kind: 'provided', payload: new Uint8Array(), contentType: 'x' });
-      await records.append(draft, trace);
+      await records.append(draft, { trace });
     } else await noop.append();
     scope.end({ code: 0 });
   }

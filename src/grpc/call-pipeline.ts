@@ -30,6 +30,8 @@ export interface RpcInfo {
 /** What the pipeline needs of a grpc-js server call of any kind. */
 export interface ServerCallLike extends IdentifiableCall {
   readonly metadata: Metadata;
+  /** grpc-js sets it once the stream was reset or its deadline passed: possibly before the handler runs. */
+  readonly cancelled?: boolean;
   getDeadline(): Date | number;
   on(event: 'cancelled', l: () => void): unknown;
   removeListener(event: 'cancelled', l: () => void): unknown;

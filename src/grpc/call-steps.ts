@@ -72,6 +72,9 @@ export function contextStep(log: Logger): CallStep {
     };
     const onCancel = () => abort(new GatewayError('CANCELLED', 'the call was cancelled'));
     call.on('cancelled', onCancel);
+    // A stream reset before its handler ran (HTTP/2 Rapid Reset: HEADERS, DATA and RST_STREAM at once) emitted
+    // 'cancelled' before anyone listened: the call starts cancelled, so nothing is computed or committed for it.
+    if (call.cancelled) onCancel();
     let timer: NodeJS.Timeout | undefined;
     if (Number.isFinite(deadline)) {
       timer = setTimeout(() => abort(new GatewayError('DEADLINE_EXCEEDED', 'the deadline passed')), Math.max(0, deadline - Date.now()));

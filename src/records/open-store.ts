@@ -20,6 +20,12 @@ export interface StoreOptions {
   readonly signal?: AbortSignal;
   /** LINKGW_RECORDS_MIGRATE: `auto` applies pending schema migrations at open, `verify` refuses if any is pending. */
   readonly migrate?: MigrateMode;
+  /**
+   * SQLite: what a missing file means (`if-new`, the default: a new store unless logs were written there before;
+   * `never`: refuse; `always`: create) and whether to open it read-only (sqlite-store.ts).
+   */
+  readonly create?: 'if-new' | 'never' | 'always';
+  readonly readonly?: boolean;
 }
 
 export async function openRecordStore(target: { url?: string | undefined; sqlitePath: string }, o: StoreOptions = {}): Promise<RecordStore> {
@@ -32,6 +38,8 @@ export async function openRecordStore(target: { url?: string | undefined; sqlite
     ...(o.observer ? { observer: o.observer } : {}),
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
     ...(o.migrate ? { migrate: o.migrate } : {}),
+    ...(o.create ? { create: o.create } : {}),
+    ...(o.readonly ? { readonly: true } : {}),
     onMigrated: (r) => logMigrations(o.log, target.sqlitePath, r),
   });
 }

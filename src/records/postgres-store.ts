@@ -363,6 +363,10 @@ export class PostgresRecordStore implements RecordStore {
     }
   }
 
+  async check(): Promise<void> {
+    await this.#c.query('SELECT size FROM record_logs LIMIT 1');
+  }
+
   async addCosignatures(logId: string, size: number, lines: string): Promise<boolean> {
     const r = await this.#c.query('UPDATE log_checkpoints SET cosignatures = cosignatures || $3 WHERE log_id = $1 AND size = $2', [logId, size, lines]);
     return r.rowCount === 1;

@@ -165,6 +165,12 @@ export interface RecordStore {
   /** Takes the log's writer lock (waiting up to `waitMs`), creating the log on first use; its state. */
   claimLog(logId: string, origin: string, opts?: { waitMs?: number }): Promise<ClaimedLog>;
   append(a: LogAppend): Promise<void>;
+  /**
+   * A cheap real check that the store is there and answers (one read; for SQLite, also that its files are still
+   * the ones it opened). The writer runs it while idle, so that readiness tells the truth before traffic comes.
+   * Fails with STORE_GONE (store-errors.ts) when the store was removed or replaced.
+   */
+  check(): Promise<void>;
   /** Adds witness cosignature lines to a stored checkpoint; false when that checkpoint is no longer stored. */
   addCosignatures(logId: string, size: number, lines: string): Promise<boolean>;
 

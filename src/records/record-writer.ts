@@ -92,6 +92,13 @@ export interface RecordWriterOptions {
   readonly maxAttempts?: number;
   /** While commits fail, how often the writer tries the store by itself (an empty append), ms (default 1000). */
   readonly probeIntervalMs?: number;
+  /**
+   * While no commit runs, how often the writer checks the store (`RecordStore.check`: one read, and for SQLite
+   * that its files are still the ones opened), ms (default 2000; 0: never). Without it a replica whose store is
+   * gone or unreachable says ready until the first request fails; with it, /readyz tells within this interval
+   * plus the store's deadline. A commit is as good as a check, so a busy writer checks nothing extra.
+   */
+  readonly idleCheckMs?: number;
   /** The log this replica writes for its life (LINKGW_REPLICA_ID); default a random one (tests). */
   readonly logId?: string;
   /** The log's origin, also its note key name; default `linkgw/records/<logId>`. */
@@ -122,6 +129,8 @@ interface Entry {
   state: 'waiting' | 'failed' | 'done';
   /** A NOT_RELEASED record the writer made itself: no request waits, no timeout; kept until stored. */
   readonly internal: boolean;
+  /** The request's signal: aborted when its client cancelled or its deadline passed (see `append`). */
+  readonly signal: AbortSignal | undefined;
   succeed(): void;
   fail(e: Error): void;
 }
@@ -155,6 +164,12 @@ export class LogDamagedError extends Error {
 
 const HOUR = 3_600_000;
 const NOTHING_RELEASED = 'the access record could not be written; nothing was released';
+const WRITTEN_BY_OTHERS = 'the access record log was written by someone else; this gateway writes no more records';
+
+/** What a request whose signal aborted fails with: its own reason (CANCELLED, DEADLINE_EXCEEDED). */
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof GatewayError ? signal.reason : new GatewayError('CANCELLED', 'the call was cancelled');
+}
 
 export class RecordWriter implements RecordAppender {
   readonly logId: string;
@@ -169,8 +184,15 @@ export class RecordWriter implements RecordAppender {
   #state: LogState | null = null;
   /** The state must be read again from the store (at start, and after a failed commit). */
   #stale = true;
-  /** Set when the log was written by someone else: this writer never writes again. */
+  /**
+   * Set when the log was written by someone else, or the store it lives in is gone (its file removed or
+   * replaced): this writer never writes again. `#lostWhy` says which, for readiness and the requests' logs.
+   */
   #lost: Error | null = null;
+  #lostWhy = '';
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** When the store last answered a commit or a check (ms since the epoch). */
+  #lastAnswer = 0;
   /** Commits at the current size that failed without saying whether they landed (see the file comment). */
   #unconfirmed: Unconfirmed[] = [];
   /** Since when, and why, commits fail (not counting records the store refused); null while they succeed. */
@@ -197,7 +219,7 @@ export class RecordWriter implements RecordAppender {
   constructor(o: RecordWriterOptions) {
     this.logId = o.logId ?? `t${base32Encode(randomBytes(10)).toLowerCase()}`;
     this.origin = o.origin ?? `linkgw/records/${this.logId}`;
-    this.#o = { maxBatch: 2000, maxBatchSubjects: 50_000, maxBacklog: 100_000, appendTimeoutMs: 10_000, maxAttempts: 3, probeIntervalMs: 1000, checkpointIntervalMs: 1000, lingerMs: 0, lingerRecords: 64, ...o };
+    this.#o = { maxBatch: 2000, maxBatchSubjects: 50_000, maxBacklog: 100_000, appendTimeoutMs: 10_000, maxAttempts: 3, probeIntervalMs: 1000, idleCheckMs: 2000, checkpointIntervalMs: 1000, lingerMs: 0, lingerRecords: 64, ...o };
     this.#noteSigner = ed25519NoteSigner(this.origin, o.signer);
   }
 
@@ -221,27 +243,48 @@ export class RecordWriter implements RecordAppender {
     return this.#opening;
   }
 
-  /** Resolves when the record is durable; rejects with UNAVAILABLE when it cannot be. */
-  append(draft: AccessRecordDraft): Promise<void> {
+  /**
+   * Resolves when the record is durable; rejects with UNAVAILABLE when it cannot be.
+   *
+   * `signal` is the request's (its client cancelled, or its deadline passed): a call that ended stops where it
+   * is. Aborted before its record is queued, or while it waits in the queue, the record is never committed (no
+   * record claims an exchange that did not happen); aborted while its commit runs, the record may land, and a
+   * NOT_RELEASED record then follows it; landed after the abort, likewise. The promise rejects with the
+   * signal's reason in each case, so the answer is never sent. With `exchanged` (the provider has answered), the
+   * record is committed whatever the signal does, and followed by NOT_RELEASED if the call ended meanwhile.
+   */
+  append(draft: AccessRecordDraft, call?: { readonly signal?: AbortSignal | undefined; readonly exchanged?: boolean }): Promise<void> {
+    const signal = call?.signal;
+    const exchanged = call?.exchanged === true;
     if (this.#closed) return Promise.reject(new GatewayError('UNAVAILABLE', 'the gateway is shutting down'));
     if (this.#lost) return Promise.reject(new GatewayError('UNAVAILABLE', 'the access record log cannot be written; nothing was released', { cause: this.#lost }));
+    if (signal?.aborted && !exchanged) return Promise.reject(abortReason(signal));
     if (this.#queue.length >= this.#o.maxBacklog)
       return Promise.reject(new GatewayError('UNAVAILABLE', 'the access record store is behind; try again', { details: { 'retry-after-ms': '100' } }));
     return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        // Still queued: it leaves the queue with its request. In a commit: `#landed` follows it with NOT_RELEASED.
+        const i = this.#queue.indexOf(entry);
+        if (i >= 0) this.#queue.splice(i, 1);
+        entry.fail(abortReason(signal!));
+      };
       const entry: Entry = {
         draft,
         state: 'waiting',
         internal: false,
+        signal,
         succeed: () => {
           if (entry.state !== 'waiting') return;
           entry.state = 'done';
           clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
           resolve();
         },
         fail: (e) => {
           if (entry.state !== 'waiting') return;
           entry.state = 'failed';
           clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
           reject(e);
         },
       };
@@ -253,6 +296,8 @@ export class RecordWriter implements RecordAppender {
         entry.fail(new GatewayError('UNAVAILABLE', 'the access record store did not answer in time; nothing was released', { details: { 'retry-after-ms': '1000' } }));
       }, this.#o.appendTimeoutMs);
       timer.unref();
+      // An exchange that happened is recorded whatever the call does; `#landed` then says it was not released.
+      if (!exchanged) signal?.addEventListener('abort', onAbort, { once: true });
       if (this.#queue.length === 0) this.#queuedSince = performance.now();
       this.#queue.push(entry);
       if (this.#wakeLinger && this.#queue.length >= this.#o.lingerRecords) this.#wakeLinger();
@@ -273,15 +318,15 @@ export class RecordWriter implements RecordAppender {
 
   /** Why records cannot be written now (for /readyz and logs), or undefined when they can. */
   notReadyReason(now = Date.now()): string | undefined {
-    if (this.#lost) return 'the access record log was written by someone else; this gateway writes no more records';
+    if (this.#lost) return this.#lostWhy;
     if (this.#commitStarted !== null && now - this.#commitStarted > this.#o.appendTimeoutMs) return `an access record commit has been running for ${now - this.#commitStarted} ms`;
     if (this.#failing) return `access record commits fail (for ${now - this.#failing.since} ms): ${this.#failing.why}`;
     return undefined;
   }
 
   /** Appends many records and resolves when all are durable. */
-  appendAll(drafts: readonly AccessRecordDraft[]): Promise<void> {
-    return Promise.all(drafts.map((d) => this.append(d))).then(() => undefined);
+  appendAll(drafts: readonly AccessRecordDraft[], signal?: AbortSignal): Promise<void> {
+    return Promise.all(drafts.map((d) => this.append(d, { signal }))).then(() => undefined);
   }
 
   #start(): void {
@@ -289,6 +334,8 @@ export class RecordWriter implements RecordAppender {
     this.#running = true;
     clearTimeout(this.#probeTimer);
     this.#probeTimer = undefined;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#idle = new Promise((r) => (this.#idleResolve = r));
     // Let the current tick's appends join the first batch.
     setImmediate(() => void this.#loop());
@@ -312,6 +359,7 @@ export class RecordWriter implements RecordAppender {
       }
       if (!adopted) {
         this.#lost = new Error(`log ${this.logId} went from ${known} to ${claimed.size} leaves behind this writer's back`);
+        this.#lostWhy = WRITTEN_BY_OTHERS;
         throw this.#lost;
       }
     }
@@ -321,7 +369,7 @@ export class RecordWriter implements RecordAppender {
     } catch (e) {
       // A log that no longer extends what it signed is never written again by this writer (readiness fails);
       // a store that failed while being read is only a failed attempt.
-      if (e instanceof LogDamagedError) this.#lost = e;
+      if (e instanceof LogDamagedError) (this.#lost = e), (this.#lostWhy = `the access record log is damaged: ${e.message}`);
       throw e;
     }
     // A checkpoint whose commit failed without saying so may have been stored after all.
@@ -397,8 +445,45 @@ export class RecordWriter implements RecordAppender {
         if (!this.#running) this.#start();
       }, this.#o.probeIntervalMs);
       this.#probeTimer.unref();
-    }
+    } else this.#scheduleIdleCheck();
     this.#idleResolve?.();
+  }
+
+  /** While nothing is committed, check the store every `idleCheckMs` (see the option). */
+  #scheduleIdleCheck(): void {
+    const every = this.#o.idleCheckMs;
+    if (every <= 0 || this.#closed || this.#abandoned || this.#lost || this.#running || this.#idleTimer || this.#failing) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#running || this.#closed) return;
+      // A commit that answered recently said as much as a check would.
+      if (Date.now() - this.#lastAnswer < every) return this.#scheduleIdleCheck();
+      this.#o.store.check().then(
+        () => {
+          this.#lastAnswer = Date.now();
+          this.#scheduleIdleCheck();
+        },
+        (err: unknown) => {
+          if (this.#running || this.#closed) return;
+          if (classifyAppendFailure(err) === 'gone') this.#loseStore(err);
+          else {
+            // Not ready until a commit succeeds again: the probe (an empty append) takes over from here.
+            this.#fail(err);
+            this.#start();
+          }
+        },
+      );
+    }, every);
+    this.#idleTimer.unref();
+  }
+
+  /** The store the log lives in is gone: never write again, never start a new log here (see STORE_GONE). */
+  #loseStore(err: unknown): void {
+    if (this.#lost) return;
+    this.#lost = err instanceof Error ? err : new Error(describeStoreError(err));
+    this.#lostWhy = `the access record store is gone (${describeStoreError(err)}); this gateway writes no more records: restore the store and restart`;
+    this.#o.log.error('the access record store is gone; this gateway writes no more records, and every request fails until it is restored and the gateway restarted', { log: this.logId, err: describeStoreError(err) });
+    for (const x of this.#queue.splice(0)) x.fail(new GatewayError('UNAVAILABLE', NOTHING_RELEASED, { cause: err }));
   }
 
   /** How long the next batch should still wait for more records (0: commit now). */
@@ -462,7 +547,8 @@ export class RecordWriter implements RecordAppender {
             return true;
           }
         }
-        if (kind === 'conflict') this.#lost = err as Error;
+        if (kind === 'conflict') (this.#lost = err as Error), (this.#lostWhy = WRITTEN_BY_OTHERS);
+        if (kind === 'gone') this.#loseStore(err);
         if (kind === 'uncertain' && prepared) this.#unconfirmed.push({ fromSize: prepared.append.fromSize, leafHashes: prepared.append.leafHashes, entries: prepared.entries });
         // Read the log's state again before the next commit (the failed one may have landed).
         this.#stale = true;
@@ -532,6 +618,7 @@ export class RecordWriter implements RecordAppender {
 
   #committed(p: Prepared, started: bigint): void {
     const state = this.#state!;
+    this.#lastAnswer = Date.now();
     state.range = p.range;
     // This commit won the position: no commit this writer could not confirm at it can ever land.
     this.#unconfirmed = [];
@@ -553,6 +640,9 @@ export class RecordWriter implements RecordAppender {
   #landed(entries: readonly Entry[]): void {
     const late: AccessRecordDraft[] = [];
     for (const e of entries) {
+      // Its call ended while the commit ran (the abort listener has failed it already, or is about to): the record
+      // is in the log, its answer is never sent.
+      if (e.state === 'waiting' && e.signal?.aborted) e.fail(abortReason(e.signal));
       if (e.state === 'failed' && !e.internal) late.push(e.draft);
       if (e.internal) e.state = 'done';
       else e.succeed();
@@ -572,6 +662,7 @@ export class RecordWriter implements RecordAppender {
       draft,
       state: 'waiting',
       internal: true,
+      signal: undefined,
       succeed: () => void (entry.state = 'done'),
       fail: () => undefined,
     };
@@ -724,6 +815,8 @@ export class RecordWriter implements RecordAppender {
     this.#checkpointTimer = undefined;
     clearTimeout(this.#probeTimer);
     this.#probeTimer = undefined;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     await until(this.#signing);
     await until(this.#idle);
     const state = this.#state;

@@ -8,6 +8,8 @@
  * deadlines until the disk answers. Errors from the thread, including those of its start (a full disk, a
  * directory it cannot write), become Errors that name the store's file and SQLite's code.
  */
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { LoggedRecord } from '../core/access-record.js';
 import type { NodeId } from '../core/merkle.js';
@@ -72,10 +74,10 @@ export class SqliteRecordStore implements RecordStore {
   readonly #timeoutMs: number;
   #started = false;
 
-  private constructor(readonly path: string, busyTimeoutMs: number, timeoutMs: number, observer: StoreObserver | undefined, migrate: MigrateMode) {
+  private constructor(readonly path: string, busyTimeoutMs: number, timeoutMs: number, observer: StoreObserver | undefined, migrate: MigrateMode, readonly: boolean) {
     this.#observer = observer;
     this.#timeoutMs = timeoutMs;
-    this.#worker = new Worker(workerFile(import.meta.url, 'sqlite-worker'), { workerData: { path, busyTimeoutMs, migrate } });
+    this.#worker = new Worker(workerFile(import.meta.url, 'sqlite-worker'), { workerData: { path, busyTimeoutMs, migrate, readonly } });
     this.#worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: { message: string; code?: string }; seconds: number }) => {
       this.#started = true;
       const p = this.#pending.get(m.id);
@@ -97,15 +99,38 @@ export class SqliteRecordStore implements RecordStore {
   }
 
   /**
-   * Opens (and creates) the store at `path`; resolves once the schema is in place (`migrate`: `auto`, the
-   * default, applies pending steps; `verify` refuses a store with steps pending). `timeoutMs` bounds each
-   * operation (default 3000).
+   * Opens the store at `path`; resolves once the schema is in place (`migrate`: `auto`, the default, applies
+   * pending steps; `verify` refuses a store with steps pending). `timeoutMs` bounds each operation (default 3000).
+   *
+   * `create` says what a missing file means: `if-new` (the gateway) makes a new store only where no log was ever
+   * written next to it — a missing store whose logs' writer-lock files are still there was removed or lost, and
+   * starting new logs in its place would silently begin the record history again at 0, so it is refused;
+   * `never` (verify, purge, seal: commands that must find the store) refuses any missing file; `always` (`linkgw
+   * migrate`: an operator making a store on purpose). `readonly` opens it read-only (verify, checkpoints).
    */
   static async open(
     path: string,
-    opts: { busyTimeoutMs?: number; timeoutMs?: number; observer?: StoreObserver; migrate?: MigrateMode; onMigrated?: (r: MigrationReport) => void } = {},
+    opts: {
+      busyTimeoutMs?: number;
+      timeoutMs?: number;
+      observer?: StoreObserver;
+      migrate?: MigrateMode;
+      onMigrated?: (r: MigrationReport) => void;
+      create?: 'if-new' | 'never' | 'always';
+      readonly?: boolean;
+    } = {},
   ): Promise<SqliteRecordStore> {
-    const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000, opts.timeoutMs ?? 3000, opts.observer, opts.migrate ?? 'auto');
+    const readonly = opts.readonly ?? false;
+    const create = readonly ? 'never' : (opts.create ?? 'if-new');
+    if (create !== 'always' && !existsSync(path)) {
+      if (create === 'never') throw new SchemaError(`the SQLite record store ${path} does not exist (nothing to read: check LINKGW_DATA_DIR, or restore it from a backup)`);
+      const traces = writerLocksOf(path);
+      if (traces.length > 0)
+        throw new SchemaError(
+          `the SQLite record store ${path} is missing, but logs were written there before (${traces.join(', ')}): restore it from a backup (README, "Backup and restore"); to start new logs there on purpose, run \`linkgw migrate\` first`,
+        );
+    }
+    const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000, opts.timeoutMs ?? 3000, opts.observer, readonly ? 'verify' : (opts.migrate ?? 'auto'), readonly);
     try {
       // Migrations may take longer than an operation's deadline (an index on a large table).
       const report = await s.#call<MigrationReport>({ op: 'migrations' }, 300_000);
@@ -115,6 +140,11 @@ export class SqliteRecordStore implements RecordStore {
       throw e;
     }
     return s;
+  }
+
+  /** A cheap real check that the store is still there and answers: its files are the ones opened, and one read. */
+  check(): Promise<void> {
+    return this.#call({ op: 'check' });
   }
 
   #call<T>(req: Body<SqliteRequest>, extraMs = 0): Promise<T> {
@@ -217,5 +247,16 @@ export class SqliteRecordStore implements RecordStore {
     await Promise.race([this.#worker.terminate(), grace]);
     clearTimeout(timer);
     this.#dead ??= new Error(`the SQLite record store ${this.path} is closed`);
+  }
+}
+
+/** The writer-lock files of logs written in the store at `path` (`<store>.<log>.writer-lock`, sqlite-worker.ts). */
+function writerLocksOf(path: string): string[] {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.`;
+  try {
+    return readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.writer-lock'));
+  } catch {
+    return [];
   }
 }

@@ -11,6 +11,7 @@
  */
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
+import { statSync, type BigIntStats } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Outcome, type LoggedRecord } from '../core/access-record.js';
 import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
@@ -18,6 +19,7 @@ import { subjectsCommitment } from '../core/record-leaf.js';
 import { LOG_CONFLICT, LOG_LOCKED, storeError, type ClaimedLog, type ExchangeQuery, type LogAppend, type NewPurge, type PurgeResult, type RecordPersons, type RecordQuery, type StoredPersons } from './record-store.js';
 import { leavesUnder, LOWEST_STORED_LEVEL, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToPurge, rowToRecord, type CheckpointRow, type LogInfo, type PurgeRow, type RecordRow, type StoredCheckpoint } from './schema.js';
 import { migrateSqlite } from './migrate-sqlite.js';
+import { storeGone } from './store-errors.js';
 import type { MigrateMode } from './migrations.js';
 
 export type SqliteRequest =
@@ -38,6 +40,7 @@ export type SqliteRequest =
   | { id: number; op: 'snapshot'; call: SnapshotCall }
   | { id: number; op: 'purge'; purge: NewPurge }
   | { id: number; op: 'migrations' }
+  | { id: number; op: 'check' }
   | { id: number; op: 'close' };
 
 export type SnapshotCall =
@@ -49,14 +52,36 @@ export type SnapshotCall =
   | { what: 'persons'; logId: string; from: number; to: number }
   | { what: 'first-leaf'; logId: string; from: number; time: number };
 
-const { path, busyTimeoutMs, migrate } = workerData as { path: string; busyTimeoutMs: number; migrate: MigrateMode };
-const db = new Database(path);
-db.pragma('journal_mode = WAL');
+const { path, busyTimeoutMs, migrate, readonly } = workerData as { path: string; busyTimeoutMs: number; migrate: MigrateMode; readonly: boolean };
+// A reader (records verify, checkpoints) opens the file read-only: it can neither create a missing store nor
+// change one. (The main side refuses a missing file before this thread starts; `fileMustExist` is the backstop.)
+const db = new Database(path, readonly ? { readonly: true, fileMustExist: true } : {});
+if (!readonly) db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
 // The schema first (migrate-sqlite.ts): the statements below are prepared against its tables. A SchemaError
 // (a newer store, a pending step under `verify`) ends the thread before its first answer, keeping its code.
-const migrated = migrateSqlite(db, migrate, path);
+const migrated = migrateSqlite(db, readonly ? 'verify' : migrate, path);
+
+/**
+ * The files this connection writes, as they were when it opened them (device and inode). A store whose file is
+ * removed or replaced under a running gateway (a replaced volume, an operator's mistake) goes on taking commits
+ * into the open, unlinked file: every record "committed" after that is lost with the last descriptor. So before
+ * and after every commit, and on every idle check, the paths must still name the files this connection holds;
+ * otherwise the store is gone (STORE_GONE): the commit fails, nothing is released, and the gateway says not ready.
+ */
+const statOf = (p: string): BigIntStats | undefined => statSync(p, { bigint: true, throwIfNoEntry: false });
+const sameFile = (a: BigIntStats | undefined, b: BigIntStats | undefined) => a !== undefined && b !== undefined && a.dev === b.dev && a.ino === b.ino;
+const opened = { db: statOf(path), wal: readonly ? undefined : statOf(`${path}-wal`) };
+
+function checkFiles(): void {
+  if (!sameFile(statOf(path), opened.db)) throw storeGone(`the SQLite record store ${path} is no longer the file this gateway opened (removed or replaced)`);
+  if (readonly) return;
+  // The WAL exists from the first write of a WAL-mode connection until the last connection closes.
+  const wal = statOf(`${path}-wal`);
+  if (opened.wal === undefined) opened.wal = wal;
+  else if (!sameFile(wal, opened.wal)) throw storeGone(`the write-ahead log of the SQLite record store ${path} was removed or replaced`);
+}
 
 const bytes = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
@@ -130,7 +155,7 @@ let snap: { conn: Database.Database; nodes: ReturnType<typeof nodeReader>; perso
 
 function snapshotBegin(): null {
   if (snap) throw new Error('a snapshot of this store is already open');
-  const conn = new Database(path);
+  const conn = new Database(path, { readonly, fileMustExist: true });
   conn.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
   conn.pragma('temp_store = FILE');
   conn.exec('BEGIN');
@@ -301,9 +326,18 @@ function handle(m: SqliteRequest): unknown {
     case 'migrations':
       return migrated;
     case 'claim':
+      checkFiles();
       return claim(m);
     case 'commit':
+      // Before: never write into a file that is gone. After: a file removed during the commit took it along.
+      checkFiles();
       append(m.append);
+      checkFiles();
+      return null;
+    case 'check':
+      // The idle check (the writer's readiness between commits): the files, and one read through the connection.
+      checkFiles();
+      db.prepare('SELECT COUNT(*) FROM record_logs').pluck().get();
       return null;
     case 'cosign':
       return db.prepare('UPDATE log_checkpoints SET cosignatures = cosignatures || ? WHERE log_id = ? AND size = ?').run(m.lines, m.logId, m.size).changes === 1;

@@ -8,13 +8,25 @@
  *   The writer isolates the culprit (issue 8: no single record can fail a shared commit).
  * - `not-committed`: the append failed before its commit was sent (or the server rolled it back): nothing
  *   landed, and trying again on a fresh connection is safe.
+ * - `gone`: the store's file was removed or replaced (STORE_GONE): whatever it took is lost with it.
  * - `uncertain`: the commit was sent and its answer never came (a connection lost, a deadline missed). It may
  *   land, now or when a hung server process resumes; the log's compare-and-set on its size guarantees that at
  *   most one of this writer's attempts at a position does.
  */
 import { LOG_CONFLICT, LOG_LOCKED } from './record-store.js';
 
-export type AppendFailure = 'conflict' | 'rejected' | 'not-committed' | 'uncertain';
+export type AppendFailure = 'conflict' | 'rejected' | 'not-committed' | 'uncertain' | 'gone';
+
+/**
+ * The store is not the one the log lives in any more (its file was removed or replaced under the gateway): what
+ * it takes now is lost with it. The writer stops for good (not ready, every request UNAVAILABLE) and never
+ * starts a new log in its place; an operator restores the store and restarts the gateway.
+ */
+export const STORE_GONE = 'STORE_GONE';
+
+export function storeGone(message: string): Error {
+  return Object.assign(new Error(message), { code: STORE_GONE });
+}
 
 /** A store operation missed its client-side deadline (a PostgreSQL connection was closed for it). */
 export const STORE_TIMEOUT = 'STORE_TIMEOUT';
@@ -43,6 +55,7 @@ const SQLITE_CONTENT = /^SQLITE_(CONSTRAINT|TOOBIG|MISMATCH)/;
 export function classifyAppendFailure(e: unknown): AppendFailure {
   const code = (e as { code?: unknown } | null)?.code;
   if (code === LOG_CONFLICT) return 'conflict';
+  if (code === STORE_GONE) return 'gone';
   if (typeof code === 'string') {
     if (/^[0-9A-Z]{5}$/.test(code) && PG_CONTENT_CLASSES.has(code.slice(0, 2))) return 'rejected';
     if (SQLITE_CONTENT.test(code)) return 'rejected';

@@ -42,7 +42,7 @@ export class BindingService {
     // The report is durable first. The writer commits in order, so every exchange of this replica recorded
     // before the report is committed by then, and the list below includes it.
     const recordId = newRecordId();
-    await this.d.writer.append(bindingReportRecord(recordId, subject, ctx.agency.id, Date.now()), ctx.trace);
+    await this.d.writer.append(bindingReportRecord(recordId, subject, ctx.agency.id, Date.now()), ctx);
     let rows;
     try {
       rows = await this.d.store.exchangesOf({ subject, agency: ctx.agency.id, since, limit: MAX_AFFECTED + 1 });

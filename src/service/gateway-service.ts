@@ -72,7 +72,7 @@ export class GatewayService {
     throwIfDone(ctx);
     const [code] = await this.d.engine.issue(ctx.agency.id, [value], ctx.signal);
     const recordId = newRecordId();
-    await this.d.writer.append(issuanceRecord(recordId, this.d.subjects.of(value), ctx.agency.id, Date.now()), ctx.trace);
+    await this.d.writer.append(issuanceRecord(recordId, this.d.subjects.of(value), ctx.agency.id, Date.now()), ctx);
     return create(IssueCodeResponseSchema, { code: code!, recordId });
   }
 
@@ -99,7 +99,7 @@ export class GatewayService {
       // A person named twice in one message is one person of the record (and one row of its person index): a
       // repeated key would otherwise fail the whole shared commit.
       const persons = values.length > 1 ? [...new Set(values)] : values;
-      await this.d.writer.append(bulkIssuanceRecord(recordId, this.d.subjects.ofMany(persons), ctx.agency.id, Date.now()), ctx.trace);
+      await this.d.writer.append(bulkIssuanceRecord(recordId, this.d.subjects.ofMany(persons), ctx.agency.id, Date.now()), ctx);
       for (let j = 0; j < at.length; j++) results[at[j]!]!.code = codes[j]!;
     }
     return create(IssueCodesResponseSchema, { offset: BigInt(offset), results, recordId });
@@ -147,14 +147,14 @@ export class GatewayService {
     // An agency without the requester role is refused like a query without legal basis, and recorded too:
     // it named a person.
     if (!ctx.agency.roles.has('requester')) {
-      await this.d.writer.append(queryRecord(facts, Outcome.DENIED, undefined), ctx.trace);
+      await this.d.writer.append(queryRecord(facts, Outcome.DENIED, undefined), ctx);
       requireRole(ctx.agency, 'requester', 'query information');
     }
     const decision: Decision = provider?.roles.has('provider') && provider.providerAddress
       ? decide(table, { requester: ctx.agency.id, procedure: req.procedure, provider: provider.id, item: req.item })
       : { allowed: false, reason: 'no-row' };
     if (!decision.allowed) {
-      await this.d.writer.append(queryRecord(facts, Outcome.DENIED, decision.row), ctx.trace);
+      await this.d.writer.append(queryRecord(facts, Outcome.DENIED, decision.row), ctx);
       throw new GatewayError('PERMISSION_DENIED', 'no legal basis for this requester, procedure, provider and item');
     }
     const row = decision.row;
@@ -179,13 +179,15 @@ export class GatewayService {
     notify(this.d.observer, (o) => o.providerCall(provider!.id, result.kind === 'failed' ? result.code.toLowerCase() : result.kind, Number(process.hrtime.bigint() - started) / 1e9));
     switch (result.kind) {
       case 'provided':
-        await this.d.writer.append(queryRecord(facts, Outcome.PROVIDED, row, Date.now()), ctx.trace);
+        // The provider has answered: the record is kept even if the caller is gone by now (then NOT_RELEASED follows).
+        await this.d.writer.append(queryRecord(facts, Outcome.PROVIDED, row, Date.now()), { trace: ctx.trace, signal: ctx.signal, exchanged: true });
         return create(QueryInformationResponseSchema, { payload: result.payload, contentType: result.contentType, recordId, legalBasisRow: row.id });
       case 'not-found':
-        await this.d.writer.append(queryRecord(facts, Outcome.NOT_FOUND, row), ctx.trace);
+        // The provider was asked: recorded whatever the caller does (there is no answer to hold back).
+        await this.d.writer.append(queryRecord(facts, Outcome.NOT_FOUND, row), { trace: ctx.trace });
         throw new GatewayError('NOT_FOUND', 'the provider has no information about this person', { details: { 'x-record-id': recordId } });
       case 'failed':
-        await this.d.writer.append(queryRecord(facts, Outcome.FAILED, row), ctx.trace);
+        await this.d.writer.append(queryRecord(facts, Outcome.FAILED, row), { trace: ctx.trace });
         if (result.code === 'DEADLINE_EXCEEDED') throw new GatewayError('DEADLINE_EXCEEDED', 'the provider did not answer in time', { details: { 'x-record-id': recordId } });
         if (result.code === 'UNAVAILABLE') throw new GatewayError('UNAVAILABLE', 'the provider is unavailable', { details: { 'x-record-id': recordId } });
         throw new GatewayError('UNAVAILABLE', 'the provider failed to answer', { details: { 'x-record-id': recordId } });

@@ -9,11 +9,28 @@ import type { ExchangeQuery, RecordQuery } from '../records/record-store.js';
 import type { CallTrace, TraceHeaders } from '../tracing/call-trace.js';
 
 /**
- * Appends access records; `append` resolves once the record is durable, and rejects (UNAVAILABLE) otherwise.
- * `trace`: the call the record belongs to, whose trace shows the wait (src/tracing/traced-records.ts).
+ * The call a record belongs to (a CallContext is one): its trace shows the wait (src/tracing/traced-records.ts),
+ * and its signal stops the record when the call ends first (the client cancelled, or its deadline passed).
+ */
+export interface RecordCall {
+  readonly trace?: CallTrace | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /**
+   * The exchange has happened already (a provider answered with data): the record is committed even when the
+   * call ends first, and if the call has ended by the time it lands, a NOT_RELEASED record follows it (the
+   * answer is never sent). Without it, a record whose call ended before its commit is not committed at all.
+   */
+  readonly exchanged?: boolean;
+}
+
+/**
+ * Appends access records; `append` resolves once the record is durable, and rejects otherwise: UNAVAILABLE when
+ * it cannot be made durable, the call's own status (CANCELLED, DEADLINE_EXCEEDED) when the call ended first. A
+ * record whose call ended before it was committed is never committed; one that landed after is followed by a
+ * NOT_RELEASED record (src/records/record-writer.ts).
  */
 export interface RecordAppender {
-  append(draft: AccessRecordDraft, trace?: CallTrace): Promise<void>;
+  append(draft: AccessRecordDraft, call?: RecordCall): Promise<void>;
 }
 
 /** Reads access records (the disclosure view, proofs by record id, and wrong-binding reports). */

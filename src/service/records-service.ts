@@ -153,7 +153,7 @@ export class RecordsService {
       throw new GatewayError('UNAVAILABLE', 'the access record store is unavailable', { cause: err });
     }
     const proofs = await fromStore(this.d.proofs.ofRecords(rows));
-    await this.d.writer.append(recordsReadRecord(newRecordId(), subject, ctx.agency.id, Date.now()), ctx.trace);
+    await this.d.writer.append(recordsReadRecord(newRecordId(), subject, ctx.agency.id, Date.now()), ctx);
     for (const [i, r] of rows.entries()) {
       throwIfDone(ctx);
       await write(recordMessage(r, proofs[i] ?? null));

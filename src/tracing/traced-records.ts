@@ -4,16 +4,15 @@
  * for the call's access log line. The writer itself knows nothing of calls or traces.
  */
 import type { AccessRecordDraft } from '../core/access-record.js';
-import type { RecordAppender } from '../service/ports.js';
-import type { CallTrace } from './call-trace.js';
+import type { RecordAppender, RecordCall } from '../service/ports.js';
 
 export function tracedRecords(inner: RecordAppender): RecordAppender {
   return {
-    append(draft: AccessRecordDraft, trace?: CallTrace): Promise<void> {
-      const wait = trace?.startRecordWait(draft.recordId);
+    append(draft: AccessRecordDraft, call?: RecordCall): Promise<void> {
+      const wait = call?.trace?.startRecordWait(draft.recordId);
       // Nothing recorded: no promise hop of its own (~0.5 µs a record).
-      if (!wait) return inner.append(draft);
-      return inner.append(draft).then(
+      if (!wait) return inner.append(draft, call);
+      return inner.append(draft, call).then(
         () => wait.end(),
         (err: unknown) => {
           wait.end(true);

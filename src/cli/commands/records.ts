@@ -8,12 +8,19 @@ import { keyringLocation, openKeyring, readSealPublicKeys } from '../../keys/key
 import { command, EXIT, UsageError, type CommandGroup } from '../command.js';
 import { Printer } from '../output.js';
 
-async function openStore() {
+/**
+ * The store as these commands need it: one that exists (a missing SQLite file is refused, never created: a
+ * nightly verify must not pass on a wiped store), read-only for the commands that only read.
+ */
+async function openStore(access: 'read' | 'write') {
   const s = settingsFromEnv();
   const { openRecordStore } = await import('../../records/open-store.js');
   // As the gateway would: under LINKGW_RECORDS_MIGRATE=verify (a role without DDL rights) a store that is not
   // migrated is refused with "run `linkgw migrate`", not a permission error from DDL it may not run.
-  return { s, store: await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }, { migrate: s.recordsMigrate }) };
+  return {
+    s,
+    store: await openRecordStore({ url: s.recordsUrl, sqlitePath: join(s.dataDir, 'records.sqlite') }, { migrate: s.recordsMigrate, create: 'never', readonly: access === 'read' }),
+  };
 }
 
 const verify = command({
@@ -32,7 +39,7 @@ const verify = command({
     const maxText = inv.options['max-problems'];
     const maxProblems = maxText === undefined ? 100 : Number(maxText);
     if (!Number.isSafeInteger(maxProblems) || maxProblems < 0) throw new UsageError('--max-problems takes a whole number');
-    const { s, store } = await openStore();
+    const { s, store } = await openStore('read');
     const { verifyRecordsCommand, limitProblems } = await import('../../records/log-commands.js');
     try {
       const tty = process.stderr.isTTY ? process.stderr : undefined;
@@ -104,7 +111,7 @@ const checkpoints = command({
   options: {},
   details: 'Save the output somewhere the store\'s operators cannot rewrite (or give it to the supervisor); `linkgw records verify --against FILE` then catches any removal of records below these checkpoints.',
   run: async () => {
-    const { store } = await openStore();
+    const { store } = await openStore('read');
     const { latestCheckpointLines } = await import('../../records/log-commands.js');
     try {
       const p = new Printer(true);
@@ -134,7 +141,7 @@ const purge = command({
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    const { s, store } = await openStore();
+    const { s, store } = await openStore('write');
     try {
       const { keyring } = await openKeyring(keyringLocation(s));
       let results;
