@@ -7,6 +7,7 @@
  * it, and so contradicts a signed checkpoint; docs/adr/0100-transparency-log-replaces-chains.md says why
  * the log replaced the hash chains and per-batch seals of earlier versions.
  */
+import { runCommitment, type PersonsRun } from './persons-run.js';
 import { encodeRecordLeaf, Persons, recordLeafHash, subjectCommitment, subjectsCommitment, type LeafFields } from './record-leaf.js';
 
 /** Mirrors linkage.v1.Outcome. */
@@ -41,16 +42,19 @@ export interface AccessRecordDraft {
   readonly outcome: Outcome;
   readonly nonDisclosable: boolean;
   /**
-   * A batch record (bulk issuance) stands for many persons: their subject keys, kept in a side table, and
-   * `subject` is empty. The leaf commits to all of them, so a person removed or added shows.
+   * A batch record (bulk issuance) stands for many persons: their subject keys as one sorted run
+   * (persons-run.ts), stored with the record and indexed behind the commit, and `subject` is empty. The leaf
+   * commits to all of them, so a person removed or added shows.
    */
-  readonly subjects?: readonly string[];
+  readonly persons?: PersonsRun;
+  /** `runCommitment(recordId, persons)`, when the caller computed it already (off the event loop). */
+  readonly personsCommitment?: Buffer;
   /** A NOT_RELEASED record: the id of the record it corrects (absent on every other record). */
   readonly correctsRecordId?: string;
 }
 
 /** A record as stored: its log, its position in it, its leaf hash, and a batch record's persons commitment. */
-export interface LoggedRecord extends Omit<AccessRecordDraft, 'subjects'> {
+export interface LoggedRecord extends Omit<AccessRecordDraft, 'persons' | 'personsCommitment'> {
   readonly logId: string;
   readonly leafIndex: number;
   readonly leafHash: Buffer;
@@ -62,14 +66,17 @@ export interface LoggedRecord extends Omit<AccessRecordDraft, 'subjects'> {
   readonly personsCommitment: Buffer | null;
 }
 
-/** A record on its way to the store, with the subject keys of a batch record. */
+/** A record on its way to the store, with the persons run of a batch record. */
 export interface LoggedRecordWithSubjects extends LoggedRecord {
-  readonly subjects?: readonly string[];
+  readonly persons?: PersonsRun;
 }
 
-/** The leaf fields of a new record; `subjects` are a batch record's persons (a batch record has no subject). */
-export function leafFieldsOf(r: Omit<AccessRecordDraft, 'subjects'>, subjects: readonly string[] | undefined): LeafFields {
-  const batch = subjects !== undefined || r.subject === '';
+/**
+ * The leaf fields of a new record. A batch record (no subject of its own) commits to its persons run, or to the
+ * commitment given for it (computed from the same run off the event loop).
+ */
+export function leafFieldsOf(r: Omit<AccessRecordDraft, 'persons' | 'personsCommitment'>, persons: PersonsRun | undefined, commitment?: Buffer): LeafFields {
+  const batch = persons !== undefined || r.subject === '';
   return {
     recordId: r.recordId,
     requestedAt: r.requestedAt,
@@ -82,7 +89,7 @@ export function leafFieldsOf(r: Omit<AccessRecordDraft, 'subjects'>, subjects: r
     outcome: r.outcome,
     nonDisclosable: r.nonDisclosable,
     persons: batch ? Persons.BATCH : Persons.ONE,
-    subjectsCommitment: batch ? subjectsCommitment(r.recordId, subjects ?? []) : subjectCommitment(r.recordId, r.subject),
+    subjectsCommitment: batch ? (commitment ?? runCommitment(r.recordId, persons ?? new Uint8Array(0))) : subjectCommitment(r.recordId, r.subject),
     ...(r.correctsRecordId ? { correctsRecordId: r.correctsRecordId } : {}),
   };
 }
@@ -105,7 +112,8 @@ export function notReleasedRecord(recordId: string, landed: AccessRecordDraft): 
     item: landed.item,
     outcome: Outcome.NOT_RELEASED,
     nonDisclosable: landed.nonDisclosable,
-    ...(landed.subjects ? { subjects: landed.subjects } : {}),
+    // The same persons; their commitment is this record's own (it covers the record id).
+    ...(landed.persons ? { persons: landed.persons } : {}),
     correctsRecordId: landed.recordId,
   };
 }
@@ -113,7 +121,7 @@ export function notReleasedRecord(recordId: string, landed: AccessRecordDraft): 
 /** The leaf fields of a stored record, from its row alone. */
 export function storedLeafFields(r: LoggedRecord): LeafFields {
   if (r.subject !== '') return leafFieldsOf(r, undefined);
-  return { ...leafFieldsOf(r, []), subjectsCommitment: r.personsCommitment ?? subjectsCommitment(r.recordId, []) };
+  return { ...leafFieldsOf(r, new Uint8Array(0)), subjectsCommitment: r.personsCommitment ?? subjectsCommitment(r.recordId, []) };
 }
 
 /** The canonical leaf bytes of a stored record in the log `origin`. */
@@ -127,6 +135,6 @@ export function storedRecordLeafHash(origin: string, r: LoggedRecord): Buffer {
 }
 
 /** The canonical leaf bytes of a record at `leafIndex` of the log `origin`. */
-export function recordLeaf(origin: string, leafIndex: number, r: Omit<AccessRecordDraft, 'subjects'>, subjects: readonly string[] | undefined): Buffer {
-  return encodeRecordLeaf(origin, leafIndex, leafFieldsOf(r, subjects));
+export function recordLeaf(origin: string, leafIndex: number, r: Omit<AccessRecordDraft, 'persons' | 'personsCommitment'>, persons: PersonsRun | undefined): Buffer {
+  return encodeRecordLeaf(origin, leafIndex, leafFieldsOf(r, persons));
 }

@@ -9,7 +9,7 @@
  * run's order is the order `subjectsCommitment` sorts the keys' text in, and the commitment of a run is the
  * commitment of its keys as text.
  */
-import { base32Encode } from './base32.js';
+import { base32Decode, base32Encode } from './base32.js';
 import { sha256 } from './merkle.js';
 
 export const SUBJECT_KEY_BYTES = 16;
@@ -84,6 +84,22 @@ function sortedOrder(keys: Uint8Array, n: number): Uint32Array {
     }
   }
   return order;
+}
+
+/** The run of subject keys given as text (as the store's index and older callers hold them). */
+export function runOfSubjects(subjects: readonly string[]): PersonsRun {
+  const keys = new Uint8Array(subjects.length * SUBJECT_KEY_BYTES);
+  subjects.forEach((s, i) => {
+    const k = base32Decode(s, SUBJECT_KEY_BYTES);
+    if (!k) throw new RangeError('not a subject key');
+    keys.set(k, i * SUBJECT_KEY_BYTES);
+  });
+  return runOf(keys);
+}
+
+/** A subject key's 16 bytes, or null when the text is not one. */
+export function subjectKeyBytes(subject: string): Uint8Array | null {
+  return base32Decode(subject, SUBJECT_KEY_BYTES);
 }
 
 /** True when the run is sorted and has no repeats (a stored run is checked before it is trusted). */

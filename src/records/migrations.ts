@@ -127,6 +127,29 @@ export const STEPS: readonly MigrationStep[] = [
     // months ahead are made after the steps (pg-partitions.ts ensurePartitions). SQLite stays one table.
     sql: (kind) => (kind === 'postgres' ? [PARTITION_STEP_SQL] : []),
   },
+  {
+    version: 5,
+    name: 'person-runs',
+    // A batch record's persons as one sorted run written with the record (src/core/persons-run.ts), and how far
+    // each log's runs have been merged into the person index (record_subjects) behind the commits: runs of
+    // leaves below `below_leaf` are in the index, the others are read from their runs (ADR 0104). The runs are
+    // the truth; the index is rebuilt from them.
+    sql: (kind) => [
+      `CREATE TABLE person_runs (
+    log_id TEXT NOT NULL,
+    leaf_index BIGINT NOT NULL,
+    record_id TEXT NOT NULL,
+    persons ${blob(kind)} NOT NULL,
+    PRIMARY KEY (log_id, leaf_index)
+  )`,
+      `CREATE TABLE person_index_frontier (
+    log_id TEXT PRIMARY KEY,
+    below_leaf BIGINT NOT NULL
+  )`,
+      // Random keys do not compress: PostgreSQL would try (pglz) on every insert of a 160 KB run for nothing.
+      ...(kind === 'postgres' ? ['ALTER TABLE person_runs ALTER COLUMN persons SET STORAGE EXTERNAL'] : []),
+    ],
+  },
 ];
 
 /** The version a store must be at for this code. */

@@ -20,6 +20,8 @@ import { describeStoreError, notCommitted } from './store-errors.js';
 import { Outcome, type LoggedRecord } from '../core/access-record.js';
 import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
 import { subjectsCommitment } from '../core/record-leaf.js';
+import { runLength, runSubjects, subjectKeyBytes } from '../core/persons-run.js';
+import { mergePersons, storedRunCommitment } from './run-persons.js';
 import {
   LOG_CONFLICT,
   LOG_LOCKED,
@@ -60,6 +62,8 @@ interface Writer {
 }
 
 export interface PostgresStoreOptions {
+  /** Merge persons runs into the index behind the commits (default), or only on `flushIndex` (tests). */
+  readonly personIndex?: 'behind-commits' | 'on-flush';
   /** Client-side deadline of each store operation (a commit as a whole, a read), ms (default 3000). */
   readonly timeoutMs?: number;
   /** Server-side statement_timeout of the store's sessions, ms (default: the operation deadline). */
@@ -84,6 +88,12 @@ function worthWaiting(e: unknown): boolean {
   return code === '57P03' || code === '53300' || code.startsWith('08') || code === '57P01' || code === '57P02';
 }
 
+/**
+ * Persons in runs a log may have waiting for the index (ADR 0104). A lookup scans each waiting run on the server
+ * (`position` in its bytes), so the backlog bounds the lookup's cost: 1,000,000 persons is 16 MB of runs.
+ */
+const PG_INDEX_BACKLOG = 1_000_000;
+
 export class PostgresRecordStore implements RecordStore {
   readonly kind = 'postgres' as const;
   readonly #c: PgConnections;
@@ -93,6 +103,11 @@ export class PostgresRecordStore implements RecordStore {
   #sinceAnalyze = 0;
   #rowsAtAnalyze = 0;
   #analyzing: Promise<void> | undefined;
+  /** Persons in runs not merged into the index yet, for each log this store writes (ADR 0104). */
+  readonly #unmerged = new Map<string, number>();
+  /** The index merge running for a log, if any. */
+  readonly #indexing = new Map<string, Promise<void>>();
+  #closing = false;
 
   /**
    * True when the server's default was synchronous_commit = off when the store opened, which would let a
@@ -101,7 +116,10 @@ export class PostgresRecordStore implements RecordStore {
    */
   readonly syncCommitForced: boolean;
 
-  private constructor(connections: PgConnections, schema: string, syncCommitForced: boolean) {
+  readonly #indexBehind: boolean;
+
+  private constructor(connections: PgConnections, schema: string, syncCommitForced: boolean, indexBehind: boolean) {
+    this.#indexBehind = indexBehind;
     this.#c = connections;
     this.#schema = schema;
     this.syncCommitForced = syncCommitForced;
@@ -131,6 +149,61 @@ export class PostgresRecordStore implements RecordStore {
       .finally(() => {
         this.#analyzing = undefined;
       });
+  }
+
+  /**
+   * Merges a log's runs into the person index behind its commits, a chunk at a time in leaf order (each chunk one
+   * transaction: its persons inserted in key order, the frontier moved past it), until none waits. One merge per
+   * log at a time; a failure leaves the runs where they are (the truth; lookups read them) and is tried again
+   * after the next commit.
+   */
+  #index(logId: string, flushing = false): Promise<void> {
+    if (!flushing && !this.#indexBehind) return Promise.resolve();
+    const running = this.#indexing.get(logId);
+    if (running || this.#closing) return running ?? Promise.resolve();
+    const run = (async () => {
+      while (!this.#closing && (this.#unmerged.get(logId) ?? 0) > 0) {
+        const merged = await this.#c.withClient(async (c) => {
+          await c.query('BEGIN');
+          try {
+            const below = await c.query<{ below: string }>('SELECT COALESCE((SELECT below_leaf FROM person_index_frontier WHERE log_id = $1), 0) AS below', [logId]);
+            const from = Number(below.rows[0]!.below);
+            const page = await c.query<{ leaf_index: string; record_id: string; persons: Buffer }>(
+              'SELECT leaf_index, record_id, persons FROM person_runs WHERE log_id = $1 AND leaf_index >= $2 ORDER BY leaf_index LIMIT 4',
+              [logId, from],
+            );
+            if (page.rows.length === 0) {
+              await c.query('ROLLBACK');
+              return -1;
+            }
+            const subjects: string[] = [];
+            const records: string[] = [];
+            let persons = 0;
+            for (const r of page.rows) {
+              for (const subject of runSubjects(r.persons)) subjects.push(subject), records.push(r.record_id);
+              persons += runLength(r.persons);
+            }
+            await c.query('INSERT INTO record_subjects (subject, record_id) SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING', [subjects, records]);
+            await c.query(
+              'INSERT INTO person_index_frontier (log_id, below_leaf) VALUES ($1, $2) ON CONFLICT (log_id) DO UPDATE SET below_leaf = GREATEST(person_index_frontier.below_leaf, excluded.below_leaf)',
+              [logId, Number(page.rows[page.rows.length - 1]!.leaf_index) + 1],
+            );
+            await c.query('COMMIT');
+            return persons;
+          } catch (e) {
+            await c.query('ROLLBACK').catch(() => undefined);
+            throw e;
+          }
+        }, 60_000);
+        if (merged < 0) this.#unmerged.set(logId, 0);
+        else this.#unmerged.set(logId, Math.max(0, (this.#unmerged.get(logId) ?? 0) - merged));
+        this.#maybeAnalyze(Math.max(0, merged));
+      }
+    })()
+      .catch(() => undefined)
+      .finally(() => this.#indexing.delete(logId));
+    this.#indexing.set(logId, run);
+    return run;
   }
 
   /** The store's connections for a URL (its `schema` parameter taken out, as the sessions' search_path). */
@@ -206,7 +279,7 @@ export class PostgresRecordStore implements RecordStore {
     }
     logMigrations(opts.log, `schema ${schema}`, report);
     if (weak) opts.log?.warn('PostgreSQL runs with synchronous_commit = off; the record store sets it on for each of its own transactions');
-    return new PostgresRecordStore(connections, schema, weak);
+    return new PostgresRecordStore(connections, schema, weak, opts.personIndex !== 'on-flush');
   }
 
   /**
@@ -288,6 +361,14 @@ export class PostgresRecordStore implements RecordStore {
     if (row.origin !== origin) throw new Error(`log ${logId} has the origin "${row.origin}", not "${origin}"`);
     const size = Number(row.size);
     const latest = (await c.query<CheckpointRow>(`${CHECKPOINT_SELECT} WHERE c.log_id = $1 ORDER BY c.size DESC LIMIT 1`, [logId])).rows[0];
+    const waiting = await c.query<{ persons: string | null }>(
+      `SELECT SUM(octet_length(p.persons) / 16) AS persons FROM person_runs p WHERE p.log_id = $1
+         AND p.leaf_index >= COALESCE((SELECT below_leaf FROM person_index_frontier WHERE log_id = $1), 0)`,
+      [logId],
+    );
+    // Runs a crashed writer left unmerged are merged by the next one.
+    this.#unmerged.set(logId, Number(waiting.rows[0]?.persons ?? 0));
+    if ((this.#unmerged.get(logId) ?? 0) > 0) void this.#index(logId);
     return {
       logId,
       origin,
@@ -312,6 +393,15 @@ export class PostgresRecordStore implements RecordStore {
     } catch (e) {
       throw notCommitted(e);
     }
+    // Back-pressure: past the backlog, a commit with persons waits for the index to catch up first (within its
+    // deadline: a merge that does not keep up fails the commit as not committed, and nothing is released).
+    if (a.records.some((r) => r.persons) && (this.#unmerged.get(a.logId) ?? 0) > PG_INDEX_BACKLOG) {
+      const deadline = Date.now() + this.#c.timeoutMs;
+      while ((this.#unmerged.get(a.logId) ?? 0) > PG_INDEX_BACKLOG) {
+        if (Date.now() >= deadline) throw notCommitted(new Error(`the person index of log ${a.logId} is behind by more than ${PG_INDEX_BACKLOG} persons`));
+        await Promise.race([this.#index(a.logId), new Promise((r) => setTimeout(r, Math.max(1, deadline - Date.now())))]);
+      }
+    }
     const until = Date.now() + this.#c.timeoutMs;
     const left = () => Math.max(1, until - Date.now());
     let commitSent = false;
@@ -320,24 +410,31 @@ export class PostgresRecordStore implements RecordStore {
       // was set to when the store opened, or since), turn it on for this transaction; stronger settings stay.
       await c.query("BEGIN; SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'", undefined, left());
       const cols: unknown[][] = Array.from({ length: RECORD_COLUMNS.length }, () => []);
-      const subjects: string[] = [];
-      const subjectRecords: string[] = [];
+      const runLeaves: number[] = [];
+      const runRecords: string[] = [];
+      const runs: Buffer[] = [];
+      let persons = 0;
       a.records.forEach((r, i) => {
         recordToValues(r, a.leafHashes.subarray(i * 32, i * 32 + 32)).forEach((x, j) => cols[j]!.push(x));
-        if (r.subjects) for (const s of r.subjects) subjects.push(s), subjectRecords.push(r.recordId);
+        if (r.persons) {
+          runLeaves.push(r.leafIndex);
+          runRecords.push(r.recordId);
+          runs.push(Buffer.from(r.persons.buffer, r.persons.byteOffset, r.persons.byteLength));
+          persons += runLength(r.persons);
+        }
       });
       const nodeHashes = a.nodes.levels.map((_, i) => a.nodes.hashes.subarray(i * 32, i * 32 + 32));
       const moved = await c.query<{ moved: string }>(
         `WITH cas AS (UPDATE record_logs SET size = $2 WHERE log_id = $1 AND size = $3 RETURNING 1),
            nodes AS (INSERT INTO log_nodes (log_id, level, idx, hash)
              SELECT $1, * FROM unnest($4::int[], $5::bigint[], $6::bytea[]) WHERE EXISTS (SELECT 1 FROM cas)),
-           persons AS (INSERT INTO record_subjects (subject, record_id)
-             SELECT * FROM unnest($7::text[], $8::text[]) WHERE EXISTS (SELECT 1 FROM cas)),
+           runs AS (INSERT INTO person_runs (log_id, leaf_index, record_id, persons)
+             SELECT $1, * FROM unnest($7::bigint[], $8::text[], $9::bytea[]) WHERE EXISTS (SELECT 1 FROM cas)),
            records AS (INSERT INTO access_records (${RECORD_COLUMNS.join(', ')})
-             SELECT * FROM unnest($9::text[], $10::bigint[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::text[], $16::text[],
-               $17::text[], $18::text[], $19::text[], $20::int[], $21::int[], $22::bytea[], $23::bytea[], $24::text[]) WHERE EXISTS (SELECT 1 FROM cas))
+             SELECT * FROM unnest($10::text[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[],
+               $18::text[], $19::text[], $20::text[], $21::int[], $22::int[], $23::bytea[], $24::bytea[], $25::text[]) WHERE EXISTS (SELECT 1 FROM cas))
          SELECT count(*) AS moved FROM cas`,
-        [a.logId, a.fromSize + a.records.length, a.fromSize, a.nodes.levels, a.nodes.indexes, nodeHashes, subjects, subjectRecords, ...cols],
+        [a.logId, a.fromSize + a.records.length, a.fromSize, a.nodes.levels, a.nodes.indexes, nodeHashes, runLeaves, runRecords, runs, ...cols],
         left(),
       );
       if (Number(moved.rows[0]?.moved) !== 1) throw storeError(LOG_CONFLICT, `log ${a.logId} is no longer at size ${a.fromSize}: another writer appended to it`);
@@ -351,7 +448,11 @@ export class PostgresRecordStore implements RecordStore {
         );
       commitSent = true;
       await c.query('COMMIT', undefined, left());
-      this.#maybeAnalyze(a.records.length + subjects.length);
+      this.#maybeAnalyze(a.records.length);
+      if (persons > 0) {
+        this.#unmerged.set(a.logId, (this.#unmerged.get(a.logId) ?? 0) + persons);
+        this.#index(a.logId);
+      }
     } catch (e) {
       if (c.lost) {
         this.#drop(c);
@@ -361,6 +462,10 @@ export class PostgresRecordStore implements RecordStore {
       const answered = e instanceof pg.DatabaseError && e.severity === 'ERROR';
       throw commitSent && !answered ? e : notCommitted(e);
     }
+  }
+
+  async flushIndex(): Promise<void> {
+    for (const logId of this.#unmerged.keys()) await this.#index(logId, true);
   }
 
   async check(): Promise<void> {
@@ -452,7 +557,14 @@ export class PostgresRecordStore implements RecordStore {
             cursor.next = to;
             const out = new Map<number, RecordPersons>();
             for (const [leaf, g] of byLeaf) out.set(leaf, { recordId: g.recordId, commitment: subjectsCommitment(g.recordId, g.subjects), stray: g.own !== '', count: g.subjects.length });
-            return out;
+            // The runs are the truth; the index must agree with them (run-persons.ts).
+            const below = await c.query<{ below: string }>('SELECT COALESCE((SELECT below_leaf FROM person_index_frontier WHERE log_id = $1), 0) AS below', [logId]);
+            const runs = await c.query<{ leaf_index: string; record_id: string; persons: Buffer; own: string | null }>(
+              `SELECT p.leaf_index, p.record_id, p.persons, r.subject AS own FROM person_runs p LEFT JOIN access_records r ON r.log_id = p.log_id AND r.leaf_index = p.leaf_index
+               WHERE p.log_id = $1 AND p.leaf_index >= $2 AND p.leaf_index < $3`,
+              [logId, from, to],
+            );
+            return mergePersons(out, runs.rows, Number(below.rows[0]!.below));
           },
         };
         const value = await fn(reader);
@@ -483,6 +595,7 @@ export class PostgresRecordStore implements RecordStore {
           return null;
         }
         const persons = await c.query('DELETE FROM record_subjects WHERE record_id IN (SELECT record_id FROM access_records WHERE log_id = $1 AND leaf_index < $2)', [p.logId, p.belowLeaf]);
+        await c.query('DELETE FROM person_runs WHERE log_id = $1 AND leaf_index < $2', [p.logId, p.belowLeaf]);
         // Records of months wholly before `before` are left to finishPurge, which drops such a month whole
         // once every log is purged past it (ADR 0012); the others go now.
         const cutoff = monthStart(p.before);
@@ -602,6 +715,9 @@ export class PostgresRecordStore implements RecordStore {
           if (page.rows.length < 10000) break;
         }
         flush();
+        // The runs are the truth: a batch record with a run is committed to by its run.
+        const runs = await c.query<{ record_id: string; persons: Buffer }>(`SELECT record_id, persons FROM person_runs ${logId === undefined ? '' : 'WHERE log_id = $1'}`, logId === undefined ? [] : [logId]);
+        for (const r of runs.rows) out.batch.set(r.record_id, { commitment: storedRunCommitment(r.record_id, r.persons), persons: runLength(r.persons) });
         await c.query('COMMIT');
         return out;
       } catch (e) {
@@ -630,6 +746,7 @@ export class PostgresRecordStore implements RecordStore {
 
   /** Releases the locks and closes every connection, within `graceMs` whatever the server does. */
   async close(graceMs = 500): Promise<void> {
+    this.#closing = true;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.#analyzing, new Promise<void>((r) => (timer = setTimeout(r, graceMs / 2)))]);
     clearTimeout(timer);
@@ -650,12 +767,20 @@ export function listBySubjectQuery(q: RecordQuery): { name: string; text: string
   if (q.to !== null) where.push(`r.requested_at < ${arg(q.to)}`);
   if (q.after) where.push(`(r.requested_at, r.log_id, r.leaf_index) < (${arg(q.after.requestedAt)}, ${arg(q.after.logId)}, ${arg(q.after.leafIndex)})`);
   const limit = arg(q.limit);
+  // Runs not merged into the index yet hold the persons of the newest batch records: searched in their bytes
+  // (a key found at a whole-key offset; runs are sorted, so a key is there at most once).
+  const key = arg(Buffer.from(subjectKeyBytes(q.subject) ?? new Uint8Array(0)));
   const filter = where.join(' AND ');
   const order = 'ORDER BY requested_at DESC, log_id DESC, leaf_index DESC';
   const inner = order.replace(/(requested_at|log_id|leaf_index)( |$)/g, 'r.$1$2');
   const text = `(SELECT r.* FROM access_records r WHERE r.subject = $1 AND ${filter} ${inner} LIMIT ${limit})
        UNION ALL
        (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = $1) AND ${filter} ${inner} LIMIT ${limit})
+       UNION ALL
+       (SELECT r.* FROM access_records r WHERE r.record_id IN (
+          SELECT p.record_id FROM person_runs p LEFT JOIN person_index_frontier f ON f.log_id = p.log_id
+          WHERE p.leaf_index >= COALESCE(f.below_leaf, 0) AND octet_length(${key}::bytea) = 16 AND position(${key}::bytea IN p.persons) % 16 = 1
+        ) AND ${filter} ${inner} LIMIT ${limit})
        ${order} LIMIT ${limit}`;
   // One prepared statement per shape of filter (8 at most per connection).
   const name = `list-by-subject-${q.from !== null ? 'f' : ''}${q.to !== null ? 't' : ''}${q.after ? 'a' : ''}`;

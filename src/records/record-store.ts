@@ -171,6 +171,11 @@ export interface RecordStore {
    * Fails with STORE_GONE (store-errors.ts) when the store was removed or replaced.
    */
   check(): Promise<void>;
+  /**
+   * Resolves once every persons run committed so far by this store is merged into the person index (ADR 0104):
+   * for tests, benchmarks and a clean shutdown; lookups are right before it too (they read the runs not merged).
+   */
+  flushIndex(): Promise<void>;
   /** Adds witness cosignature lines to a stored checkpoint; false when that checkpoint is no longer stored. */
   addCosignatures(logId: string, size: number, lines: string): Promise<boolean>;
 

@@ -74,10 +74,10 @@ export class SqliteRecordStore implements RecordStore {
   readonly #timeoutMs: number;
   #started = false;
 
-  private constructor(readonly path: string, busyTimeoutMs: number, timeoutMs: number, observer: StoreObserver | undefined, migrate: MigrateMode, readonly: boolean) {
+  private constructor(readonly path: string, busyTimeoutMs: number, timeoutMs: number, observer: StoreObserver | undefined, migrate: MigrateMode, readonly: boolean, indexBehind: boolean) {
     this.#observer = observer;
     this.#timeoutMs = timeoutMs;
-    this.#worker = new Worker(workerFile(import.meta.url, 'sqlite-worker'), { workerData: { path, busyTimeoutMs, migrate, readonly } });
+    this.#worker = new Worker(workerFile(import.meta.url, 'sqlite-worker'), { workerData: { path, busyTimeoutMs, migrate, readonly, indexBehind } });
     this.#worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: { message: string; code?: string }; seconds: number }) => {
       this.#started = true;
       const p = this.#pending.get(m.id);
@@ -118,6 +118,8 @@ export class SqliteRecordStore implements RecordStore {
       onMigrated?: (r: MigrationReport) => void;
       create?: 'if-new' | 'never' | 'always';
       readonly?: boolean;
+      /** Merge persons runs into the index behind the commits (default), or only on `flushIndex` (tests). */
+      personIndex?: 'behind-commits' | 'on-flush';
     } = {},
   ): Promise<SqliteRecordStore> {
     const readonly = opts.readonly ?? false;
@@ -130,7 +132,7 @@ export class SqliteRecordStore implements RecordStore {
           `the SQLite record store ${path} is missing, but logs were written there before (${traces.join(', ')}): restore it from a backup (README, "Backup and restore"); to start new logs there on purpose, run \`linkgw migrate\` first`,
         );
     }
-    const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000, opts.timeoutMs ?? 3000, opts.observer, readonly ? 'verify' : (opts.migrate ?? 'auto'), readonly);
+    const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000, opts.timeoutMs ?? 3000, opts.observer, readonly ? 'verify' : (opts.migrate ?? 'auto'), readonly, opts.personIndex !== 'on-flush');
     try {
       // Migrations may take longer than an operation's deadline (an index on a large table).
       const report = await s.#call<MigrationReport>({ op: 'migrations' }, 300_000);
@@ -140,6 +142,10 @@ export class SqliteRecordStore implements RecordStore {
       throw e;
     }
     return s;
+  }
+
+  flushIndex(): Promise<void> {
+    return this.#call({ op: 'flush-index' }, 600_000);
   }
 
   /** A cheap real check that the store is still there and answers: its files are the ones opened, and one read. */

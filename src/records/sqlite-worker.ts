@@ -16,6 +16,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Outcome, type LoggedRecord } from '../core/access-record.js';
 import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
 import { subjectsCommitment } from '../core/record-leaf.js';
+import { runLength, runSubjects, subjectKeyBytes, type PersonsRun } from '../core/persons-run.js';
+import { holds, UnmergedRuns, type RunPlace } from './unmerged-runs.js';
+import { mergePersons, storedRunCommitment } from './run-persons.js';
 import { LOG_CONFLICT, LOG_LOCKED, storeError, type ClaimedLog, type ExchangeQuery, type LogAppend, type NewPurge, type PurgeResult, type RecordPersons, type RecordQuery, type StoredPersons } from './record-store.js';
 import { leavesUnder, LOWEST_STORED_LEVEL, RECORD_COLUMNS, recordToValues, rowToCheckpoint, rowToPurge, rowToRecord, type CheckpointRow, type LogInfo, type PurgeRow, type RecordRow, type StoredCheckpoint } from './schema.js';
 import { migrateSqlite } from './migrate-sqlite.js';
@@ -41,6 +44,7 @@ export type SqliteRequest =
   | { id: number; op: 'purge'; purge: NewPurge }
   | { id: number; op: 'migrations' }
   | { id: number; op: 'check' }
+  | { id: number; op: 'flush-index' }
   | { id: number; op: 'close' };
 
 export type SnapshotCall =
@@ -52,7 +56,7 @@ export type SnapshotCall =
   | { what: 'persons'; logId: string; from: number; to: number }
   | { what: 'first-leaf'; logId: string; from: number; time: number };
 
-const { path, busyTimeoutMs, migrate, readonly } = workerData as { path: string; busyTimeoutMs: number; migrate: MigrateMode; readonly: boolean };
+const { path, busyTimeoutMs, migrate, readonly, indexBehind } = workerData as { path: string; busyTimeoutMs: number; migrate: MigrateMode; readonly: boolean; indexBehind: boolean };
 // A reader (records verify, checkpoints) opens the file read-only: it can neither create a missing store nor
 // change one. (The main side refuses a missing file before this thread starts; `fileMustExist` is the backstop.)
 const db = new Database(path, readonly ? { readonly: true, fileMustExist: true } : {});
@@ -86,7 +90,95 @@ function checkFiles(): void {
 const bytes = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 const insertRecord = db.prepare(`INSERT INTO access_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`);
-const insertSubject = db.prepare('INSERT INTO record_subjects (subject, record_id) VALUES (?, ?)');
+const insertRun = db.prepare('INSERT INTO person_runs (log_id, leaf_index, record_id, persons) VALUES (?, ?, ?, ?)');
+const runAt = db.prepare('SELECT persons FROM person_runs WHERE log_id = ? AND leaf_index = ?').pluck();
+const indexPerson = db.prepare('INSERT OR IGNORE INTO record_subjects (subject, record_id) VALUES (?, ?)');
+const moveFrontier = db.prepare(
+  'INSERT INTO person_index_frontier (log_id, below_leaf) VALUES (?, ?) ON CONFLICT (log_id) DO UPDATE SET below_leaf = excluded.below_leaf WHERE excluded.below_leaf > person_index_frontier.below_leaf',
+);
+
+/**
+ * The person index behind the commits (ADR 0104). A commit writes each batch record's persons as one run (one
+ * row, one sequential write); this thread merges the runs into `record_subjects` in commit order, a chunk of
+ * about INDEX_CHUNK persons per transaction in key order, between the commits it serves (one chunk per turn of
+ * its event loop, so a commit waits for at most one chunk). Lookups read the index and the runs not merged yet,
+ * found through their Bloom filters. Past INDEX_BACKLOG waiting persons a commit first merges a chunk itself:
+ * the backlog, and the filters' memory, stay bounded, and bulk issuance slows to the pace of the index.
+ */
+const INDEX_CHUNK = 20_000;
+const INDEX_BACKLOG = 16_000_000;
+const unmerged = new UnmergedRuns();
+if (!readonly) {
+  const rows = db
+    .prepare(
+      `SELECT r.log_id, r.leaf_index, r.record_id, r.persons FROM person_runs r LEFT JOIN person_index_frontier f ON f.log_id = r.log_id
+       WHERE r.leaf_index >= COALESCE(f.below_leaf, 0) ORDER BY r.rowid`,
+    )
+    .iterate() as IterableIterator<{ log_id: string; leaf_index: number; record_id: string; persons: Uint8Array }>;
+  for (const r of rows) unmerged.add({ logId: r.log_id, leafIndex: r.leaf_index, recordId: r.record_id }, r.persons);
+}
+
+/** Merges the oldest runs (up to INDEX_CHUNK persons) into the index, and moves each log's frontier past them. */
+const mergeRuns = db.transaction((places: readonly RunPlace[]) => {
+  const rows: [string, string][] = [];
+  const below = new Map<string, number>();
+  for (const p of places) {
+    below.set(p.logId, Math.max(below.get(p.logId) ?? 0, p.leafIndex + 1));
+    // A run purged meanwhile (by `records purge` in another process) is simply gone.
+    const run = runAt.get(p.logId, p.leafIndex) as Uint8Array | undefined;
+    if (run) for (const subject of runSubjects(run)) rows.push([subject, p.recordId]);
+  }
+  // In key order: the index's B-tree is then written along its right edges, not at random pages.
+  rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  for (const [subject, recordId] of rows) indexPerson.run(subject, recordId);
+  for (const [logId, leaf] of below) moveFrontier.run(logId, leaf);
+});
+
+let indexScheduled = false;
+let indexFailing = false;
+let closing = false;
+
+function indexChunk(): void {
+  const places = unmerged.oldest(INDEX_CHUNK);
+  if (places.length === 0) return;
+  checkFiles();
+  mergeRuns(places);
+  unmerged.merged(places.length);
+}
+
+/** Merges one chunk a turn while runs wait (only in the process that writes logs: the gateway). */
+function scheduleIndex(): void {
+  if (!indexBehind || indexScheduled || closing || readonly || locks.size === 0 || unmerged.runs === 0) return;
+  indexScheduled = true;
+  const turn = () => {
+    indexScheduled = false;
+    if (closing) return;
+    try {
+      indexChunk();
+      indexFailing = false;
+    } catch (e) {
+      // A full disk, a store gone: the runs stay where they are (the truth), and lookups read them. Try again later.
+      if (!indexFailing) console.error(`linkgw: the person index of ${path} could not be updated (${(e as Error).message}); lookups read the runs meanwhile`);
+      indexFailing = true;
+      setTimeout(scheduleIndex, 1000).unref();
+      return;
+    }
+    scheduleIndex();
+  };
+  setImmediate(turn);
+}
+
+/** Record ids of the runs not merged yet that hold `subject`. */
+function unmergedRecordsOf(subject: string): string[] {
+  const key = subjectKeyBytes(subject);
+  if (!key) return [];
+  const out: string[] = [];
+  for (const c of unmerged.candidates(key)) {
+    const run = runAt.get(c.logId, c.leafIndex) as Uint8Array | undefined;
+    if (run && holds(run, key)) out.push(c.recordId);
+  }
+  return out;
+}
 const insertNode = db.prepare('INSERT INTO log_nodes (log_id, level, idx, hash) VALUES (?, ?, ?, ?)');
 const moveSize = db.prepare('UPDATE record_logs SET size = ? WHERE log_id = ? AND size = ?');
 const insertCheckpoint = db.prepare(
@@ -198,9 +290,10 @@ function snapshotCall(c: SnapshotCall): unknown {
         conn.exec(`INSERT INTO verify_persons SELECT r.log_id, r.leaf_index, r.record_id, r.subject, s.subject FROM record_subjects s JOIN access_records r ON r.record_id = s.record_id`);
         snap.personsReady = true;
       }
-      const out = new Map<number, RecordPersons>();
+      // The index, grouped by record.
+      const indexed = new Map<number, RecordPersons>();
       let current: { leaf: number; recordId: string; own: string; subjects: string[] } | undefined;
-      const flush = () => current && out.set(current.leaf, { recordId: current.recordId, commitment: subjectsCommitment(current.recordId, current.subjects), stray: current.own !== '', count: current.subjects.length });
+      const flush = () => current && indexed.set(current.leaf, { recordId: current.recordId, commitment: subjectsCommitment(current.recordId, current.subjects), stray: current.own !== '', count: current.subjects.length });
       const rows = conn
         .prepare('SELECT leaf_index, record_id, own, subject FROM temp.verify_persons WHERE log_id = ? AND leaf_index >= ? AND leaf_index < ? ORDER BY leaf_index')
         .iterate(c.logId, c.from, c.to) as IterableIterator<{ leaf_index: number; record_id: string; own: string; subject: string }>;
@@ -212,7 +305,12 @@ function snapshotCall(c: SnapshotCall): unknown {
         current.subjects.push(r.subject);
       }
       flush();
-      return out;
+      // The runs are the truth; the index must agree with each run merged, and hold nothing of a run not merged.
+      const below = (conn.prepare('SELECT below_leaf FROM person_index_frontier WHERE log_id = ?').pluck().get(c.logId) as number | undefined) ?? 0;
+      const runs = conn
+        .prepare('SELECT p.leaf_index, p.record_id, p.persons, r.subject AS own FROM person_runs p LEFT JOIN access_records r ON r.log_id = p.log_id AND r.leaf_index = p.leaf_index WHERE p.log_id = ? AND p.leaf_index >= ? AND p.leaf_index < ?')
+        .iterate(c.logId, c.from, c.to) as IterableIterator<{ leaf_index: number; record_id: string; persons: Uint8Array; own: string | null }>;
+      return mergePersons(indexed, runs, below);
     }
   }
 }
@@ -224,6 +322,8 @@ const purge = db.transaction((p: NewPurge): PurgeResult | null => {
     .run(p.logId, p.belowLeaf, bytes(p.rootHash), Buffer.concat(p.frontier.map(bytes)), p.signedNote, p.purgedAt, p.before);
   if (added.changes !== 1) return null;
   const persons = db.prepare('DELETE FROM record_subjects WHERE record_id IN (SELECT record_id FROM access_records WHERE log_id = ? AND leaf_index < ?)').run(p.logId, p.belowLeaf);
+  db.prepare('DELETE FROM person_runs WHERE log_id = ? AND leaf_index < ?').run(p.logId, p.belowLeaf);
+  unmerged.purged(p.logId, p.belowLeaf);
   const records = db.prepare('DELETE FROM access_records WHERE log_id = ? AND leaf_index < ?').run(p.logId, p.belowLeaf);
   return { records: records.changes, persons: persons.changes };
 });
@@ -257,9 +357,13 @@ const append = db.transaction((a: LogAppend) => {
   if (moveSize.run(a.fromSize + a.records.length, a.logId, a.fromSize).changes !== 1)
     throw storeError(LOG_CONFLICT, `log ${a.logId} is no longer at size ${a.fromSize}: another writer appended to it`);
   const leafHashes = bytes(a.leafHashes);
+  const runs: { place: Omit<RunPlace, 'persons'>; run: PersonsRun }[] = [];
   a.records.forEach((r, i) => {
     insertRecord.run(recordToValues({ ...r, personsCommitment: r.personsCommitment && bytes(r.personsCommitment) }, leafHashes.subarray(i * 32, i * 32 + 32)));
-    if (r.subjects) for (const s of r.subjects) insertSubject.run(s, r.recordId);
+    if (r.persons) {
+      insertRun.run(a.logId, r.leafIndex, r.recordId, r.persons);
+      runs.push({ place: { logId: a.logId, leafIndex: r.leafIndex, recordId: r.recordId }, run: r.persons });
+    }
   });
   const hashes = bytes(a.nodes.hashes);
   a.nodes.levels.forEach((level, i) => insertNode.run(a.logId, level, a.nodes.indexes[i]!, hashes.subarray(i * 32, i * 32 + 32)));
@@ -268,10 +372,15 @@ const append = db.transaction((a: LogAppend) => {
     insertCheckpoint.run(a.logId, c.size, bytes(c.rootHash), c.signedNote, c.createdAt, c.kept ? 1 : 0);
     if (c.replaces !== null) dropCheckpoint.run(a.logId, c.replaces);
   }
+  return runs;
 });
 
+/** The lookup's statements, one per shape of filter (at most 8), prepared once. */
+const listStatements = new Map<string, { indexed: Database.Statement; unmerged: Database.Statement }>();
+
 function list(q: RecordQuery): LoggedRecord[] {
-  // The subject's own records, and the batch records that name it, merged newest first.
+  // The subject's own records, the batch records that name it in the index, and those whose runs are not merged
+  // yet (found in memory, read by id), merged newest first.
   const where: string[] = ['r.non_disclosable = 0'];
   const args: (string | number)[] = [];
   if (q.from !== null) (where.push('r.requested_at >= ?'), args.push(q.from));
@@ -280,18 +389,32 @@ function list(q: RecordQuery): LoggedRecord[] {
     where.push('(r.requested_at, r.log_id, r.leaf_index) < (?, ?, ?)');
     args.push(q.after.requestedAt, q.after.logId, q.after.leafIndex);
   }
-  const filter = where.join(' AND ');
-  const order = 'ORDER BY requested_at DESC, log_id DESC, leaf_index DESC LIMIT ?';
-  const inner = order.replace(/(requested_at|log_id|leaf_index) /g, 'r.$1 ');
-  const rows = db
-    .prepare(
-      `SELECT * FROM (
-         SELECT * FROM (SELECT r.* FROM access_records r WHERE r.subject = ? AND ${filter} ${inner})
-         UNION ALL
-         SELECT * FROM (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = ?) AND ${filter} ${inner})
-       ) ${order}`,
-    )
-    .all(q.subject, ...args, q.limit, q.subject, ...args, q.limit, q.limit) as RecordRow[];
+  const shape = `${q.from !== null ? 'f' : ''}${q.to !== null ? 't' : ''}${q.after ? 'a' : ''}`;
+  let st = listStatements.get(shape);
+  if (!st) {
+    const filter = where.join(' AND ');
+    const order = 'ORDER BY requested_at DESC, log_id DESC, leaf_index DESC LIMIT ?';
+    const inner = order.replace(/(requested_at|log_id|leaf_index) /g, 'r.$1 ');
+    st = {
+      indexed: db.prepare(
+        `SELECT * FROM (
+           SELECT * FROM (SELECT r.* FROM access_records r WHERE r.subject = ? AND ${filter} ${inner})
+           UNION ALL
+           SELECT * FROM (SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT s.record_id FROM record_subjects s WHERE s.subject = ?) AND ${filter} ${inner})
+         ) ${order}`,
+      ),
+      unmerged: db.prepare(`SELECT r.* FROM access_records r WHERE r.record_id IN (SELECT value FROM json_each(?)) AND ${filter} ${inner}`),
+    };
+    listStatements.set(shape, st);
+  }
+  const rows = st.indexed.all(q.subject, ...args, q.limit, q.subject, ...args, q.limit, q.limit) as RecordRow[];
+  const pending = unmergedRecordsOf(q.subject);
+  if (pending.length > 0) {
+    const seen = new Set(rows.map((r) => r.record_id));
+    for (const r of st.unmerged.all(JSON.stringify(pending), ...args, q.limit) as RecordRow[]) if (!seen.has(r.record_id)) rows.push(r);
+    rows.sort((a, b) => Number(b.requested_at) - Number(a.requested_at) || (a.log_id < b.log_id ? 1 : a.log_id > b.log_id ? -1 : 0) || Number(b.leaf_index) - Number(a.leaf_index));
+    rows.length = Math.min(rows.length, q.limit);
+  }
   return rows.map(rowToRecord);
 }
 
@@ -318,6 +441,11 @@ function storedPersons(logId: string | undefined): StoredPersons {
     current.subjects.push(r.subject);
   }
   flush();
+  // The runs are the truth: a batch record with a run is committed to by its run (a run not merged yet has no index rows).
+  const runs = db
+    .prepare(`SELECT p.record_id, p.persons FROM person_runs p ${logId === undefined ? '' : 'WHERE p.log_id = ?'}`)
+    .iterate(...(logId === undefined ? [] : [logId])) as IterableIterator<{ record_id: string; persons: Uint8Array }>;
+  for (const r of runs) out.batch.set(r.record_id, { commitment: storedRunCommitment(r.record_id, r.persons), persons: runLength(r.persons) });
   return out;
 }
 
@@ -325,14 +453,27 @@ function handle(m: SqliteRequest): unknown {
   switch (m.op) {
     case 'migrations':
       return migrated;
-    case 'claim':
+    case 'claim': {
       checkFiles();
-      return claim(m);
+      const claimed = claim(m);
+      // Runs a crashed writer left unmerged are merged by the next one.
+      scheduleIndex();
+      return claimed;
+    }
     case 'commit':
       // Before: never write into a file that is gone. After: a file removed during the commit took it along.
       checkFiles();
-      append(m.append);
-      checkFiles();
+      // Back-pressure: past the backlog, this commit waits for a chunk of the index first.
+      while (unmerged.persons > INDEX_BACKLOG) indexChunk();
+      {
+        const runs = append(m.append);
+        checkFiles();
+        for (const r of runs) unmerged.add(r.place, r.run);
+      }
+      scheduleIndex();
+      return null;
+    case 'flush-index':
+      while (unmerged.runs > 0) indexChunk();
       return null;
     case 'check':
       // The idle check (the writer's readiness between commits): the files, and one read through the connection.
@@ -386,6 +527,7 @@ function handle(m: SqliteRequest): unknown {
           .all(m.query.subject, m.query.since ?? Number.MIN_SAFE_INTEGER, m.query.agency, m.query.agency, m.query.limit) as RecordRow[]
       ).map(rowToRecord);
     case 'close':
+      closing = true;
       snapshotEnd();
       for (const l of locks.values()) l.close();
       locks.clear();

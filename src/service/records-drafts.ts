@@ -1,4 +1,5 @@
 /** The access records the gateway's operations write, built in one place so every path fills every field. */
+import { runOfSubjects, type PersonsRun } from '../core/persons-run.js';
 import { Outcome, type AccessRecordDraft } from '../core/access-record.js';
 import type { LegalBasisRow } from '../core/legal-basis.js';
 
@@ -30,9 +31,12 @@ export function issuanceRecord(recordId: string, subject: string, agency: string
   return ownAction(recordId, subject, agency, now, ISSUANCE_PROCEDURE, 'code', Outcome.ISSUED);
 }
 
-/** One record for the persons of one bulk issuance message: their subject keys go to the side table. */
-export function bulkIssuanceRecord(recordId: string, subjects: readonly string[], agency: string, now: number): AccessRecordDraft {
-  return { ...issuanceRecord(recordId, '', agency, now), subjects };
+/**
+ * One record for the persons of one bulk issuance message: their subject keys as one sorted run (or as text,
+ * made into one), with the run's commitment when it was computed already.
+ */
+export function bulkIssuanceRecord(recordId: string, persons: PersonsRun | readonly string[], agency: string, now: number, personsCommitment?: Buffer): AccessRecordDraft {
+  return { ...issuanceRecord(recordId, '', agency, now), persons: persons instanceof Uint8Array ? persons : runOfSubjects(persons), ...(personsCommitment ? { personsCommitment } : {}) };
 }
 
 export function recordsReadRecord(recordId: string, subject: string, agency: string, now: number): AccessRecordDraft {

@@ -1,5 +1,6 @@
 /** Access-record drafts for store and writer tests, made by the production builders with fresh ids. */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { runOfSubjects, type PersonsRun } from '../../src/core/persons-run.js';
 import type { AccessRecordDraft } from '../../src/core/access-record.js';
 import { base32Encode } from '../../src/core/base32.js';
 import { newRecordId } from '../../src/core/record-id.js';
@@ -17,3 +18,9 @@ export function issuanceDraft(overrides: Partial<AccessRecordDraft> = {}): Acces
 export function bulkIssuanceDraft(persons: number): AccessRecordDraft {
   return bulkIssuanceRecord(newRecordId(), Array.from({ length: persons }, randomSubject), 'pension', Date.now());
 }
+
+/** A subject key standing for a person the test names ('P1'): the same key for the same name, every run. */
+export const named = (name: string): string => base32Encode(createHash('sha256').update(name).digest().subarray(0, 16));
+
+/** The persons run of the named persons (for a batch record's `persons`). */
+export const personsNamed = (...names: string[]): PersonsRun => runOfSubjects(names.map(named));

@@ -21,10 +21,10 @@ export interface StoreFixture {
   close(): Promise<void>;
 }
 
-export async function openTestStore(kind: StoreKind): Promise<StoreFixture> {
+export async function openTestStore(kind: StoreKind, o: { personIndex?: 'behind-commits' | 'on-flush' } = {}): Promise<StoreFixture> {
   if (kind === 'sqlite') {
     const path = join(tempDir(), 'records.sqlite');
-    const store = await SqliteRecordStore.open(path);
+    const store = await SqliteRecordStore.open(path, o);
     return {
       store,
       exec: async (sql) => {
@@ -41,7 +41,7 @@ export async function openTestStore(kind: StoreKind): Promise<StoreFixture> {
     };
   }
   const s = await createPgSchema();
-  const store = await PostgresRecordStore.open(s.url);
+  const store = await PostgresRecordStore.open(s.url, o);
   return {
     store,
     exec: async (sql) => {

@@ -23,6 +23,7 @@ import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
 import { verifyStore } from '../../src/records/verify-store.js';
 import { createPgSchema, PG_URL, tempDir, type StoreKind } from '../helpers/gateway-harness.js';
 import { until } from '../helpers/wait.js';
+import { personsNamed } from '../helpers/drafts.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const signer = new KeyObjectSigner('seal-1', privateKey, publicKey);
@@ -112,7 +113,7 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('the transparency log in %s', (
     const counted = counting(signer);
     const w = writerOn(store, 'replica-a', { signer: counted, checkpointIntervalMs: 60_000 });
     await w.open();
-    const drafts = Array.from({ length: 23 }, (_, i) => (i === 7 ? draft(i, { subject: '', subjects: ['P1', 'P2', 'P3'] }) : draft(i)));
+    const drafts = Array.from({ length: 23 }, (_, i) => (i === 7 ? draft(i, { subject: '', persons: personsNamed('P1', 'P2', 'P3') }) : draft(i)));
     for (let i = 0; i < drafts.length; i += 5) await w.appendAll(drafts.slice(i, i + 5));
     // Five commits, at most one signature so far (the first checkpoint, right after the first commit).
     expect(counted.count).toBeLessThanOrEqual(1);
@@ -123,7 +124,7 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('the transparency log in %s', (
     expect(latest).toMatchObject({ logId: 'replica-a', origin: 'linkgw/records/replica-a', size: 23 });
     const { checkpoint } = openCheckpoint(latest!.signedNote, [ed25519NoteVerifier('linkgw/records/replica-a', publicKey)], { origin: 'linkgw/records/replica-a' });
     // The leaves are the records' canonical encodings, in order.
-    const leaves = drafts.map((d, i) => leafHash(recordLeaf('linkgw/records/replica-a', i, d, d.subjects)));
+    const leaves = drafts.map((d, i) => leafHash(recordLeaf('linkgw/records/replica-a', i, d, d.persons)));
     expect(checkpoint.rootHash).toEqual(rootOfLeafHashes(leaves));
     const stored = await store.readLeaves('replica-a', 0, 23, 100);
     expect(stored.map((r) => [r.recordId, r.leafIndex])).toEqual(drafts.map((d, i) => [d.recordId, i]));

@@ -22,6 +22,7 @@ import { SqliteRecordStore } from '../../src/records/sqlite-store.js';
 import { parseSavedCheckpoints, verifyAgainst, verifyStore } from '../../src/records/verify-store.js';
 import { cosignedNote } from '../../src/records/schema.js';
 import { createPgSchema, PG_URL, startHarness, tempDir, type StoreKind } from '../helpers/gateway-harness.js';
+import { named, personsNamed } from '../helpers/drafts.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const signer = new KeyObjectSigner('seal-1', privateKey, publicKey);
@@ -92,8 +93,9 @@ async function fixture(kind: StoreKind, withBatchRecord = false): Promise<Fixtur
   const writer = new RecordWriter({ store, signer, log: silentLogger, logId: LOG, origin: ORIGIN });
   let i = 0;
   for (const n of [4, 3, 3]) await writer.appendAll(Array.from({ length: n }, () => draft(i++)));
-  if (withBatchRecord) await writer.append({ ...draft(i++), subject: '', subjects: ['S1', 'S2', 'S3'] });
+  if (withBatchRecord) await writer.append({ ...draft(i++), subject: '', persons: personsNamed('S1', 'S2', 'S3') });
   await writer.close();
+  await store.flushIndex();
   return { store, exec, blob: (b) => (kind === 'sqlite' ? `X'${b.toString('hex')}'` : `'\\x${b.toString('hex')}'::bytea`) };
 }
 
@@ -195,14 +197,24 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('verification of records in %s'
   it('finds a person removed from or added to a batch record, or added to a record of one', async () => {
     const f = await fixture(kind, true);
     expect(await firstProblem(f)).toBeNull();
-    await f.exec(`DELETE FROM record_subjects WHERE subject = 'S2'`);
+    // The person index disagrees with the run it was merged from.
+    await f.exec(`DELETE FROM record_subjects WHERE subject = '${named('S2')}'`);
     expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 10 });
-    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('S2', (SELECT record_id FROM access_records WHERE leaf_index = 10))`);
+    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('${named('S2')}', (SELECT record_id FROM access_records WHERE leaf_index = 10))`);
     expect(await firstProblem(f)).toBeNull();
-    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('S9', (SELECT record_id FROM access_records WHERE leaf_index = 10))`);
+    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('${named('S9')}', (SELECT record_id FROM access_records WHERE leaf_index = 10))`);
     expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 10 });
-    await f.exec(`DELETE FROM record_subjects WHERE subject = 'S9'`);
-    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('S9', (SELECT record_id FROM access_records WHERE leaf_index = 3))`);
+    await f.exec(`DELETE FROM record_subjects WHERE subject = '${named('S9')}'`);
+    // The run itself rewritten (another person in place of one), and rewritten out of order.
+    const [run] = await f.exec('SELECT persons FROM person_runs WHERE leaf_index = 10');
+    const original = Buffer.from(run!.persons as Uint8Array);
+    await f.exec(`UPDATE person_runs SET persons = ${f.blob(Buffer.from(personsNamed('S1', 'S2', 'S9')))} WHERE leaf_index = 10`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 10 });
+    await f.exec(`UPDATE person_runs SET persons = ${f.blob(Buffer.concat([original.subarray(16), original.subarray(0, 16)]))} WHERE leaf_index = 10`);
+    expect(await firstProblem(f)).toMatchObject({ kind: 'changed', leafIndex: 10 });
+    await f.exec(`UPDATE person_runs SET persons = ${f.blob(original)} WHERE leaf_index = 10`);
+    expect(await firstProblem(f)).toBeNull();
+    await f.exec(`INSERT INTO record_subjects (subject, record_id) VALUES ('${named('S9')}', (SELECT record_id FROM access_records WHERE leaf_index = 3))`);
     expect(await firstProblem(f)).toMatchObject({ kind: 'inserted', leafIndex: 3 });
   });
 
