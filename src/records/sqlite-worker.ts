@@ -99,14 +99,20 @@ const moveFrontier = db.prepare(
 
 /**
  * The person index behind the commits (ADR 0104). A commit writes each batch record's persons as one run (one
- * row, one sequential write); this thread merges the runs into `record_subjects` in commit order, a chunk of
- * about INDEX_CHUNK persons per transaction in key order, between the commits it serves (one chunk per turn of
- * its event loop, so a commit waits for at most one chunk). Lookups read the index and the runs not merged yet,
- * found through their Bloom filters. Past INDEX_BACKLOG waiting persons a commit first merges a chunk itself:
- * the backlog, and the filters' memory, stay bounded, and bulk issuance slows to the pace of the index.
+ * row, one sequential write); this thread merges the runs into `record_subjects` in commit order, in key order
+ * within a chunk, when no commit has come for INDEX_QUIET_MS: while bulk issuance streams in, commits keep the
+ * thread and the runs wait (lookups read them through their Bloom filters); in the gaps, a chunk of
+ * INDEX_CHUNK persons (a larger one once the store has been quiet for a second, as merging more rows per
+ * transaction touches each index page fewer times). Past INDEX_BACKLOG waiting persons a commit first merges a
+ * chunk itself: the backlog, and the filters' memory (~1.25 bytes a person), stay bounded, and bulk issuance
+ * then slows to the pace of the index.
  */
 const INDEX_CHUNK = 20_000;
+const INDEX_CHUNK_QUIET = 100_000;
+const INDEX_QUIET_MS = 20;
 const INDEX_BACKLOG = 16_000_000;
+/** When the last commit was made (performance.now()). */
+let lastCommit = 0;
 const unmerged = new UnmergedRuns();
 if (!readonly) {
   const rows = db
@@ -138,8 +144,8 @@ let indexScheduled = false;
 let indexFailing = false;
 let closing = false;
 
-function indexChunk(): void {
-  const places = unmerged.oldest(INDEX_CHUNK);
+function indexChunk(persons = INDEX_CHUNK): void {
+  const places = unmerged.oldest(persons);
   if (places.length === 0) return;
   checkFiles();
   mergeRuns(places);
@@ -153,8 +159,14 @@ function scheduleIndex(): void {
   const turn = () => {
     indexScheduled = false;
     if (closing) return;
+    const quiet = performance.now() - lastCommit;
+    if (quiet < INDEX_QUIET_MS) {
+      indexScheduled = true;
+      setTimeout(turn, INDEX_QUIET_MS - quiet).unref();
+      return;
+    }
     try {
-      indexChunk();
+      indexChunk(quiet > 1000 ? INDEX_CHUNK_QUIET : INDEX_CHUNK);
       indexFailing = false;
     } catch (e) {
       // A full disk, a store gone: the runs stay where they are (the truth), and lookups read them. Try again later.
@@ -464,16 +476,17 @@ function handle(m: SqliteRequest): unknown {
       // Before: never write into a file that is gone. After: a file removed during the commit took it along.
       checkFiles();
       // Back-pressure: past the backlog, this commit waits for a chunk of the index first.
-      while (unmerged.persons > INDEX_BACKLOG) indexChunk();
+      while (unmerged.persons > INDEX_BACKLOG) indexChunk(INDEX_CHUNK_QUIET);
       {
         const runs = append(m.append);
         checkFiles();
         for (const r of runs) unmerged.add(r.place, r.run);
+        lastCommit = performance.now();
       }
       scheduleIndex();
       return null;
     case 'flush-index':
-      while (unmerged.runs > 0) indexChunk();
+      while (unmerged.runs > 0) indexChunk(INDEX_CHUNK_QUIET);
       return null;
     case 'check':
       // The idle check (the writer's readiness between commits): the files, and one read through the connection.
