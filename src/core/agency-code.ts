@@ -103,6 +103,27 @@ export class AgencyCodec {
     return out;
   }
 
+  /**
+   * The codes of many numbers as bytes, `CODE_BYTES` each (key version, then the AES block), packed in input
+   * order: what `encodeMany` writes in base32, for callers that write the text straight into a message
+   * (`base32EncodeInto`) instead of making a string per code.
+   */
+  encodeManyRaw(agency: string, numbers: ArrayLike<number>): Buffer {
+    const version = this.#keys.current;
+    const c = this.#cipher(version, agency)!;
+    const n = numbers.length;
+    const plain = Buffer.allocUnsafe(n * BLOCK);
+    for (let i = 0; i < n; i++) writeBlock(plain, i * BLOCK, numbers[i]!, c.tag);
+    const sealed = c.enc.update(plain);
+    plain.fill(0);
+    const out = Buffer.allocUnsafe(n * CODE_BYTES);
+    for (let i = 0; i < n; i++) {
+      out[i * CODE_BYTES] = version;
+      sealed.copy(out, i * CODE_BYTES + 1, i * BLOCK, (i + 1) * BLOCK);
+    }
+    return out;
+  }
+
   decode(agency: string, code: string): Decoded {
     return this.decodeMany(agency, [code])[0]!;
   }

@@ -28,6 +28,28 @@ export function base32Encode(bytes: Uint8Array): string {
   return out;
 }
 
+const ALPHABET_BYTES = new Uint8Array(ALPHABET.length);
+for (let i = 0; i < ALPHABET.length; i++) ALPHABET_BYTES[i] = ALPHABET.charCodeAt(i);
+
+/**
+ * Writes the encoding of `n` bytes of `src` (from `from`) into `out` at `at` as ASCII, the characters
+ * `base32Encode` gives, without making a string; returns the position after them.
+ */
+export function base32EncodeInto(src: Uint8Array, from: number, n: number, out: Uint8Array, at: number): number {
+  let buffer = 0;
+  let bits = 0;
+  for (let i = from, end = from + n; i < end; i++) {
+    buffer = ((buffer << 8) | src[i]!) & 0xfff;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out[at++] = ALPHABET_BYTES[(buffer >>> bits) & 31]!;
+    }
+  }
+  if (bits > 0) out[at++] = ALPHABET_BYTES[(buffer << (5 - bits)) & 31]!;
+  return at;
+}
+
 /** Length in characters of `n` bytes encoded. */
 export function base32Length(n: number): number {
   return Math.ceil((n * 8) / 5);

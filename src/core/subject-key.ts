@@ -31,6 +31,18 @@ export class SubjectKeys {
 
   ofMany(numbers: ArrayLike<number>): string[] {
     const n = numbers.length;
+    const out = this.rawMany(numbers);
+    const keys = new Array<string>(n);
+    for (let i = 0; i < n; i++) keys[i] = base32Encode(out.subarray(i * 16, i * 16 + 16));
+    return keys;
+  }
+
+  /**
+   * The keys of many numbers as raw AES blocks, packed (16 bytes each, in input order): what `ofMany` encodes
+   * in base32, and what a persons run (persons-run.ts) is made of. One `update` call, no strings.
+   */
+  rawMany(numbers: ArrayLike<number>): Buffer {
+    const n = numbers.length;
     const plain = Buffer.alloc(n * 16);
     for (let i = 0; i < n; i++) {
       plain[i * 16] = DOMAIN;
@@ -38,8 +50,6 @@ export class SubjectKeys {
     }
     const out = this.#cipher.update(plain);
     plain.fill(0);
-    const keys = new Array<string>(n);
-    for (let i = 0; i < n; i++) keys[i] = base32Encode(out.subarray(i * 16, i * 16 + 16));
-    return keys;
+    return out;
   }
 }
