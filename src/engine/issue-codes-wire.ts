@@ -13,6 +13,7 @@
  * `toBinary` gives for the same message (fields in number order, zero values left out), which the tests check.
  */
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
+import { isAscii as isAsciiNative } from 'node:buffer';
 
 /** protobuf-es decodes string fields of proto3 files strictly (invalid UTF-8 fails the message). */
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -25,21 +26,35 @@ const SKIP_DEPTH = 99;
  */
 export function scanIssueCodesRequest(bytes: Uint8Array, spans?: Uint32Array): number {
   const r = new BinaryReader(bytes);
+  const end = bytes.length;
+  // An all-ASCII message (the usual bulk message: tags, short lengths and digits) needs no UTF-8 check per string.
+  const ascii = isAsciiBuffer(bytes);
   let n = 0;
   try {
-    while (r.pos < r.len) {
-      const [no, wt] = r.tag();
-      if (no !== 1) {
-        r.skip(wt, no, SKIP_DEPTH);
-        continue;
+    while (r.pos < end) {
+      let at = r.pos;
+      let len: number;
+      if (bytes[at] === TAG_NUMBER && at + 1 < end && bytes[at + 1]! < 0x80) {
+        // The common case in two bytes: tag 1/LEN and a one-byte length, what BinaryReader would read there.
+        len = bytes[at + 1]!;
+        at += 2;
+        if (at + len > end) return -1;
+        r.pos = at + len;
+      } else {
+        const [no, wt] = r.tag();
+        if (no !== 1) {
+          r.skip(wt, no, SKIP_DEPTH);
+          continue;
+        }
+        // protobuf-es reads field 1 as a string whatever its wire type says (a length-prefixed value).
+        const value = r.bytes();
+        at = value.byteOffset - bytes.byteOffset;
+        len = value.length;
       }
-      // protobuf-es reads field 1 as a string whatever its wire type says (a length-prefixed value).
-      const value = r.bytes();
-      const start = value.byteOffset - bytes.byteOffset;
-      if (!isAscii(bytes, start, value.length)) strictUtf8.decode(value);
+      if (!ascii && !isAscii(bytes, at, len)) strictUtf8.decode(bytes.subarray(at, at + len));
       if (spans) {
-        spans[2 * n] = start;
-        spans[2 * n + 1] = value.length;
+        spans[2 * n] = at;
+        spans[2 * n + 1] = len;
       }
       n++;
     }
@@ -47,6 +62,13 @@ export function scanIssueCodesRequest(bytes: Uint8Array, spans?: Uint32Array): n
     return -1;
   }
   return n;
+}
+
+/** Tag of personal_numbers (field 1, length-delimited). */
+const TAG_NUMBER = (1 << 3) | WireType.LengthDelimited;
+
+function isAsciiBuffer(b: Uint8Array): boolean {
+  return b.length > 0 && isAsciiNative(b);
 }
 
 function isAscii(b: Uint8Array, from: number, len: number): boolean {
