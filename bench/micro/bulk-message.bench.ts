@@ -7,9 +7,11 @@
  *
  * Prints CPU-µs per code: the event loop's thread (from /proc/self/task/PID/stat), the whole process (all
  * threads, process.cpuUsage) and the loop's busy time (event-loop utilisation), and codes/s of wall time.
- * Compare two builds in one run, alternating (A B A B), on the same machine:
+ * Compare two builds in one run, alternating (A B A B), on the same machine, with the young generation the
+ * gateway runs with (bench/budget.json nodeFlags; garbage costs far more with 4 MB semi-spaces):
  *
- *   npm run build && npx tsx bench/micro/bulk-message.bench.ts [--dist DIR] [--messages 300] [--inflight 8]
+ *   npm run build && NODE_OPTIONS=--max-semi-space-size=4 npx tsx bench/micro/bulk-message.bench.ts \
+ *     [--dist DIR] [--messages 300] [--inflight 8] [--engine auto|pool]
  */
 import { create, toBinary } from '@bufbuild/protobuf';
 import { randomBytes } from 'node:crypto';
@@ -118,6 +120,7 @@ const r2 = (x: number) => Math.round(x * 100) / 100;
 console.log(
   JSON.stringify({
     node: process.version,
+    nodeOptions: process.env.NODE_OPTIONS ?? '',
     dist,
     engine: args.engine,
     messages: MESSAGES,
