@@ -6,6 +6,12 @@
  *   node --import tsx bench/bulk-client.ts measure --address H:P --pki DIR --agency A --numbers F --codes F \
  *        [--seconds 8] [--warmup 1] [--streams 4] [--batch 1000] [--window 4]
  *   node --import tsx bench/bulk-client.ts seed    --address H:P --pki DIR --agency A --numbers F --codes F
+ *   node --import tsx bench/bulk-client.ts total   --address H:P --pki DIR --agency A --total 10000000 \
+ *        [--streams 4] [--batch 10000] [--window 4]
+ *
+ * `total` issues that many codes for distinct synthetic numbers made as it goes (never held all at once, not in
+ * the seeded population, so each is a new person of the index); their codes are not compared (no expected
+ * codes exist for them), only their statuses are checked.
  *
  * Prints one JSON line: { codes, seconds, codesPerSecond, mismatches, failed, streams, batch }.
  */
@@ -13,6 +19,7 @@ import { create } from '@bufbuild/protobuf';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { AgencyClient } from '../src/cli/agency-client.js';
+import { personalNumberCheckDigit } from '../src/core/personal-number.js';
 import { IssueCodesRequestSchema, type IssueCodesResponse } from '../src/gen/linkage/v1/gateway_pb.js';
 
 export interface BulkOptions {
@@ -28,6 +35,8 @@ export interface BulkOptions {
   readonly window: number;
   /** Run for this long (measure); undefined: issue every number once (seed). */
   readonly seconds?: number;
+  /** Issue this many codes for distinct synthetic numbers instead (`numbers` and `expected` unused). */
+  readonly total?: number;
   /** Measure: run this long first without counting (connections, JIT). */
   readonly warmupSeconds?: number;
 }
@@ -48,7 +57,7 @@ export interface BulkResult {
 export async function runBulk(o: BulkOptions): Promise<BulkResult> {
   const n = o.numbers.length;
   const batches: { start: number; msg: ReturnType<typeof create<typeof IssueCodesRequestSchema>> }[] = [];
-  for (let s = 0; s + o.batch <= n || (o.seconds === undefined && s < n); s += o.batch) {
+  for (let s = 0; o.total === undefined && (s + o.batch <= n || (o.seconds === undefined && s < n)); s += o.batch) {
     batches.push({ start: s, msg: create(IssueCodesRequestSchema, { personalNumbers: o.numbers.slice(s, Math.min(n, s + o.batch)) }) });
   }
   const clients = Array.from({ length: o.streams }, () => new AgencyClient({ address: o.address, agency: o.agency, pkiDir: o.pkiDir }));
@@ -62,6 +71,10 @@ export async function runBulk(o: BulkOptions): Promise<BulkResult> {
   const started = process.hrtime.bigint() + BigInt(warm) * 1_000_000n;
   const deadline = o.seconds !== undefined ? countFrom + o.seconds * 1000 : Infinity;
   const take = (): (typeof batches)[number] | undefined => {
+    if (o.total !== undefined) {
+      const from = next++ * o.batch;
+      return from < o.total ? { start: -1, msg: create(IssueCodesRequestSchema, { personalNumbers: syntheticBatch(from, Math.min(o.batch, o.total - from)) }) } : undefined;
+    }
     if (o.seconds === undefined) return next < batches.length ? batches[next++] : undefined;
     if (Date.now() >= deadline) return undefined;
     return batches[next++ % batches.length];
@@ -71,7 +84,8 @@ export async function runBulk(o: BulkOptions): Promise<BulkResult> {
     clients.map(
       (c) =>
         new Promise<void>((resolve) => {
-          const call = c.issueStream(Math.max(60_000, (o.seconds ?? 0) * 1000 + 60_000));
+          // A total run lasts as long as the gateway needs: allow it down to 5,000 codes/s.
+          const call = c.issueStream(o.total !== undefined ? Math.max(600_000, (o.total / 5_000) * 1000) : Math.max(60_000, (o.seconds ?? 0) * 1000 + 60_000));
           const sent: number[] = [];
           let closing = false;
           const pump = () => {
@@ -99,7 +113,7 @@ export async function runBulk(o: BulkOptions): Promise<BulkResult> {
               if (x.status !== 0) failed++;
               else {
                 codes++;
-                if (x.code !== o.expected[start + j]) mismatches++;
+                if (start >= 0 ? x.code !== o.expected[start + j] : x.code.length !== 28) mismatches++;
               }
             });
             ended = process.hrtime.bigint();
@@ -122,6 +136,21 @@ export async function runBulk(o: BulkOptions): Promise<BulkResult> {
   return { codes, seconds, codesPerSecond: seconds > 0 ? codes / seconds : 0, mismatches, failed, streams: o.streams, batch: o.batch, ...(error ? { error } : {}) };
 }
 
+/**
+ * `count` distinct valid personal numbers from index `from` of a walk over the 11-digit bases with a step
+ * coprime to 10^11 (distinct for the first 10^11 / 7,919 > 12 million indexes), another walk than the seeded
+ * population's.
+ */
+function syntheticBatch(from: number, count: number): string[] {
+  const out = new Array<string>(count);
+  for (let k = 0; k < count; k++) {
+    const base = ((from + k) * 7_919 + 31_415_926_535) % 100_000_000_000;
+    const first11 = base.toString().padStart(11, '0');
+    out[k] = first11 + String(personalNumberCheckDigit(first11));
+  }
+  return out;
+}
+
 function lines(file: string): string[] {
   return readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);
 }
@@ -140,19 +169,22 @@ async function main(): Promise<void> {
       batch: { type: 'string' },
       window: { type: 'string' },
       warmup: { type: 'string' },
+      total: { type: 'string' },
     },
   });
   const mode = positionals[0];
-  if ((mode !== 'measure' && mode !== 'seed') || !values.address || !values.pki || !values.agency || !values.numbers || !values.codes) {
-    process.stderr.write('usage: bulk-client.ts measure|seed --address H:P --pki DIR --agency A --numbers F --codes F [--seconds S] [--streams N] [--batch B] [--window W]\n');
+  const total = mode === 'total';
+  if ((mode !== 'measure' && mode !== 'seed' && !total) || !values.address || !values.pki || !values.agency || (!total && (!values.numbers || !values.codes)) || (total && !(Number(values.total) > 0))) {
+    process.stderr.write('usage: bulk-client.ts measure|seed --address H:P --pki DIR --agency A --numbers F --codes F [--seconds S] [--streams N] [--batch B] [--window W]\n       bulk-client.ts total --address H:P --pki DIR --agency A --total N [--streams N] [--batch B] [--window W]\n');
     process.exit(2);
   }
   const r = await runBulk({
     address: values.address,
     pkiDir: values.pki,
     agency: values.agency,
-    numbers: lines(values.numbers),
-    expected: lines(values.codes),
+    numbers: total ? [] : lines(values.numbers!),
+    expected: total ? [] : lines(values.codes!),
+    ...(total ? { total: Number(values.total) } : {}),
     streams: Number(values.streams ?? 4),
     batch: Number(values.batch ?? 1000),
     window: Number(values.window ?? 4),

@@ -1,5 +1,5 @@
 /**
- * The benchmark run: `npx tsx bench/run.ts [--smoke] [--only NAME[,NAME…]] [--keep]`.
+ * The benchmark run: `npx tsx bench/run.ts [--smoke] [--only NAME[,NAME…]] [--profiles P[,P…]] [--bulk-codes N] [--keep]`.
  *
  * Seeds a population, then for each target of bench/budget.json (the two bare grpc-js baselines, the
  * gateway in its default configuration, and the configuration matrix) starts it as a child process with its
@@ -11,6 +11,11 @@
  *   --smoke   every profile of every target for a few seconds at a low rate, checks only (no timing
  *             thresholds); writes bench/results/tmp/smoke-*.json and leaves BENCHMARKS.md alone
  *   --only    just these targets; results go to bench/results/tmp/only-*.json (BENCHMARKS.md is left alone)
+ *   --profiles  just these profiles of each target (issue, query, records, bulk, mixed, capacity)
+ *   --bulk-codes  the bulk profile issues this many codes for distinct new persons with the Node client
+ *             (4 streams of 10,000-number messages), instead of its timed ghz and Node runs: the bulk profile at
+ *             population scale. Its own command, as it takes minutes (`npm run bench:bulk-10m`):
+ *               npx tsx bench/run.ts --only echo,gateway,gateway-postgres --profiles bulk --bulk-codes 10000000
  *   --keep    keep the targets' data directories (records) and ghz's raw reports (every call) under
  *             bench/results/tmp/run/
  *
@@ -42,15 +47,24 @@ const CALL: Record<UnaryMethod | 'IssueCodes', string> = {
 };
 
 const { values: args } = parseArgs({
-  options: { smoke: { type: 'boolean', default: false }, only: { type: 'string' }, keep: { type: 'boolean', default: false } },
+  options: {
+    smoke: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    profiles: { type: 'string' },
+    'bulk-codes': { type: 'string' },
+    keep: { type: 'boolean', default: false },
+  },
 });
 const SMOKE = args.smoke!;
 const ONLY = args.only ? args.only.split(',').map((s) => s.trim()).filter(Boolean) : null;
-const MODE: RunSummary['mode'] = SMOKE ? 'smoke' : ONLY ? 'partial' : 'full';
+const PROFILES = args.profiles ? (args.profiles.split(',').map((s) => s.trim()).filter(Boolean) as ProfileName[]) : null;
+const BULK_CODES = args['bulk-codes'] !== undefined ? Number(args['bulk-codes']) : undefined;
+if (BULK_CODES !== undefined && !(Number.isInteger(BULK_CODES) && BULK_CODES > 0)) throw new Error('--bulk-codes: a positive integer');
+const MODE: RunSummary['mode'] = SMOKE ? 'smoke' : ONLY || PROFILES || BULK_CODES !== undefined ? 'partial' : 'full';
 const PG_URL = process.env.LINKGW_BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.LINKGW_BENCH_REDIS_URL || 'redis://127.0.0.1:6379/8';
-/** Hard limits on the whole run. */
-const RUN_LIMIT_S = SMOKE ? 240 : 1500;
+/** Hard limits on the whole run (a --bulk-codes run: allowing 20,000 codes/s per target). */
+const RUN_LIMIT_S = SMOKE ? 240 : 1500 + (BULK_CODES !== undefined ? Math.ceil(BULK_CODES / 20_000) * 3 : 0);
 
 const b: Budget = loadBudget();
 const t0 = Date.now();
@@ -342,6 +356,7 @@ async function profileMixed(ctx: Ctx): Promise<ProfileResult> {
 }
 
 async function profileBulk(ctx: Ctx): Promise<ProfileResult> {
+  if (BULK_CODES !== undefined) return profileBulkTotal(ctx, BULK_CODES);
   const p = b.profiles.bulk;
   const seconds = SMOKE ? b.smoke.bulkSeconds : p.seconds;
   const problems: string[] = [];
@@ -394,7 +409,31 @@ async function profileBulk(ctx: Ctx): Promise<ProfileResult> {
   return { target: ctx.t.name, profile: 'bulk', method: 'IssueCodes', bulk: { ghz: ghzFigure, ...('codes' in node ? { node: node as BulkResult } : {}), ...(cpuUsPerCode !== undefined ? { cpuUsPerCode } : {}) }, violations, problems };
 }
 
-async function nodeBulk(ctx: Ctx, mode: 'measure' | 'seed', agency: string, seconds: number): Promise<BulkResult | { error: string }> {
+/**
+ * The bulk profile at population scale: `total` codes for distinct new persons, 4 streams of messages of
+ * `batch`, timed by the Node client from its first answer to its last; CPU per code over the whole run.
+ */
+async function profileBulkTotal(ctx: Ctx, total: number): Promise<ProfileResult> {
+  const p = b.profiles.bulk;
+  const problems: string[] = [];
+  const violations: string[] = [];
+  const w = cpuWindow(pidsOf(ctx.run));
+  w.start();
+  const node = await nodeBulk(ctx, 'total', p.agency, total);
+  const cpu = w.stop();
+  if (!('codes' in node)) problems.push(`${ctx.t.name} bulk ${total}: ${node.error}`);
+  else {
+    if (node.failed > 0 || node.codes !== total) problems.push(`${ctx.t.name} bulk ${total}: ${node.codes} codes, ${node.failed} failed${node.error ? `: ${node.error}` : ''}`);
+    if (node.mismatches > 0) problems.push(`${ctx.t.name} bulk ${total}: ${node.mismatches} answers without a 28-character code`);
+    if (!SMOKE && ctx.t.kind === 'gateway' && node.codesPerSecond < b.budget.IssueCodes.minCodesPerSecond)
+      violations.push(`${ctx.t.name} bulk ${total.toLocaleString('en-US')}: ${Math.round(node.codesPerSecond).toLocaleString('en-US')} codes/s < ${b.budget.IssueCodes.minCodesPerSecond.toLocaleString('en-US')}`);
+  }
+  const codes = 'codes' in node ? node.codes : 0;
+  const cpuUsPerCode = codes > 0 && cpu.target !== undefined ? Math.round((cpu.target * 1e6 * 100) / codes) / 100 : undefined;
+  return { target: ctx.t.name, profile: 'bulk', method: 'IssueCodes', bulk: { ...('codes' in node ? { node } : {}), ...(cpuUsPerCode !== undefined ? { cpuUsPerCode } : {}) }, violations, problems };
+}
+
+async function nodeBulk(ctx: Ctx, mode: 'measure' | 'seed' | 'total', agency: string, secondsOrTotal: number): Promise<BulkResult | { error: string }> {
   const p = b.profiles.bulk;
   const r = await runCommand(
     process.execPath,
@@ -403,13 +442,13 @@ async function nodeBulk(ctx: Ctx, mode: 'measure' | 'seed', agency: string, seco
       '--address', ctx.run.server.address,
       '--pki', join(ctx.run.dataDir, 'pki'),
       '--agency', agency,
-      '--numbers', ctx.ds.files.numbers,
-      '--codes', ctx.ds.files.codes(agency),
-      '--seconds', String(seconds),
+      ...(mode === 'total'
+        ? ['--total', String(secondsOrTotal)]
+        : ['--numbers', ctx.ds.files.numbers, '--codes', ctx.ds.files.codes(agency), '--seconds', String(secondsOrTotal)]),
       '--streams', String(p.streams),
       '--batch', String(p.batch),
     ],
-    { cwd: ROOT, timeoutMs: (mode === 'seed' ? 300 : seconds + 120) * 1000 },
+    { cwd: ROOT, timeoutMs: (mode === 'seed' ? 300 : mode === 'total' ? Math.ceil(secondsOrTotal / 5_000) + 120 : secondsOrTotal + 120) * 1000 },
   );
   const last = r.stdout.trim().split('\n').pop() ?? '';
   try {
@@ -584,6 +623,7 @@ async function runTarget(t: Target, ds: Dataset, ghz: string, services: { postgr
     }
     if (pre.length) result.profiles.push({ target: t.name, profile: 'issue', method: 'setup', violations: [], problems: pre });
     for (const profile of t.profiles) {
+      if (PROFILES && !PROFILES.includes(profile)) continue;
       if (timeLeft() < 30) {
         result.profiles.push({ target: t.name, profile, violations: [], problems: [`${t.name} ${profile}: skipped, the run's time limit (${RUN_LIMIT_S} s) was reached`] });
         continue;

@@ -6,7 +6,7 @@
  *
  * Settings: LINKGW_DATA_DIR (the dev PKI in <dir>/pki) and LINKGW_LISTEN (default 127.0.0.1:0).
  */
-import { create } from '@bufbuild/protobuf';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import {
   Server,
@@ -32,6 +32,7 @@ import { AccessRecords, AccessRecordSchema, Outcome, type AccessRecord, type Lis
 import { SERVER_OPTIONS } from '../../src/grpc/channel-options.js';
 import { serverDefinition } from '../../src/grpc/service-definition.js';
 import { serverCredentials } from '../../src/grpc/tls.js';
+import { EncodedIssueCodesResponse, numberCount } from '../../src/service/bulk-messages.js';
 import { pkiFiles, type PkiFiles } from '../../src/pki/dev-pki.js';
 
 /** Same lengths as the gateway's: a 28-character code, a 24-character record id. */
@@ -39,6 +40,29 @@ export const CODE = '01ABCDEFGHJKMNPQRSTVWXYZ0123';
 export const RECORD_ID = '6K1GNYMWT14BHNZKMT5A9ZFT';
 
 export const ISSUE_RESPONSE: IssueCodeResponse = create(IssueCodeResponseSchema, { code: CODE, recordId: RECORD_ID });
+
+/**
+ * IssueCodes answers of the gateway's shape (a code per number, a record id), encoded once per message size:
+ * only the offset differs between two answers of one size, so each answer is its offset field followed by the
+ * cached rest, written as bytes (the server's serializer passes pre-encoded messages through). The request is
+ * only scanned, as the gateway's is. The fastest echo of these messages grpc-js can serve.
+ */
+const bulkBodies = new Map<number, Buffer>();
+export function bulkAnswer(count: number, offset: number): EncodedIssueCodesResponse {
+  let body = bulkBodies.get(count);
+  if (!body) {
+    const full = create(IssueCodesResponseSchema, { results: Array.from({ length: count }, () => create(IssueCodeResultSchema, { code: CODE })), recordId: RECORD_ID });
+    body = Buffer.from(toBinary(IssueCodesResponseSchema, full));
+    if (bulkBodies.size > 64) bulkBodies.clear();
+    bulkBodies.set(count, body);
+  }
+  if (offset === 0) return new EncodedIssueCodesResponse(body);
+  const head = toBinary(IssueCodesResponseSchema, create(IssueCodesResponseSchema, { offset: BigInt(offset) }));
+  const out = Buffer.allocUnsafe(head.length + body.length);
+  out.set(head, 0);
+  body.copy(out, head.length);
+  return new EncodedIssueCodesResponse(out);
+}
 
 /** Records of the gateway's shape, as many as `n`. */
 export function sampleRecords(n: number): AccessRecord[] {
@@ -81,9 +105,9 @@ export async function startBaseline(o: BaselineOptions): Promise<{ server: Serve
     issueCodes: (call: ServerDuplexStream<IssueCodesRequest, IssueCodesResponse>) => {
       let offset = 0;
       call.on('data', (req: IssueCodesRequest) => {
-        const results = req.personalNumbers.map(() => create(IssueCodeResultSchema, { code: CODE }));
-        call.write(create(IssueCodesResponseSchema, { offset: BigInt(offset), results }));
-        offset += req.personalNumbers.length;
+        const count = numberCount(req);
+        call.write(bulkAnswer(count, offset));
+        offset += count;
       });
       call.on('end', () => call.end());
     },

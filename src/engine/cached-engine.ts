@@ -1,10 +1,12 @@
 /**
  * A MappingEngine with the conversion cache in front: issue looks up number→code per number, decode looks up
  * code→number per code; only the misses go to the inner engine, and what it computes is remembered. The cache
- * never fails a call; the inner engine's errors pass through unchanged.
+ * never fails a call; the inner engine's errors pass through unchanged. Whole bulk messages (`issueBulk`) go
+ * straight to the inner engine.
  */
 import type { Decoded } from '../core/agency-code.js';
 import type { ConversionCache } from '../cache/conversion-cache.js';
+import type { BulkIssued, BulkTask } from './bulk-batch.js';
 import type { MappingEngine } from './mapping-engine.js';
 
 export class CachedEngine implements MappingEngine {
@@ -16,7 +18,12 @@ export class CachedEngine implements MappingEngine {
     this.kind = inner.kind;
     this.#inner = inner;
     this.#cache = cache;
+    // Whole bulk messages skip the cache: their numbers already skip Redis (past `redisMaxBatch`), and
+    // computing a code in a batch costs less than looking it up.
+    if (inner.issueBulk) this.issueBulk = inner.issueBulk;
   }
+
+  readonly issueBulk?: (task: BulkTask, signal?: AbortSignal) => Promise<BulkIssued>;
 
   async issue(agency: string, numbers: readonly number[], signal?: AbortSignal): Promise<string[]> {
     const cached = await this.#cache.getCodes(agency, numbers);

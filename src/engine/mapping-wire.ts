@@ -6,6 +6,8 @@
  *   issue:  numbers (Float64Array, moved in)  → the codes joined into one string (CODE_LENGTH characters each)
  *   decode: codes joined into one string      → one double per code (Float64Array, moved out):
  *                                               version·2^40 + number when authentic, else a negative problem code
+ *   issueBulk: one IssueCodes message          → its response's bytes, persons run and commitment (bulk-batch.ts),
+ *              (its bytes as received, moved in)  each buffer moved out
  *
  * Measured on the 2-core box (1 thread, batches of 64 and 2048): returning one joined string costs the main
  * thread about 0.05 µs per code to receive and slice, against 0.15–0.25 µs for a cloned string[] and
@@ -14,10 +16,14 @@
  */
 import { CODE_LENGTH, type Decoded, type DecodeProblem } from '../core/agency-code.js';
 
-/** What the pool gives each worker: the keyring's master keys (copied into the worker). */
+/**
+ * What the pool gives each worker: the keyring's master keys (copied into the worker), and the subject secret
+ * when the pool issues whole bulk messages (bulk-batch.ts).
+ */
 export interface MappingWorkerData {
   readonly current: number;
   readonly masters: ReadonlyArray<readonly [number, Uint8Array]>;
+  readonly subjectSecret?: Uint8Array;
 }
 
 export interface IssueTask {

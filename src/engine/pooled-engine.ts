@@ -11,6 +11,9 @@
  *  - At most one task per thread is handed to piscina at a time; the rest wait here, where they can still
  *    merge and be dropped. When `maxQueue` tasks are already waiting, a call that needs a new task is refused
  *    at once with RESOURCE_EXHAUSTED.
+ *  - A whole bulk message (`issueBulk`, bulk-batch.ts, when the pool has the subject secret) is one task of
+ *    its own, never cut or coalesced: its request bytes are moved to the thread and its response, persons run
+ *    and commitment moved back. Bulk tasks and the others take turns for the threads, under the same bound.
  *  - A caller whose AbortSignal fires is answered at once; its items that have not reached a thread are
  *    dropped. Signals are deliberately not handed to piscina: aborting a running piscina task terminates the
  *    thread, which would also lose the other callers coalesced into that task.
@@ -20,12 +23,13 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Piscina, move, transferableSymbol, valueSymbol } from 'piscina';
-import { AgencyCodec, CODE_LENGTH, type Decoded, type MasterKeys } from '../core/agency-code.js';
+import { AgencyCodec, CODE_LENGTH, type Decoded } from '../core/agency-code.js';
 import { GatewayError } from '../core/errors.js';
 import { notify } from '../core/observer.js';
 import { workerFile } from '../worker-file.js';
 import { CoalescingQueue, type Batch, type Op, type QueuedRequest, type Segment } from './coalescing-queue.js';
-import type { MappingEngine } from './mapping-engine.js';
+import { bulkCount, type BulkIssued, type BulkTask } from './bulk-batch.js';
+import type { EngineKeys, MappingEngine } from './mapping-engine.js';
 import { codeAt, unpackDecoded, type DecodeTask, type IssueTask, type MappingWorkerData } from './mapping-wire.js';
 
 export interface PooledEngineOptions {
@@ -73,11 +77,16 @@ export class PooledEngine implements MappingEngine {
   readonly #maxQueue: number;
   readonly #observer: PoolObserver | undefined;
   readonly #queue: CoalescingQueue;
+  /** Whole bulk messages waiting for a thread, in arrival order. */
+  readonly #bulk: BulkJob[] = [];
+  /** Whether a bulk task goes next when both kinds wait. */
+  #bulkTurn = true;
   #inFlight = 0;
   #scheduled = false;
   #closed = false;
+  readonly issueBulk?: (task: BulkTask, signal?: AbortSignal) => Promise<BulkIssued>;
 
-  private constructor(keys: MasterKeys, opts: PooledEngineOptions) {
+  private constructor(keys: EngineKeys, opts: PooledEngineOptions) {
     new AgencyCodec(keys); // the same checks (and RangeErrors) as the inline engine, before any thread starts
     const threads = opts.threads ?? Math.max(1, availableParallelism() - 1);
     const maxQueue = opts.maxQueue ?? DEFAULT_MAX_QUEUE;
@@ -93,7 +102,9 @@ export class PooledEngine implements MappingEngine {
     const workerData: MappingWorkerData = {
       current: keys.current,
       masters: [...keys.masters].map(([v, k]) => [v, new Uint8Array(k)] as const),
+      ...(keys.subjectSecret ? { subjectSecret: new Uint8Array(keys.subjectSecret) } : {}),
     };
+    if (keys.subjectSecret) this.issueBulk = (task, signal) => this.#issueBulk(task, signal);
     this.#pool = new Piscina({
       filename: workerFile(import.meta.url, 'mapping-worker').href,
       minThreads: threads,
@@ -109,7 +120,7 @@ export class PooledEngine implements MappingEngine {
   }
 
   /** Starts the threads and waits until each has loaded the worker module and its keys. */
-  static async create(keys: MasterKeys, opts: PooledEngineOptions = {}): Promise<PooledEngine> {
+  static async create(keys: EngineKeys, opts: PooledEngineOptions = {}): Promise<PooledEngine> {
     const engine = new PooledEngine(keys, opts);
     try {
       const warm: DecodeTask = { agency: 'warm-up', codes: '', count: 0 };
@@ -155,7 +166,7 @@ export class PooledEngine implements MappingEngine {
 
   stats(): PooledEngineStats {
     return {
-      queueSize: Math.max(0, this.#queue.length - this.#free()) + this.#pool.queueSize,
+      queueSize: Math.max(0, this.#queue.length + this.#bulk.length - this.#free()) + this.#pool.queueSize,
       utilization: this.#pool.utilization,
       completed: this.#pool.completed,
       threads: this.#pool.threads.length,
@@ -166,6 +177,7 @@ export class PooledEngine implements MappingEngine {
     if (this.#closed) return;
     this.#closed = true;
     this.#queue.drain(closedError());
+    for (const job of this.#bulk.splice(0)) job.settle(closedError());
     await this.#pool.destroy();
   }
 
@@ -181,7 +193,7 @@ export class PooledEngine implements MappingEngine {
     return new Promise<O[]>((resolve, reject) => {
       const req: QueuedRequest<I, O> = { input, index, out, sent: 0, answered: 0, settled: false, entry: null, resolve, reject, unlisten: noop };
       // A new task is needed when the request cannot join a waiting one: refuse if it would wait behind a full queue.
-      if (!this.#queue.add(op, agency, req as QueuedRequest, (used) => used < this.#maxQueue + this.#free())) return reject(atCapacity());
+      if (!this.#queue.add(op, agency, req as QueuedRequest, (used) => used + this.#bulk.length < this.#maxQueue + this.#free())) return reject(atCapacity());
       if (signal) {
         const onAbort = () => this.#queue.settle(req as QueuedRequest, cancelled(signal));
         signal.addEventListener('abort', onAbort, { once: true });
@@ -203,10 +215,79 @@ export class PooledEngine implements MappingEngine {
 
   #pump(): void {
     while (!this.#closed && this.#inFlight < this.#threads * DEPTH) {
+      if (this.#bulk.length > 0 && (this.#bulkTurn || this.#queue.length === 0)) {
+        this.#bulkTurn = false;
+        this.#runBulk(this.#bulk.shift()!);
+        continue;
+      }
+      this.#bulkTurn = true;
       const batch = this.#queue.next();
-      if (!batch) return;
-      this.#run(batch);
+      if (batch) {
+        this.#run(batch);
+        continue;
+      }
+      if (this.#bulk.length === 0) return;
     }
+  }
+
+  #issueBulk(task: BulkTask, signal: AbortSignal | undefined): Promise<BulkIssued> {
+    if (this.#closed) return Promise.reject(closedError());
+    if (signal?.aborted) return Promise.reject(cancelled(signal));
+    if (this.#queue.length + this.#bulk.length >= this.#maxQueue + this.#free()) return Promise.reject(atCapacity());
+    // The request's bytes are copied once into a buffer of their own, which is moved to the thread: the
+    // received buffer may be a view into a larger one that must not be detached.
+    const numbers = task.numbers;
+    let owned: BulkTask = task;
+    if ('bytes' in numbers) {
+      const bytes = new Uint8Array(numbers.bytes.length);
+      bytes.set(numbers.bytes);
+      owned = { ...task, numbers: { bytes, count: numbers.count } };
+    }
+    return new Promise<BulkIssued>((resolve, reject) => {
+      let unlisten = noop;
+      const job: BulkJob = {
+        task: owned,
+        size: bulkCount(numbers),
+        settled: false,
+        settle: (error, result) => {
+          if (job.settled) return;
+          job.settled = true;
+          unlisten();
+          const at = this.#bulk.indexOf(job);
+          if (at >= 0) this.#bulk.splice(at, 1);
+          if (error === null) resolve(result!);
+          else reject(error);
+        },
+      };
+      if (signal) {
+        const onAbort = () => job.settle(cancelled(signal));
+        signal.addEventListener('abort', onAbort, { once: true });
+        unlisten = () => signal.removeEventListener('abort', onAbort);
+      }
+      this.#bulk.push(job);
+      this.#schedule();
+    });
+  }
+
+  #runBulk(job: BulkJob): void {
+    const { task, size } = job;
+    const moved = 'bytes' in task.numbers ? move({ [transferableSymbol]: task.numbers.bytes.buffer, [valueSymbol]: task }) : task;
+    this.#inFlight++;
+    const started = performance.now();
+    this.#pool.run(moved, { name: 'issueBulk' }).then(
+      (result: BulkIssued) => {
+        this.#inFlight--;
+        this.#observe(started, size);
+        job.settle(null, result);
+        this.#pump();
+      },
+      (e: unknown) => {
+        this.#inFlight--;
+        this.#observe(started, size);
+        job.settle(this.#closed ? closedError() : taskError(e));
+        this.#pump();
+      },
+    );
   }
 
   #run(batch: Batch): void {
@@ -261,6 +342,15 @@ export class PooledEngine implements MappingEngine {
   #observe(started: number, size: number): void {
     notify(this.#observer, (o) => o.poolTask((performance.now() - started) / 1000, size));
   }
+}
+
+/** One whole bulk message waiting for, or on, a thread. */
+interface BulkJob {
+  readonly task: BulkTask;
+  readonly size: number;
+  settled: boolean;
+  /** Answers the caller once (null: with `result`) and takes the job out of the queue if it still waits. */
+  settle(error: unknown, result?: BulkIssued): void;
 }
 
 function writeCodes(s: Segment, joined: string, at: number): void {

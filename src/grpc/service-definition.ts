@@ -3,9 +3,16 @@
  *
  * A request that does not parse becomes the `Malformed` marker instead of an exception: grpc-js would answer a
  * throwing deserializer with INTERNAL, and garbage from a client is INVALID_ARGUMENT. Handlers check for it.
+ *
+ * Bulk issuance stays in bytes on the event loop (docs/adr/0105-bulk-in-one-task.md): the server scans an
+ * IssueCodesRequest (it is Malformed exactly when protobuf-es would refuse it) and hands it on undecoded, as a
+ * `PackedIssueCodesRequest`; a response that comes already encoded (`PreEncoded`) is written as it is.
  */
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from '@bufbuild/protobuf';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
+import { scanIssueCodesRequest } from '../engine/issue-codes-wire.js';
+import { IssueCodesRequestSchema } from '../gen/linkage/v1/gateway_pb.js';
+import { isPreEncoded, PackedIssueCodesRequest } from '../service/bulk-messages.js';
 
 export class Malformed {
   constructor(readonly typeName: string) {}
@@ -21,9 +28,17 @@ export function messageBytes(m: unknown): number {
 
 function serializer<D extends DescMessage>(desc: D): (m: MessageShape<D>) => Buffer {
   return (m) => {
-    const u8 = toBinary(desc, m);
+    const u8 = isPreEncoded(m) ? m.encoded : toBinary(desc, m);
     return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
   };
+}
+
+/** The server's IssueCodesRequest: scanned, not decoded. */
+function packedIssueCodesDeserializer(b: Buffer): PackedIssueCodesRequest | Malformed {
+  const count = scanIssueCodesRequest(b);
+  const m = count < 0 ? new Malformed(IssueCodesRequestSchema.typeName) : new PackedIssueCodesRequest(b, count);
+  sizes.set(m, b.length);
+  return m;
 }
 
 function lenientDeserializer<D extends DescMessage>(desc: D): (b: Buffer) => MessageShape<D> | Malformed {
@@ -61,7 +76,7 @@ function build(service: DescService, server: boolean): ServiceDefinition {
       requestStream: m.methodKind === 'client_streaming' || m.methodKind === 'bidi_streaming',
       responseStream: m.methodKind === 'server_streaming' || m.methodKind === 'bidi_streaming',
       requestSerialize: serializer(m.input) as (v: unknown) => Buffer,
-      requestDeserialize: server ? lenientDeserializer(m.input) : strictDeserializer(m.input),
+      requestDeserialize: server ? (m.input.typeName === IssueCodesRequestSchema.typeName ? packedIssueCodesDeserializer : lenientDeserializer(m.input)) : strictDeserializer(m.input),
       responseSerialize: serializer(m.output) as (v: unknown) => Buffer,
       responseDeserialize: strictDeserializer(m.output),
       originalName: m.localName,

@@ -30,6 +30,8 @@ import { parsePersonalNumber, personalNumberProblem } from './personal-number-in
 import { personNamedBy } from './person.js';
 import { bulkIssuanceRecord, issuanceRecord, queryRecord, UNLISTED, UNREGISTERED, type QueryFacts } from './records-drafts.js';
 import { checkPersonalNumber } from '../core/personal-number.js';
+import { runOf } from '../core/persons-run.js';
+import { EncodedIssueCodesResponse, numberCount, PackedIssueCodesRequest } from './bulk-messages.js';
 import type { IdempotentQueries } from './idempotent-query.js';
 
 export const MAX_BATCH = 10_000;
@@ -76,11 +78,30 @@ export class GatewayService {
     return create(IssueCodeResponseSchema, { code: code!, recordId });
   }
 
-  /** One batch of a bulk issuance stream; `offset` is the stream index of its first item. */
+  /**
+   * One batch of a bulk issuance stream; `offset` is the stream index of its first item. With an engine that
+   * issues whole messages (`issueBulk`), the batch is one task: numbers, codes, the record's persons and the
+   * encoded response, without an object per number here (docs/adr/0105-bulk-in-one-task.md).
+   */
   async issueBatch(req: IssueCodesRequest, ctx: CallContext, offset: number): Promise<IssueCodesResponse> {
-    const numbers = req.personalNumbers;
-    if (numbers.length > MAX_BATCH) throw new GatewayError('INVALID_ARGUMENT', `at most ${MAX_BATCH} numbers a message`);
+    const count = numberCount(req);
+    if (count > MAX_BATCH) throw new GatewayError('INVALID_ARGUMENT', `at most ${MAX_BATCH} numbers a message`);
     throwIfDone(ctx);
+    const issueBulk = this.d.engine.issueBulk;
+    if (!issueBulk) return this.#issueBatchByItem(req, ctx, offset);
+    const recordId = newRecordId();
+    const numbers = req instanceof PackedIssueCodesRequest ? { bytes: req.bytes, count } : { strings: req.personalNumbers };
+    const r = await issueBulk({ agency: ctx.agency.id, recordId, offset, numbers }, ctx.signal);
+    if (r.issued > 0) {
+      // The persons as one sorted run, and its commitment, both made on the worker with the codes (ADR 0104, 0105).
+      await this.d.writer.append(bulkIssuanceRecord(recordId, r.run, ctx.agency.id, Date.now(), Buffer.from(r.commitment.buffer, r.commitment.byteOffset, r.commitment.byteLength)), ctx);
+    }
+    return new EncodedIssueCodesResponse(r.response);
+  }
+
+  /** A batch item by item, for engines without `issueBulk` (built without the subject secret). */
+  async #issueBatchByItem(req: IssueCodesRequest, ctx: CallContext, offset: number): Promise<IssueCodesResponse> {
+    const numbers = req.personalNumbers;
     const values: number[] = [];
     const at: number[] = [];
     const results = numbers.map((s, i) => {
@@ -96,10 +117,8 @@ export class GatewayService {
     if (values.length > 0) {
       const codes = await this.d.engine.issue(ctx.agency.id, values, ctx.signal);
       recordId = newRecordId();
-      // A person named twice in one message is one person of the record (and one row of its person index): a
-      // repeated key would otherwise fail the whole shared commit.
-      const persons = values.length > 1 ? [...new Set(values)] : values;
-      await this.d.writer.append(bulkIssuanceRecord(recordId, this.d.subjects.ofMany(persons), ctx.agency.id, Date.now()), ctx);
+      // A person named twice in one message is one person of the record: the run keeps each key once.
+      await this.d.writer.append(bulkIssuanceRecord(recordId, runOf(this.d.subjects.rawMany(values)), ctx.agency.id, Date.now()), ctx);
       for (let j = 0; j < at.length; j++) results[at[j]!]!.code = codes[j]!;
     }
     return create(IssueCodesResponseSchema, { offset: BigInt(offset), results, recordId });
@@ -113,9 +132,10 @@ export class GatewayService {
     let offset = 0;
     return (req) => {
       const at = offset;
-      offset += req.personalNumbers.length;
+      const count = numberCount(req);
+      offset += count;
       return async () => {
-        await this.d.bulkPacer?.pace(ctx.agency.id, Math.min(req.personalNumbers.length, MAX_BATCH), ctx.signal);
+        await this.d.bulkPacer?.pace(ctx.agency.id, Math.min(count, MAX_BATCH), ctx.signal);
         return this.issueBatch(req, ctx, at);
       };
     };
