@@ -45,7 +45,7 @@ function sqlite<T>(q: string): T[] {
 }
 
 describe('a bulk message that names a person twice', () => {
-  it('gets the same code at each position, each person once in the record's run, and fails nobody else', async () => {
+  it('gets the same code at each position, each person once in the run of its record, and fails nobody else', async () => {
     const [a, b, c] = population(3, 801);
     const others = Promise.allSettled(Array.from({ length: 20 }, (_, i) => h.client(i % 2 ? 'tax' : 'welfare').issueCode(population(1, 900 + i)[0]!)));
     const [res] = await bulk('pension', [[a!, b!, a!, c!, a!]]);
