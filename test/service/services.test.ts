@@ -125,6 +125,23 @@ describe('GatewayService', () => {
     }
   });
 
+  it('records a query refused before the provider was called (its budget, its breaker) as FAILED, with retry-after-ms', async () => {
+    const code = await codeOf('welfare');
+    for (const [result, status, message] of [
+      [{ kind: 'refused', reason: 'busy', retryAfterMs: 100, grpcStatus: 8 }, 'RESOURCE_EXHAUSTED', /as many queries in progress/],
+      [{ kind: 'refused', reason: 'down', retryAfterMs: 750, grpcStatus: 14 }, 'UNAVAILABLE', /not answering; queries to it fail at once/],
+    ] as const) {
+      const { writer, providers, service } = gateway(result);
+      const err = (await service.queryInformation(query(code), ctx('welfare')).catch((e: unknown) => e)) as GatewayError;
+      expect(err.code).toBe(status);
+      expect(err.message).toMatch(message);
+      expect(err.details).toEqual({ 'retry-after-ms': String(result.retryAfterMs), 'x-record-id': writer.drafts[0]!.recordId });
+      expect(writer.drafts).toMatchObject([{ outcome: Outcome.FAILED, providedAt: null, provider: 'tax' }]);
+      // The guard is told which provider the call is for.
+      expect(providers.calls[0]!.provider).toBe('tax');
+    }
+  });
+
   it('refuses another agency\'s code as INVALID_ARGUMENT, recording nothing', async () => {
     const code = await codeOf('tax');
     const { writer, providers, service } = gateway();
