@@ -41,11 +41,18 @@ export interface ProviderGuardOptions {
   readonly fairWaitMs: number;
   /** Milliseconds (default Date.now): the breaker's time and the calls' durations. */
   readonly clock?: () => number;
+  /** In [0, 1) (default Math.random): spreads the `retry-after-ms` of refusals. */
+  readonly random?: () => number;
   readonly observer?: ProviderGuardObserver;
   readonly log?: Logger;
 }
 
-/** What a refused query is told to wait before retrying when the provider is merely at its budget, ms. */
+/**
+ * What a refused query is told to wait before retrying when the provider is merely at its budget, ms, and at
+ * least when it is down. Each refusal adds up to as much again (or half the cool-down, if longer) at random:
+ * requesters that honour it would otherwise all come back in the same instant (the probe's), each holding a
+ * slot of their own while their refusal is recorded.
+ */
 const BUSY_RETRY_MS = 100;
 
 interface Use {
@@ -56,6 +63,8 @@ export class GuardedProviders implements Providers {
   readonly #inner: Providers;
   readonly #o: ProviderGuardOptions;
   readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #spreadMs: number;
   readonly #breakers: CircuitBreakers;
   readonly #use = new Map<string, Use>();
 
@@ -63,6 +72,8 @@ export class GuardedProviders implements Providers {
     this.#inner = inner;
     this.#o = o;
     this.#now = o.clock ?? Date.now;
+    this.#random = o.random ?? Math.random;
+    this.#spreadMs = Math.max(BUSY_RETRY_MS, o.openMs / 2);
     this.#breakers = new CircuitBreakers(o.failureThreshold, { openMs: o.openMs, clock: this.#now });
   }
 
@@ -80,15 +91,15 @@ export class GuardedProviders implements Providers {
     const entry = this.#breakers.enter(id);
     if (entry === 'open') {
       notify(this.#o.observer, (o) => o.refused('provider_down'));
-      // While a probe is out the next one is not due yet: wait at least as long as a busy provider's retry.
-      return { kind: 'refused', reason: 'down', retryAfterMs: Math.max(BUSY_RETRY_MS, this.#breakers.retryAfterMs(id)), grpcStatus: status.UNAVAILABLE };
+      // Until the next probe may go (while a probe is out, at least as long as a busy provider's retry).
+      return { kind: 'refused', reason: 'down', retryAfterMs: Math.max(BUSY_RETRY_MS, this.#breakers.retryAfterMs(id)) + this.#jitter(this.#spreadMs), grpcStatus: status.UNAVAILABLE };
     }
     let use = this.#use.get(id);
     if (!use) this.#use.set(id, (use = { calls: 0 }));
     if (use.calls >= this.#o.maxInFlight) {
       if (entry === 'probe') this.#breakers.abandoned(id);
       notify(this.#o.observer, (o) => o.refused('provider_busy'));
-      return { kind: 'refused', reason: 'busy', retryAfterMs: BUSY_RETRY_MS, grpcStatus: status.RESOURCE_EXHAUSTED };
+      return { kind: 'refused', reason: 'busy', retryAfterMs: BUSY_RETRY_MS + this.#jitter(BUSY_RETRY_MS), grpcStatus: status.RESOURCE_EXHAUSTED };
     }
     use.calls++;
     const started = this.#now();
@@ -100,6 +111,10 @@ export class GuardedProviders implements Providers {
       use.calls--;
       this.#judge(id, call, result, this.#now() - started);
     }
+  }
+
+  #jitter(spread: number): number {
+    return Math.floor(this.#random() * spread);
   }
 
   /** What the call says about the provider, told to its breaker. */

@@ -36,6 +36,7 @@ function setup(o: { max?: number; threshold?: number; openMs?: number; fairWaitM
     openMs: o.openMs ?? 1000,
     fairWaitMs: o.fairWaitMs ?? 500,
     clock: () => now,
+    random: () => 0,
     observer: { refused: (r) => refusals.push(r) },
   });
   const call = (provider: string, signal?: AbortSignal): ProvideCall => ({
@@ -75,6 +76,22 @@ describe('a provider budget', () => {
     inner.settle('tax', PROVIDED);
     await Promise.all([b, d]);
     expect(guard.inFlight('tax')).toBe(0);
+  });
+});
+
+describe('retry-after-ms of a refusal', () => {
+  it('is spread at random over up to as much again (or half the cool-down), so refused requesters do not return together', async () => {
+    let r = 0.999;
+    const inner = new HeldProviders();
+    const guard = new GuardedProviders(inner, { maxInFlight: 1, failureThreshold: 1, openMs: 1000, fairWaitMs: 0, clock: () => 0, random: () => r });
+    const base: ProvideCall = { provider: 'tax', address: 'a:1', peer: { commonName: 'tax' }, code: 'C', requester: 'w', procedure: 'p', item: 'i', recordId: 'R', legalBasisRow: 'B', deadline: 1 };
+    const held = guard.provide(base);
+    expect(await guard.provide(base)).toMatchObject({ reason: 'busy', retryAfterMs: 199 });
+    inner.settle('tax', UNREACHABLE);
+    await held;
+    expect(await guard.provide(base)).toMatchObject({ reason: 'down', retryAfterMs: 1000 + 499 });
+    r = 0;
+    expect(await guard.provide(base)).toMatchObject({ reason: 'down', retryAfterMs: 1000 });
   });
 });
 
