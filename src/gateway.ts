@@ -20,6 +20,7 @@ import { ensureDirectory } from './config/data-dir.js';
 import { loadPolicy, Policy } from './config/policy.js';
 import { PACKAGE_ROOT, type Settings } from './config/settings.js';
 import { withProviderAddresses } from './core/agency-registry.js';
+import { PageTokens } from './core/page-token.js';
 import { SubjectKeys } from './core/subject-key.js';
 import { AutoEngine } from './engine/auto-engine.js';
 import { CachedEngine } from './engine/cached-engine.js';
@@ -307,7 +308,7 @@ function servicesTier(
       idempotent: new IdempotentQueries(t.idempotency, t.metrics),
       bulkPacer: t.bulkPacer,
     }),
-    records: new RecordsService({ ...persons, writer, store: t.store, proofs: new StoreProofs(t.store) }),
+    records: new RecordsService({ ...persons, writer, store: t.store, proofs: new StoreProofs(t.store), pageTokens: new PageTokens(t.keyring.subjectSecret) }),
     bindings: new BindingService({ ...persons, writer, store: t.store }),
   };
 }

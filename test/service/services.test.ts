@@ -10,6 +10,7 @@ import { parseAgencyRegistry } from '../../src/core/agency-registry.js';
 import { GatewayError } from '../../src/core/errors.js';
 import { parseLegalBasisTable } from '../../src/core/legal-basis.js';
 import { SubjectKeys } from '../../src/core/subject-key.js';
+import { PageTokens } from '../../src/core/page-token.js';
 import { InlineEngine } from '../../src/engine/mapping-engine.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { BindingService } from '../../src/service/binding-service.js';
@@ -23,6 +24,7 @@ const registry = parseAgencyRegistry(JSON.parse(readFileSync('config/agencies.js
 const table = parseLegalBasisTable(JSON.parse(readFileSync('config/legal-basis.json', 'utf8')), new Set(registry.agencies.keys()));
 const engine = new InlineEngine({ current: 1, masters: new Map([[1, randomBytes(32)]]) });
 const subjects = new SubjectKeys(randomBytes(32));
+const pageTokens = new PageTokens(randomBytes(32));
 const NUMBER = '621498320257';
 
 function ctx(agency: string): CallContext {
@@ -180,7 +182,7 @@ describe('RecordsService', () => {
     const code = await codeOf('disclosure');
     const writer = new FakeWriter();
     const store = reader();
-    const service = new RecordsService({ engine, subjects, writer, store, proofs: noProofs });
+    const service = new RecordsService({ engine, subjects, writer, store, proofs: noProofs, pageTokens });
     await expect(service.list({ code } as never, ctx('welfare'), async () => undefined)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
     const written: unknown[] = [];
     await service.list({ code } as never, ctx('disclosure'), async (r) => void written.push(r));
@@ -190,7 +192,7 @@ describe('RecordsService', () => {
 
   it('maps a store failure to UNAVAILABLE', async () => {
     const code = await codeOf('disclosure');
-    const service = new RecordsService({ engine, subjects, writer: new FakeWriter(), store: reader([], true), proofs: noProofs });
+    const service = new RecordsService({ engine, subjects, writer: new FakeWriter(), store: reader([], true), proofs: noProofs, pageTokens });
     await expect(service.list({ code } as never, ctx('disclosure'), async () => undefined)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
   });
 });
