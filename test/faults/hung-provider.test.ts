@@ -189,5 +189,10 @@ describe('a provider that accepts connections and never answers', () => {
     expect(refusals).toMatch(/reason="provider_busy"} [1-9]/);
     expect(refusals).toMatch(/reason="provider_down"} [1-9]/);
     expect(refusals).not.toMatch(/reason="agency_busy"/);
+    // Each change of the breaker is logged once, naming the provider (and nothing about any person).
+    const changes = h.logs().split('\n').filter((l) => /"msg":"provider (down|up)/.test(l));
+    expect(changes.some((l) => l.includes('provider down') && l.includes('"provider":"employment"'))).toBe(true);
+    expect(changes.some((l) => l.includes('provider up') && l.includes('"provider":"employment"'))).toBe(true);
+    expect(changes.some((l) => l.includes('"provider":"pension"'))).toBe(false);
   });
 });
