@@ -20,6 +20,7 @@ import { ensureDirectory } from './config/data-dir.js';
 import { loadPolicy, Policy } from './config/policy.js';
 import { PACKAGE_ROOT, type Settings } from './config/settings.js';
 import { withProviderAddresses } from './core/agency-registry.js';
+import { PageTokens } from './core/page-token.js';
 import { SubjectKeys } from './core/subject-key.js';
 import { AutoEngine } from './engine/auto-engine.js';
 import { CachedEngine } from './engine/cached-engine.js';
@@ -47,6 +48,8 @@ import { GatewayMetrics } from './metrics/metrics.js';
 import { PolicyMetrics } from './metrics/policy-metrics.js';
 import { bootstrapDevPki, pkiFiles } from './pki/dev-pki.js';
 import { ProviderClients } from './providers/provider-client.js';
+import { GuardedProviders } from './providers/provider-guard.js';
+import { registerProviderMetrics } from './metrics/provider-metrics.js';
 import { startSimulatedProviders, type SimulatedProviders, type SimulationOptions } from './providers/simulated-provider.js';
 import { openRecordStore } from './records/open-store.js';
 import type { RecordStore, StoredCheckpoint } from './records/record-store.js';
@@ -267,13 +270,31 @@ function limitsTier(s: Settings, keyring: Keyring, policy: Policy, redis: RedisC
   return { inFlight, limiter, bulkPacer, idempotency };
 }
 
+/** The providing agencies of the registry in force (bounded: the metric labels of their budgets and breakers). */
+function providerIds(policy: Policy): string[] {
+  const ids: string[] = [];
+  for (const a of policy.current.registry.agencies.values()) if (a.roles.has('provider')) ids.push(a.id);
+  return ids;
+}
+
 function servicesTier(
   s: Settings,
-  t: { keyring: Keyring; engine: MappingEngine; writer: RecordWriter; store: RecordStore; policy: Policy; idempotency: IdempotencyStore; bulkPacer: Pacer; metrics: GatewayMetrics },
+  t: { keyring: Keyring; engine: MappingEngine; writer: RecordWriter; store: RecordStore; policy: Policy; idempotency: IdempotencyStore; bulkPacer: Pacer; metrics: GatewayMetrics; log: Logger },
   life: Lifetime,
 ): GatewayServices {
   const subjects = new SubjectKeys(t.keyring.subjectSecret);
-  const providers = life.own('provider clients', new ProviderClients({ ca: s.tls.ca, cert: s.tls.cert, key: s.tls.key }), (p) => p.close());
+  const clients = life.own('provider clients', new ProviderClients({ ca: s.tls.ca, cert: s.tls.cert, key: s.tls.key }), (p) => p.close());
+  // Each provider's own budget and circuit breaker: one that hangs costs only the queries to it (ADR 0013).
+  const providers = new GuardedProviders(clients, {
+    maxInFlight: s.providerMaxInFlight,
+    failureThreshold: s.providerBreakerFailures,
+    openMs: s.providerBreakerOpenMs,
+    // A timeout counts against a provider that had a second, or half the provider timeout when that is shorter.
+    fairWaitMs: Math.min(1000, s.providerTimeoutMs / 2),
+    observer: t.metrics,
+    log: t.log,
+  });
+  registerProviderMetrics(t.metrics.registry, () => providerIds(t.policy), providers);
   const persons = { engine: t.engine, subjects };
   // Each call's wait for its record shows in its trace (and its record id in its access log line).
   const writer = tracedRecords(t.writer);
@@ -288,7 +309,7 @@ function servicesTier(
       idempotent: new IdempotentQueries(t.idempotency, t.metrics),
       bulkPacer: t.bulkPacer,
     }),
-    records: new RecordsService({ ...persons, writer, store: t.store, proofs: new StoreProofs(t.store) }),
+    records: new RecordsService({ ...persons, writer, store: t.store, proofs: new StoreProofs(t.store), pageTokens: new PageTokens(t.keyring.subjectSecret) }),
     bindings: new BindingService({ ...persons, writer, store: t.store }),
   };
 }
@@ -317,7 +338,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
     const redis = redisTier(s, log, metrics, life);
     const engine = await engineTier(s, o, keyring, redis, metrics, life);
     const { inFlight, limiter, bulkPacer, idempotency } = limitsTier(s, keyring, policy, redis, metrics);
-    const services = servicesTier(s, { keyring, engine, writer, store, policy, idempotency, bulkPacer, metrics }, life);
+    const services = servicesTier(s, { keyring, engine, writer, store, policy, idempotency, bulkPacer, metrics, log }, life);
 
     const env: BidiEnv & { log: Logger } = {
       pipeline: gatewayPipeline({

@@ -224,6 +224,22 @@ export const SETTINGS = {
     derive: (s) => Math.ceil((s.maxInFlight as number) / 2),
     shown: 'half of LINKGW_MAX_IN_FLIGHT',
   }),
+  providerMaxInFlight: setting('LINKGW_PROVIDER_MAX_IN_FLIGHT', {
+    doc: 'queries to one providing agency at once; more are refused at once with RESOURCE_EXHAUSTED, so a provider that never answers holds only these slots',
+    schema: count,
+    derive: (s) => Math.max(1, Math.floor(Math.min((s.maxInFlight as number) / 4, Math.min(s.maxInFlight as number, s.maxInFlightPerAgency as number) / 2))),
+    shown: 'a quarter of LINKGW_MAX_IN_FLIGHT, at most half of LINKGW_MAX_IN_FLIGHT_PER_AGENCY',
+  }),
+  providerBreakerFailures: setting('LINKGW_PROVIDER_BREAKER_FAILURES', {
+    doc: "queries in a row that a provider leaves without an answer (unreachable, or timed out after a fair wait) before its circuit breaker opens: its queries then fail at once with UNAVAILABLE",
+    schema: count,
+    default: '5',
+  }),
+  providerBreakerOpenMs: setting('LINKGW_PROVIDER_BREAKER_OPEN_MS', {
+    doc: "how long an open provider breaker refuses queries before it lets one through as a probe; the probe's answer closes it",
+    schema: ms,
+    default: '1000',
+  }),
   recordTimeoutMs: setting('LINKGW_RECORD_TIMEOUT_MS', {
     doc: 'longest a request waits for its access record (UNAVAILABLE after; /readyz is 503 while a commit takes longer)',
     schema: ms,
@@ -346,6 +362,7 @@ function finish(s: Nested<Values>): Settings {
     ...s,
     maxInFlightPerAgency: Math.min(s.maxInFlight, s.maxInFlightPerAgency),
     inFlightReserve: Math.min(s.maxInFlight, s.inFlightReserve),
+    providerMaxInFlight: Math.min(s.maxInFlight, s.providerMaxInFlight),
     keyring: keyringOf(s),
     logOrigin: `${s.logOriginPrefix}/${s.replicaId}`,
     witnesses: s.witnesses ?? [],

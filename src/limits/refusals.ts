@@ -22,7 +22,11 @@ export type RefusalReason =
   /** A connection that did not finish its TLS handshake in time. */
   | 'handshake_timeout'
   /** Health or reflection requests over their bounds. */
-  | 'probe_limit';
+  | 'probe_limit'
+  /** A query to a providing agency that has its budget of calls in flight (LINKGW_PROVIDER_MAX_IN_FLIGHT). */
+  | 'provider_busy'
+  /** A query to a providing agency whose circuit breaker is open: it stopped answering. */
+  | 'provider_down';
 
 export interface RefusalObserver {
   refused(reason: RefusalReason): void;

@@ -32,7 +32,7 @@
  * redirections) count against the node's breaker. Any other error reply (WRONGTYPE, NOSCRIPT, ERR…) means Redis
  * answered: an error for that call, not a sign of being down.
  *
- * Breakers (circuit-breaker.ts), one per node: the single server, or on a cluster the master that owns the
+ * Breakers (src/limits/circuit-breaker.ts), one per node: the single server, or on a cluster the master that owns the
  * key's slot in ioredis' slot table (so a caller passes the key it will touch to `run`). A breaker opens after
  * `failureThreshold` failures in a row, or at once when a slot owner's connection closes. While it is open,
  * `run` answers `unavailable` at once without touching Redis: one dead shard costs the keys of its slots
@@ -49,7 +49,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { silentLogger, type Logger } from '../log/logger.js';
-import { CircuitBreakers } from './circuit-breaker.js';
+import { CircuitBreakers } from '../limits/circuit-breaker.js';
 import { keySlot } from './key-slot.js';
 import { parseRedisUrl, redactRedisUrl } from './redis-url.js';
 

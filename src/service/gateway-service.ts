@@ -183,6 +183,7 @@ export class GatewayService {
     // The provider call's span, beside its metric: its traceparent is the one the provider receives.
     const span = ctx.trace?.startProviderCall(provider!.id);
     const result: ProvideResult = await this.d.providers.provide({
+      provider: provider!.id,
       address: provider!.providerAddress!,
       peer: { commonName: provider!.certificateCommonName },
       code: providerCode!,
@@ -196,7 +197,9 @@ export class GatewayService {
       ...(span ? { trace: span } : {}),
     });
     span?.end(result);
-    notify(this.d.observer, (o) => o.providerCall(provider!.id, result.kind === 'failed' ? result.code.toLowerCase() : result.kind, Number(process.hrtime.bigint() - started) / 1e9));
+    // A query refused before any call was made is no provider call (it is counted in linkgw_refusals_total).
+    if (result.kind !== 'refused')
+      notify(this.d.observer, (o) => o.providerCall(provider!.id, result.kind === 'failed' ? result.code.toLowerCase() : result.kind, Number(process.hrtime.bigint() - started) / 1e9));
     switch (result.kind) {
       case 'provided':
         // The provider has answered: the record is kept even if the caller is gone by now (then NOT_RELEASED follows).
@@ -211,6 +214,14 @@ export class GatewayService {
         if (result.code === 'DEADLINE_EXCEEDED') throw new GatewayError('DEADLINE_EXCEEDED', 'the provider did not answer in time', { details: { 'x-record-id': recordId } });
         if (result.code === 'UNAVAILABLE') throw new GatewayError('UNAVAILABLE', 'the provider is unavailable', { details: { 'x-record-id': recordId } });
         throw new GatewayError('UNAVAILABLE', 'the provider failed to answer', { details: { 'x-record-id': recordId } });
+      case 'refused': {
+        // Not sent to the provider, but the query named a person and had a legal basis: it is recorded as failed,
+        // like a provider that cannot be reached.
+        await this.d.writer.append(queryRecord(facts, Outcome.FAILED, row), ctx.trace);
+        const details = { 'retry-after-ms': String(result.retryAfterMs), 'x-record-id': recordId };
+        if (result.reason === 'busy') throw new GatewayError('RESOURCE_EXHAUSTED', 'the provider has as many queries in progress as the gateway lets it have; retry shortly', { details });
+        throw new GatewayError('UNAVAILABLE', 'the provider is not answering; queries to it fail at once until it answers again', { details });
+      }
     }
   }
 }

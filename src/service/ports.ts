@@ -57,6 +57,8 @@ export interface ExpectedPeer {
 
 /** One InformationProvider.Provide call, as the gateway makes it. */
 export interface ProvideCall {
+  /** The providing agency's id: its in-flight budget and circuit breaker are its own. */
+  readonly provider: string;
   readonly address: string;
   /** The provider the server at `address` must prove to be. */
   readonly peer: ExpectedPeer;
@@ -77,9 +79,14 @@ export interface ProvideCall {
 export type ProvideResult =
   | { kind: 'provided'; payload: Uint8Array; contentType: string }
   | { kind: 'not-found' }
-  | { kind: 'failed'; code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | 'INTERNAL'; grpcStatus: number };
+  | { kind: 'failed'; code: 'UNAVAILABLE' | 'DEADLINE_EXCEEDED' | 'INTERNAL'; grpcStatus: number }
+  /**
+   * Not called at all: the provider has its budget of calls in flight ('busy'), or its circuit breaker is open
+   * because it stopped answering ('down'). `grpcStatus` is the status the requester gets.
+   */
+  | { kind: 'refused'; reason: 'busy' | 'down'; retryAfterMs: number; grpcStatus: number };
 
-/** Calls providing agencies. Never throws: every failure is a `failed` result. */
+/** Calls providing agencies. Never throws: every failure is a `failed` or `refused` result. */
 export interface Providers {
   provide(call: ProvideCall): Promise<ProvideResult>;
 }

@@ -13,6 +13,7 @@ import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import type { LoggedRecord } from '../core/access-record.js';
 import { GatewayError } from '../core/errors.js';
 import { newRecordId } from '../core/record-id.js';
+import type { Listing, PageTokens } from '../core/page-token.js';
 import {
   AccessRecordSchema,
   CheckpointSchema,
@@ -44,17 +45,20 @@ export interface RecordsDeps extends PersonDeps {
   readonly writer: RecordAppender;
   readonly store: RecordReader;
   readonly proofs: RecordProofs;
+  /** Authenticates ListAccessRecords page tokens (under a key derived from the keyring's subject secret). */
+  readonly pageTokens: PageTokens;
 }
 
-export function encodeCursor(r: RecordCursor): string {
-  // The log id goes last: replica ids may contain dots.
-  return Buffer.from(`${r.requestedAt}:${r.leafIndex}:${r.logId}`).toString('base64url');
-}
-
-export function decodeCursor(s: string): RecordCursor {
-  const m = /^(\d{1,16}):(\d{1,16}):([A-Za-z0-9._-]{1,64})$/.exec(Buffer.from(s, 'base64url').toString('utf8'));
-  if (!m) throw new GatewayError('INVALID_ARGUMENT', 'page_token: not a cursor this service returned');
-  return { requestedAt: Number(m[1]), leafIndex: Number(m[2]), logId: m[3]! };
+/**
+ * Where a listing goes on, from its page token: only a token this gateway issued to this agency for this person
+ * opens (src/core/page-token.ts). An edited one, or one of another person's listing, is INVALID_ARGUMENT: the
+ * subject is in the token's MAC, so another listing's token is refused rather than read as a position in this
+ * one (it could only ever have returned this person's records, but a caller mixing listings has a bug to see).
+ */
+function pagePosition(tokens: PageTokens, token: string, listing: Listing): RecordCursor {
+  const p = tokens.open(token, listing);
+  if (!p) throw new GatewayError('INVALID_ARGUMENT', 'page_token: not a page token of this listing (edited, or from another agency or person)');
+  return p;
 }
 
 /** What a caller learns about a record it may not see, or one that does not exist: the same. */
@@ -72,7 +76,8 @@ function inclusionMessage(p: RecordInclusion): InclusionProof {
   });
 }
 
-function recordMessage(r: LoggedRecord, proof: RecordInclusion | null): AccessRecord {
+/** `cursor`: the record's page token in a listing; a record read by its id has none. */
+function recordMessage(r: LoggedRecord, proof: RecordInclusion | null, cursor = ''): AccessRecord {
   return create(AccessRecordSchema, {
     recordId: r.recordId,
     requestedAt: timestampFromMs(r.requestedAt),
@@ -83,7 +88,7 @@ function recordMessage(r: LoggedRecord, proof: RecordInclusion | null): AccessRe
     legalBasisRow: r.legalBasisRow,
     item: r.item,
     outcome: r.outcome,
-    cursor: encodeCursor(r),
+    cursor,
     ...(proof ? { proof: inclusionMessage(proof) } : {}),
     ...(r.correctsRecordId ? { correctsRecordId: r.correctsRecordId } : {}),
   });
@@ -141,11 +146,12 @@ export class RecordsService {
   async list(req: ListAccessRecordsRequest, ctx: CallContext, write: (r: AccessRecord) => Promise<void>): Promise<void> {
     requireRole(ctx.agency, 'disclosure', 'read access records');
     const limit = req.pageSize === 0 ? DEFAULT_PAGE : Math.min(req.pageSize, MAX_PAGE);
-    const after = req.pageToken ? decodeCursor(req.pageToken) : null;
     const from = req.from ? timeBound(req.from, 'from') : null;
     const to = req.to ? timeBound(req.to, 'to') : null;
     if (from !== null && to !== null && from >= to) throw new GatewayError('INVALID_ARGUMENT', 'from must be before to');
     const { subject } = await personNamedBy(this.d, ctx, req.code);
+    const listing: Listing = { agency: ctx.agency.id, subject };
+    const after = req.pageToken ? pagePosition(this.d.pageTokens, req.pageToken, listing) : null;
     let rows: LoggedRecord[];
     try {
       rows = await this.d.store.listBySubject({ subject, from, to, after, limit });
@@ -156,7 +162,7 @@ export class RecordsService {
     await this.d.writer.append(recordsReadRecord(newRecordId(), subject, ctx.agency.id, Date.now()), ctx);
     for (const [i, r] of rows.entries()) {
       throwIfDone(ctx);
-      await write(recordMessage(r, proofs[i] ?? null));
+      await write(recordMessage(r, proofs[i] ?? null, this.d.pageTokens.issue(r, listing)));
     }
   }
 }

@@ -31,6 +31,7 @@ afterAll(async () => {
 });
 
 const call = (address: string, commonName: string): ProvideCall => ({
+  provider: commonName,
   address,
   peer: { commonName },
   code: '0'.repeat(28),

@@ -10,6 +10,7 @@ import { parseAgencyRegistry } from '../../src/core/agency-registry.js';
 import { GatewayError } from '../../src/core/errors.js';
 import { parseLegalBasisTable } from '../../src/core/legal-basis.js';
 import { SubjectKeys } from '../../src/core/subject-key.js';
+import { PageTokens } from '../../src/core/page-token.js';
 import { InlineEngine } from '../../src/engine/mapping-engine.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { BindingService } from '../../src/service/binding-service.js';
@@ -23,6 +24,7 @@ const registry = parseAgencyRegistry(JSON.parse(readFileSync('config/agencies.js
 const table = parseLegalBasisTable(JSON.parse(readFileSync('config/legal-basis.json', 'utf8')), new Set(registry.agencies.keys()));
 const engine = new InlineEngine({ current: 1, masters: new Map([[1, randomBytes(32)]]) });
 const subjects = new SubjectKeys(randomBytes(32));
+const pageTokens = new PageTokens(randomBytes(32));
 const NUMBER = '621498320257';
 
 function ctx(agency: string): CallContext {
@@ -125,6 +127,23 @@ describe('GatewayService', () => {
     }
   });
 
+  it('records a query refused before the provider was called (its budget, its breaker) as FAILED, with retry-after-ms', async () => {
+    const code = await codeOf('welfare');
+    for (const [result, status, message] of [
+      [{ kind: 'refused', reason: 'busy', retryAfterMs: 100, grpcStatus: 8 }, 'RESOURCE_EXHAUSTED', /as many queries in progress/],
+      [{ kind: 'refused', reason: 'down', retryAfterMs: 750, grpcStatus: 14 }, 'UNAVAILABLE', /not answering; queries to it fail at once/],
+    ] as const) {
+      const { writer, providers, service } = gateway(result);
+      const err = (await service.queryInformation(query(code), ctx('welfare')).catch((e: unknown) => e)) as GatewayError;
+      expect(err.code).toBe(status);
+      expect(err.message).toMatch(message);
+      expect(err.details).toEqual({ 'retry-after-ms': String(result.retryAfterMs), 'x-record-id': writer.drafts[0]!.recordId });
+      expect(writer.drafts).toMatchObject([{ outcome: Outcome.FAILED, providedAt: null, provider: 'tax' }]);
+      // The guard is told which provider the call is for.
+      expect(providers.calls[0]!.provider).toBe('tax');
+    }
+  });
+
   it('refuses another agency\'s code as INVALID_ARGUMENT, recording nothing', async () => {
     const code = await codeOf('tax');
     const { writer, providers, service } = gateway();
@@ -163,7 +182,7 @@ describe('RecordsService', () => {
     const code = await codeOf('disclosure');
     const writer = new FakeWriter();
     const store = reader();
-    const service = new RecordsService({ engine, subjects, writer, store, proofs: noProofs });
+    const service = new RecordsService({ engine, subjects, writer, store, proofs: noProofs, pageTokens });
     await expect(service.list({ code } as never, ctx('welfare'), async () => undefined)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
     const written: unknown[] = [];
     await service.list({ code } as never, ctx('disclosure'), async (r) => void written.push(r));
@@ -173,7 +192,7 @@ describe('RecordsService', () => {
 
   it('maps a store failure to UNAVAILABLE', async () => {
     const code = await codeOf('disclosure');
-    const service = new RecordsService({ engine, subjects, writer: new FakeWriter(), store: reader([], true), proofs: noProofs });
+    const service = new RecordsService({ engine, subjects, writer: new FakeWriter(), store: reader([], true), proofs: noProofs, pageTokens });
     await expect(service.list({ code } as never, ctx('disclosure'), async () => undefined)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
   });
 });

@@ -249,6 +249,9 @@ export type ListAccessRecordsRequest = Message<"linkage.v1.ListAccessRecordsRequ
 
   /**
    * The cursor of the last record of the previous page, to read on from there.
+   * Opaque and authenticated: only a cursor of this agency's listing of this
+   * person is accepted (an edited one, or another listing's, is
+   * INVALID_ARGUMENT).
    *
    * @generated from field: string page_token = 5;
    */
@@ -314,7 +317,8 @@ export type AccessRecord = Message<"linkage.v1.AccessRecord"> & {
   outcome: Outcome;
 
   /**
-   * Pass as page_token to read the next page.
+   * Pass as page_token to read the next page. Set in ListAccessRecords only
+   * (a record read by its id is in no listing).
    *
    * @generated from field: string cursor = 10;
    */
