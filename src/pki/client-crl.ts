@@ -50,7 +50,8 @@ interface IssuerCrl {
 
 export type CrlVerdict = 'good' | 'revoked' | 'stale';
 
-const PEM_CRL = /-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g;
+/** OpenSSL writes `X509 CRL` (RFC 7468); some tools write `CRL`. */
+const PEM_CRL = /-----BEGIN (?:X509 )?CRL-----[\s\S]+?-----END (?:X509 )?CRL-----/g;
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
 /** A serial as a comparable key: upper-case hex without leading zeros. */

@@ -95,7 +95,8 @@ export async function crl(ca: Issuer, serials: readonly string[], o: { thisUpdat
     signingKey: ca.keys.privateKey,
     entries: serials.map((s) => ({ serialNumber: s, revocationDate: new Date(Date.now() - 1000) })),
   });
-  return c.toString('pem') + '\n';
+  // As OpenSSL writes it (RFC 7468's label).
+  return c.toString('pem').replace(/(BEGIN|END) CRL/g, '$1 X509 CRL') + '\n';
 }
 
 /** The hex serial of a PEM certificate file. */
