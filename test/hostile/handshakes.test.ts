@@ -39,7 +39,9 @@ async function refused(reason: string): Promise<number> {
 function attempt(localAddress: string, id: { cert?: Buffer; key?: Buffer } = {}): Promise<{ handshook: boolean }> {
   return new Promise((resolve) => {
     let handshook = false;
-    const s = tlsConnect({ port: port(), host: '127.0.0.1', localAddress, servername: 'localhost', ca: caPem(), ALPNProtocols: ['h2'], ...(id.cert && id.key ? { cert: id.cert, key: id.key } : {}) });
+    const raw = tcpConnect({ port: port(), host: '127.0.0.1', localAddress });
+    raw.on('error', () => undefined);
+    const s = tlsConnect({ socket: raw, servername: 'localhost', ca: caPem(), ALPNProtocols: ['h2'], ...(id.cert && id.key ? { cert: id.cert, key: id.key } : {}) });
     s.on('secureConnect', () => void (handshook = true));
     s.on('error', () => undefined);
     s.on('data', () => undefined);
