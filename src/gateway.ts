@@ -365,6 +365,8 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
         streamBudgetBytes: s.streamBufferBytes,
         agencyBudgetBytes: s.agencyBufferBytes,
         firstMessageTimeoutMs: s.streamIdleTimeoutMs,
+        resetsPerConnection: s.streamResetsPerConnection,
+        resetsPerAgency: s.streamResetsPerAgency,
       },
       // Ready only while records can be written: not while commits hang, fail (a database down, a full disk)
       // or the log is lost; the writer tries the store by itself meanwhile, so readiness comes back with it.

@@ -176,6 +176,9 @@ export async function listenGuarded(server: Server, listen: string, limits: List
     if (!p) return void tls.destroy(); // evicted or timed out meanwhile
     pending.delete(keyOf(tls));
     clearTimeout(p.timer);
+    // Closing the TLS socket (grpc-js ending a session, a guard closing a connection) must close the TCP
+    // socket under it: the TLS socket does not always own it.
+    tls.once('close', () => p.raw.destroy());
     try {
       admit(tls, p.peer);
     } catch (err) {
