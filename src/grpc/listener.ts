@@ -56,8 +56,6 @@ export interface ListenerEnv {
   readonly log: Logger;
   readonly observer?: RefusalObserver & Partial<HandshakeObserver>;
   readonly tls?: TlsGate;
-  /** Called once per accepted connection with its agency (for per-connection guards above; optional). */
-  readonly onAgencyConnection?: (socket: TLSSocket, agency: string) => void;
 }
 
 export interface GuardedListener {
@@ -161,7 +159,6 @@ export async function listenGuarded(server: Server, listen: string, limits: List
     if (agency === undefined) return refuse('unknown_agency', tls, peer, { commonName: cn });
     if (!budget.take(agency)) return refuse('agency_connections', tls, peer, { agency, held: budget.held(agency) });
     tls.once('close', () => budget.release(agency));
-    env.onAgencyConnection?.(tls, agency);
     injector.injectConnection(tls);
   };
 
@@ -172,6 +169,8 @@ export async function listenGuarded(server: Server, listen: string, limits: List
     : undefined;
   const keyOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }) => `${s.remoteAddress}|${s.remotePort}`;
   tlsServer?.on('secureConnection', (tls: TLSSocket) => {
+    // A refused socket is destroyed without an error; an admitted one gets HTTP/2's handlers too.
+    tls.on('error', () => undefined);
     const p = pending.get(keyOf(tls));
     if (!p) return void tls.destroy(); // evicted or timed out meanwhile
     pending.delete(keyOf(tls));
