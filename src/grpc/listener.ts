@@ -191,6 +191,7 @@ export async function listenGuarded(server: Server, listen: string, limits: List
     pending.delete(keyOf(tls));
     clearTimeout(p.timer);
     refuse(refusalOfTlsError(err), tls, p.peer, { error: (err as { code?: string }).code ?? err.message });
+    p.raw.destroy();
   });
 
   const handshake = (socket: Socket, peer: string): void => {
