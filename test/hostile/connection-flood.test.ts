@@ -97,10 +97,10 @@ describe('a flood of partial handshakes from many addresses', () => {
           c.close();
         }
       }
+      console.log(`handshake flood from ${FLOOD} addresses: ${(await refused('evicted')) - evictedBefore} handshakes evicted; agency connections ${results.join(', ')}`);
       expect(results).toEqual(Array(10).fill('ok'));
       // The connection open before the flood is served all along.
       await expect(open.issueCode(population(1, 3020)[0]!)).resolves.toMatchObject({ code: expect.any(String) });
-      expect(h.gw.metrics.registry).toBeDefined();
     } finally {
       for (const f of flood) f.stop();
     }
