@@ -286,12 +286,12 @@ export const SETTINGS = {
   maxMetadataEntries: setting('LINKGW_MAX_METADATA_ENTRIES', { doc: 'header fields of a request (pseudo-headers included); more reset the stream', schema: count, default: '32' }),
   maxStreamsPerConnection: setting('LINKGW_MAX_STREAMS_PER_CONNECTION', { doc: 'concurrent HTTP/2 streams per connection (advertised in SETTINGS; clients queue beyond it)', schema: count, default: '256' }),
   streamResetsPerConnection: setting('LINKGW_STREAM_RESETS_PER_CONNECTION', {
-    doc: 'streams a connection may reset (RST_STREAM before their status) at once, refilled at a tenth of it per second; more close the connection (HTTP/2 rapid reset)',
+    doc: 'streams a connection may reset (RST_STREAM before their status) at once, refilled at a tenth of it per second and by one per call answered; more close the connection (HTTP/2 rapid reset)',
     schema: count,
     default: '512',
   }),
   streamResetsPerAgency: setting('LINKGW_STREAM_RESETS_PER_AGENCY', {
-    doc: 'streams one agency may reset across its connections at once, refilled at a tenth of it per second; past it, a connection that resets a stream is closed',
+    doc: 'streams one agency may reset across its connections at once, refilled at a tenth of it per second and by one per call answered; past it, a connection that resets a stream is closed',
     schema: count,
     default: '2048',
   }),

@@ -34,8 +34,10 @@ import { peerOfSession, rememberPeer } from './peer.js';
 import { messageBytes } from './service-definition.js';
 
 /**
- * Resets a connection or an agency may make: `burst` at once, refilled at `burst / 10` per second (so `burst`
- * per 10 s on average).
+ * Resets a connection or an agency may make: `burst` at once, refilled at `burst / 10` per second and by one for
+ * every stream that ends with its status. So the budget follows the share of calls reset, as Envoy's premature
+ * reset check does: a client whose few calls time out among many answered ones never runs out, while one that
+ * resets nearly everything (Rapid Reset) does within `burst` resets.
  */
 class ResetBudget {
   #tokens: number;
@@ -51,6 +53,10 @@ class ResetBudget {
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;
     return true;
+  }
+  /** A stream that ended with its status. */
+  credit(): void {
+    if (this.#tokens < this.burst) this.#tokens += 1;
   }
 }
 
@@ -201,6 +207,11 @@ export function transportGuard(o: TransportGuardOptions): TransportGuard {
       session.destroy();
     });
   };
+  /** Credits the budgets that exist (made by a first reset): two lookups per call once any stream was reset. */
+  const onAnswered = (session: Http2Session, agencyKey: string) => {
+    connectionResets.get(session)?.credit();
+    agencyResets.get(agencyKey)?.credit();
+  };
   const agencyBudget = (key: string) => {
     let a = agencies.get(key);
     if (!a) agencies.set(key, (a = new AgencyBudget(o.agencyBudgetBytes)));
@@ -258,6 +269,7 @@ export function transportGuard(o: TransportGuardOptions): TransportGuard {
         budget?.close();
         // Non-zero: the stream ended by RST_STREAM, not by its status (grpc-js always sends one).
         if (stream.rstCode) onReset(session, peer?.commonName ?? '(unidentified)');
+        else if (session && agencyResets.size !== 0) onAnswered(session, peer?.commonName ?? '(unidentified)');
       };
       base.stream!.once('close', cleanup);
       const call = new ServerInterceptingCall(base as unknown as ServerInterceptingCallInterface, {
