@@ -15,7 +15,8 @@
  *    agency: HTTP/2 Rapid Reset (HEADERS, DATA, RST_STREAM at once, on connection after connection) makes the
  *    gateway start calls nobody waits for; a connection that spends its budget, or any connection of an agency
  *    that has spent its own, is closed (GOAWAY ENHANCE_YOUR_CALM), so an abuser pays a TLS handshake for every
- *    few resets. Only a stream's close looks at it: one number compared when the call ends;
+ *    few resets; answered calls earn resets back, so a client whose calls sometimes time out is left alone.
+ *    Only a stream's close looks at it: one number compared when the call ends;
  *  - the peer's identity parsed once per connection (a certificate cannot change on a TLS session) instead
  *    of getPeerCertificate on every call (~20 µs each, more in GC).
  *
