@@ -13,6 +13,7 @@
  *   services  the gateway's methods over those tiers
  *   server    the gRPC server and the operator's HTTP listener
  */
+import type { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { ConversionCache } from './cache/conversion-cache.js';
 import { ensureDirectory } from './config/data-dir.js';
@@ -344,7 +345,7 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       : {
           pem: serverPem(s.tls),
           agencyOf: (commonName: string) => policy.current.registry.byCommonName.get(commonName)?.id,
-          ...(crl ? { crl: (cert: import('node:crypto').X509Certificate) => crl.check(cert) } : {}),
+          ...(crl ? { crl: (cert: X509Certificate) => crl.check(cert) } : {}),
         };
     const server = await startGatewayServer(
       s.listen,
