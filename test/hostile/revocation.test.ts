@@ -1,12 +1,12 @@
 /**
  * Issue 20, finding 8: a compromised agency certificate is shut out by a CRL made with the CA's key and put in
  * LINKGW_CLIENT_CRL, as an operator would (the file rewritten under a running gateway, as a ConfigMap update
- * does): refused at its next handshake, connections already open untouched, other agencies unaffected; a CRL
+ * does, by an atomic symlink swap): refused at its next handshake, connections already open untouched, other agencies unaffected; a CRL
  * past its next update is reported (metric and log) and, by default, still enforced; a CRL no CA of the bundle
  * signed is not taken.
  */
 import { status } from '@grpc/grpc-js';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../src/config/settings.js';
@@ -18,7 +18,19 @@ import { until } from '../helpers/wait.js';
 
 const DAY = 86_400_000;
 const dataDir = tempDir('linkgw-crl-');
-const crlFile = join(dataDir, 'agencies.crl');
+// Mounted as Kubernetes mounts a ConfigMap: agencies.crl -> ..data/agencies.crl, ..data -> ..vN, and an update
+// swaps ..data atomically (a new directory, a new symlink renamed over the old one).
+const crlDir = join(dataDir, 'crl-mount');
+const crlFile = join(crlDir, 'agencies.crl');
+let version = 0;
+function mount(pem: string): void {
+  const v = `..v${++version}`;
+  mkdirSync(join(crlDir, v), { recursive: true });
+  writeFileSync(join(crlDir, v, 'agencies.crl'), pem);
+  symlinkSync(v, join(crlDir, '..data_tmp'));
+  renameSync(join(crlDir, '..data_tmp'), join(crlDir, '..data'));
+  if (version === 1) symlinkSync(join('..data', 'agencies.crl'), crlFile);
+}
 let h: Harness;
 let ca: Issuer;
 let pensionSerial: string;
@@ -29,7 +41,7 @@ beforeAll(async () => {
   await ensureDevPki(join(dataDir, 'pki'), new Map(registry.agencies.map((a) => [a.id, a.certificate.commonName])), undefined, { caKeyDir: `${dataDir}-dev-ca` });
   ca = await devCa(dataDir);
   pensionSerial = serialOf(readFileSync(pkiFiles(join(dataDir, 'pki')).agencyCert('pension')));
-  writeFileSync(crlFile, await crl(ca, []));
+  mount(await crl(ca, []));
   h = await startHarness({ dataDir, env: { LINKGW_CLIENT_CRL: crlFile } });
 });
 afterAll(async () => {
@@ -43,9 +55,9 @@ async function metric(name: string, label = ''): Promise<number> {
   return Number(new RegExp(`${name}${label.replace(/[{}]/g, '\\$&')} ([0-9.e+-]+)`).exec(text)?.[1] ?? NaN);
 }
 
-/** Writes a CRL and waits until the gateway has it in force (its nextUpdate, unique per CRL, is reported). */
+/** Publishes a CRL and waits until the gateway has it in force (its nextUpdate, unique per CRL, is reported). */
 async function publish(pem: Promise<string>, nextUpdate: Date): Promise<void> {
-  writeFileSync(crlFile, await pem);
+  mount(await pem);
   await until(async () => (await metric('linkgw_client_crl_next_update_seconds')) === nextUpdate.getTime() / 1000, 15_000);
 }
 
@@ -81,7 +93,7 @@ describe('LINKGW_CLIENT_CRL', () => {
     const inForce = await metric('linkgw_client_crl_next_update_seconds');
     for (const pem of [crl(await ownCa('CN=linkgw development CA, O=linkgw development'), []), Promise.resolve('-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n')]) {
       const failures = await metric('linkgw_client_crl_reload_failures_total');
-      writeFileSync(crlFile, await pem);
+      mount(await pem);
       await until(async () => (await metric('linkgw_client_crl_reload_failures_total')) === failures + 1, 15_000);
     }
     expect(await metric('linkgw_client_crl_next_update_seconds')).toBe(inForce);
