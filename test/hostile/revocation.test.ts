@@ -1,9 +1,9 @@
 /**
  * Issue 20, finding 8: a compromised agency certificate is shut out by a CRL made with the CA's key and put in
- * LINKGW_CLIENT_CRL, as an operator would (the file rewritten under a running gateway, as a ConfigMap update
- * does, by an atomic symlink swap): refused at its next handshake, connections already open untouched, other agencies unaffected; a CRL
- * past its next update is reported (metric and log) and, by default, still enforced; a CRL no CA of the bundle
- * signed is not taken.
+ * LINKGW_CLIENT_CRL, as an operator would (replaced under a running gateway the way a ConfigMap update does,
+ * by an atomic symlink swap): refused at its next handshake, connections already open untouched, other
+ * agencies unaffected; a CRL past its next update is reported (metric and log) and, by default, still
+ * enforced; a CRL no CA of the bundle signed is not taken.
  */
 import { status } from '@grpc/grpc-js';
 import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
