@@ -13,7 +13,7 @@
  *   services  the gateway's methods over those tiers
  *   server    the gRPC server and the operator's HTTP listener
  */
-import { ServerCredentials } from '@grpc/grpc-js';
+import type { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { ConversionCache } from './cache/conversion-cache.js';
 import { ensureDirectory } from './config/data-dir.js';
@@ -34,7 +34,8 @@ import { Health } from './gen/grpc/health/v1/health_pb.js';
 import { ServerReflection } from './gen/grpc/reflection/v1/reflection_pb.js';
 import { LinkageGateway } from './gen/linkage/v1/gateway_pb.js';
 import { AccessRecords } from './gen/linkage/v1/records_pb.js';
-import { serverCredentials } from './grpc/tls.js';
+import { serverPem } from './grpc/tls.js';
+import { ClientCrl } from './pki/client-crl.js';
 import { keyringLocation, openKeyring, type Keyring } from './keys/keyring-file.js';
 import { Lifetime } from './lifetime.js';
 import { InFlight } from './limits/in-flight.js';
@@ -358,26 +359,44 @@ export async function startGateway(s: Settings, o: GatewayOptions): Promise<Runn
       log,
     };
     if (s.insecurePlaintext) log.warn('PLAINTEXT MODE: no TLS, and callers name their own agency. Never use this outside a development machine.');
-    const creds = s.insecurePlaintext ? ServerCredentials.createInsecure() : serverCredentials(s.tls);
+    // Revocation of agency certificates: unusable CRLs stop the start; a change of the file is re-read.
+    const crl = s.clientCrl && !s.insecurePlaintext ? life.own('client CRL', await ClientCrl.open({ file: s.clientCrl, caFile: s.tls.ca, stale: s.clientCrlStale, log, observer: metrics }), (c) => c.close()) : undefined;
+    if (crl) metrics.gaugeFrom('linkgw_client_crl_stale', 'Whether a client CRL in force is past its nextUpdate (1), under LINKGW_CLIENT_CRL_STALE.', () => (crl.stale() ? 1 : 0));
+    const tls = s.insecurePlaintext
+      ? undefined
+      : {
+          pem: serverPem(s.tls),
+          agencyOf: (commonName: string) => policy.current.registry.byCommonName.get(commonName)?.id,
+          ...(crl ? { crl: (cert: X509Certificate) => crl.check(cert) } : {}),
+        };
     const server = await startGatewayServer(
       s.listen,
-      creds,
+      tls,
       env,
       services,
       {
         handshakeTimeoutMs: s.tlsHandshakeTimeoutMs,
         maxConnections: s.maxConnections,
         maxConnectionsPerPeer: s.maxConnectionsPerPeer,
+        maxHandshakes: s.maxHandshakes,
+        maxConnectionsPerAgency: s.maxConnectionsPerAgency,
+        connectionShare: s.connectionShare,
+        connectionReserve: s.connectionReserve,
+        maxHeaderListBytes: s.maxMetadataBytes,
+        maxHeaderPairs: s.maxMetadataEntries,
         maxStreamsPerConnection: s.maxStreamsPerConnection,
         streamBudgetBytes: s.streamBufferBytes,
         agencyBudgetBytes: s.agencyBufferBytes,
         firstMessageTimeoutMs: s.streamIdleTimeoutMs,
+        resetsPerConnection: s.streamResetsPerConnection,
+        resetsPerAgency: s.streamResetsPerAgency,
       },
       // Ready only while records can be written: not while commits hang, fail (a database down, a full disk)
       // or the log is lost; the writer tries the store by itself meanwhile, so readiness comes back with it.
       () => writer.ready(),
     );
-    metrics.gaugeFrom('linkgw_connections', 'Connections open on the agency port.', () => server.connections());
+    metrics.gaugeFrom('linkgw_connections', 'Connections open on the agency port (TLS handshakes in progress included).', () => server.connections());
+    metrics.gaugeFrom('linkgw_handshakes_in_progress', 'TLS handshakes in progress on the agency port (at most LINKGW_MAX_HANDSHAKES).', () => server.handshakes());
     let draining = false;
     const healthPort = s.healthListen ? life.own('health port', await startHealthServer(s.healthListen, server.health, log, metrics), (x) => x.close()) : undefined;
     let ops: OpsServer | undefined;

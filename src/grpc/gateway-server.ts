@@ -3,7 +3,7 @@
  * call through the one call pipeline. Shutdown goes in order: health NOT_SERVING, stop taking calls, let calls
  * in flight finish (bounded), then force the rest.
  */
-import { Server, type ServerCredentials } from '@grpc/grpc-js';
+import { Server } from '@grpc/grpc-js';
 import { ServerReflection } from '../gen/grpc/reflection/v1/reflection_pb.js';
 import { LinkageGateway } from '../gen/linkage/v1/gateway_pb.js';
 import { AccessRecords } from '../gen/linkage/v1/records_pb.js';
@@ -14,7 +14,7 @@ import type { BidiEnv } from './bidi-ordered.js';
 import { SERVER_OPTIONS } from './channel-options.js';
 import { Health, healthMethods, HealthState } from './health.js';
 import { implement } from './implement.js';
-import { listenGuarded, type ListenerLimits } from './listener.js';
+import { applyHeaderLimits, listenGuarded, type HeaderLimits, type ListenerEnv, type ListenerLimits, type TlsGate } from './listener.js';
 import { addReflection } from './reflection.js';
 import { transportGuard, type TransportGuardOptions } from './transport-guard.js';
 
@@ -29,13 +29,15 @@ export interface GatewayServices {
 export interface RunningServer {
   readonly port: number;
   readonly health: HealthState;
-  /** Connections open now. */
+  /** Connections open now (handshakes included). */
   connections(): number;
+  /** TLS handshakes in progress now. */
+  handshakes(): number;
   shutdown(graceMs: number): Promise<void>;
 }
 
 /** What bounds the transport: connections, streams per connection, per-method message sizes, read budgets. */
-export interface TransportLimits extends ListenerLimits, Omit<TransportGuardOptions, 'receiveLimits' | 'log' | 'observer'> {
+export interface TransportLimits extends ListenerLimits, HeaderLimits, Omit<TransportGuardOptions, 'receiveLimits' | 'log' | 'observer'> {
   readonly maxStreamsPerConnection: number;
 }
 
@@ -53,8 +55,9 @@ export const RECEIVE_LIMITS: ReadonlyMap<string, number> = new Map([
  */
 export async function startGatewayServer(
   listen: string,
-  creds: ServerCredentials,
-  env: BidiEnv & { readonly log: TransportGuardOptions['log']; readonly refusals?: TransportGuardOptions['observer'] },
+  /** The TLS handshake and who may connect; undefined: plaintext (development only). */
+  tls: TlsGate | undefined,
+  env: BidiEnv & { readonly log: TransportGuardOptions['log']; readonly refusals?: TransportGuardOptions['observer'] & ListenerEnv['observer'] },
   s: GatewayServices,
   limits: TransportLimits,
   ready: () => boolean = () => true,
@@ -63,6 +66,9 @@ export async function startGatewayServer(
   // grpc.max_concurrent_streams is advertised in SETTINGS and enforced by HTTP/2 itself: without it one
   // connection could open thousands of header-only streams that no handler ever sees.
   const server = new Server({ ...SERVER_OPTIONS, 'grpc.max_concurrent_streams': limits.maxStreamsPerConnection, interceptors: [guard.interceptor] });
+  // Request metadata is bounded by HTTP/2 itself (size and count of a header block) before grpc-js builds any
+  // Metadata from it: a block over the bounds resets its stream (the client sees RESOURCE_EXHAUSTED).
+  if (!applyHeaderLimits(server, limits)) env.log.error('grpc-js internals are not as expected: request metadata bounds do not apply (Node defaults: 64 KiB, 128 fields)');
   const gateway = implement(LinkageGateway, env, {
     issueCode: (req, ctx) => s.gateway.issueCode(req, ctx),
     issueCodes: (ctx) => s.gateway.issueStream(ctx),
@@ -81,11 +87,12 @@ export async function startGatewayServer(
   const h = implement(Health, env, healthMethods(health), { longLived: ['watch'] });
   server.addService(h.definition, h.implementation);
   addReflection(server, env, SERVICE_NAMES);
-  const listener = await listenGuarded(server, creds, listen, limits, env.refusals);
+  const listener = await listenGuarded(server, listen, limits, { log: env.log, ...(tls ? { tls } : {}), ...(env.refusals ? { observer: env.refusals } : {}) });
   return {
     port: listener.port,
     health,
     connections: () => listener.connections(),
+    handshakes: () => listener.handshakes(),
     shutdown: async (graceMs) => {
       health.drain();
       await listener.stopAccepting();

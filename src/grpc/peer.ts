@@ -24,7 +24,11 @@ export function peerOfSession(session: Http2Session | undefined): PeerIdentity |
   if (p === undefined) {
     const sock = session.socket as TLSSocket;
     const cert = session.encrypted && sock.authorized ? sock.getPeerX509Certificate() : undefined;
-    p = cert ? { commonName: /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1], fingerprint256: cert.fingerprint256.toUpperCase() } : null;
+    // A subject with more than one CN names no agency (which one would depend on who reads it); the listener
+    // refuses such a certificate at the handshake, and this keeps it unidentified should one get this far.
+    const cns = cert ? cert.subject.split('\n').filter((l) => l.startsWith('CN=') || l.includes(' + CN=')) : [];
+    const single = cns.length === 1 && !cns[0]!.includes(' + ') ? cns[0]!.slice(3) : undefined;
+    p = cert ? { commonName: single, fingerprint256: cert.fingerprint256.toUpperCase() } : null;
     bySession.set(session, p);
   }
   return p;

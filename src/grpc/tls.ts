@@ -14,6 +14,11 @@ export function serverCredentials(f: TlsFiles): ServerCredentials {
   return ServerCredentials.createSsl(readFileSync(f.ca), [{ cert_chain: readFileSync(f.cert), private_key: readFileSync(f.key) }], true);
 }
 
+/** The gateway's PEM files for agency handshakes (the listener does the handshake: src/grpc/listener.ts). */
+export function serverPem(f: TlsFiles): { ca: Buffer; cert: Buffer; key: Buffer } {
+  return { ca: readFileSync(f.ca), cert: readFileSync(f.cert), key: readFileSync(f.key) };
+}
+
 export function channelCredentials(f: TlsFiles, peer?: ExpectedPeer): ChannelCredentials {
   return credentialsFrom({ ca: readFileSync(f.ca), key: readFileSync(f.key), cert: readFileSync(f.cert) }, peer);
 }

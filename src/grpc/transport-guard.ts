@@ -11,6 +11,12 @@
  *    ends after the idle timeout;
  *  - INVALID_ARGUMENT instead of grpc-js's INTERNAL for a request that cannot be decompressed or carries a
  *    malformed grpc-timeout (a caller's mistake, not the gateway's), with fixed details that echo nothing;
+ *  - a budget of streams reset by the client (RST_STREAM before the call's status), per connection and per
+ *    agency: HTTP/2 Rapid Reset (HEADERS, DATA, RST_STREAM at once, on connection after connection) makes the
+ *    gateway start calls nobody waits for; a connection that spends its budget, or any connection of an agency
+ *    that has spent its own, is closed (GOAWAY ENHANCE_YOUR_CALM), so an abuser pays a TLS handshake for every
+ *    few resets; answered calls earn resets back, so a client whose calls sometimes time out is left alone.
+ *    Only a stream's close looks at it: one number compared when the call ends;
  *  - the peer's identity parsed once per connection (a certificate cannot change on a TLS session) instead
  *    of getPeerCertificate on every call (~20 µs each, more in GC).
  *
@@ -20,13 +26,40 @@
  * runs inside the HTTP/2 'stream' event: an exception would leave the call hanging), so every part is guarded.
  */
 import { Metadata, ServerInterceptingCall, status, type ServerInterceptingCallInterface, type ServerInterceptor, type StatusObject } from '@grpc/grpc-js';
-import type { Http2Session } from 'node:http2';
+import { constants, type Http2Session } from 'node:http2';
 import { notify } from '../core/observer.js';
 import type { RefusalObserver } from '../limits/refusals.js';
 import type { Logger } from '../log/logger.js';
 import { INSECURE_AGENCY_HEADER } from './identity.js';
 import { peerOfSession, rememberPeer } from './peer.js';
 import { messageBytes } from './service-definition.js';
+
+/**
+ * Resets a connection or an agency may make: `burst` at once, refilled at `burst / 10` per second and by one for
+ * every stream that ends with its status. So the budget follows the share of calls reset, as Envoy's premature
+ * reset check does: a client whose few calls time out among many answered ones never runs out, while one that
+ * resets nearly everything (Rapid Reset) does within `burst` resets.
+ */
+class ResetBudget {
+  #tokens: number;
+  #at: number;
+  constructor(private readonly burst: number) {
+    this.#tokens = burst;
+    this.#at = Date.now();
+  }
+  /** Takes one reset; false when the budget is spent. */
+  take(now: number): boolean {
+    this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#at) * this.burst) / 10_000);
+    this.#at = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+  /** A stream that ended with its status. */
+  credit(): void {
+    if (this.#tokens < this.burst) this.#tokens += 1;
+  }
+}
 
 /** Unanswered request bytes of one agency across its streams; wakes waiting streams as bytes come back. */
 class AgencyBudget {
@@ -108,6 +141,10 @@ export interface TransportGuardOptions {
   readonly agencyBudgetBytes: number;
   /** A call whose first message has not arrived after this long is ended (DEADLINE_EXCEEDED). */
   readonly firstMessageTimeoutMs: number;
+  /** Streams one connection may reset (burst; refilled at a tenth of it per second). */
+  readonly resetsPerConnection: number;
+  /** Streams one agency may reset across its connections (burst; refilled at a tenth of it per second). */
+  readonly resetsPerAgency: number;
   readonly log: Logger;
   readonly observer?: RefusalObserver;
 }
@@ -120,7 +157,7 @@ const CALLER_MISTAKES: readonly { prefix: string; details: string }[] = [
 ];
 
 interface BaseCall {
-  readonly stream?: { session?: Http2Session; once(ev: 'close', l: () => void): unknown };
+  readonly stream?: { session?: Http2Session; rstCode?: number; once(ev: 'close', l: () => void): unknown };
   decoder?: { maxReadMessageLength?: number };
   maxReceiveMessageSize?: number;
   sendStatus(s: Pick<StatusObject, 'code' | 'details'> & { metadata?: Metadata | null }): void;
@@ -140,7 +177,42 @@ export interface TransportGuard {
 
 export function transportGuard(o: TransportGuardOptions): TransportGuard {
   const agencies = new Map<string, AgencyBudget>();
+  const connectionResets = new WeakMap<Http2Session, ResetBudget>();
+  const agencyResets = new Map<string, ResetBudget>();
+  let resetLogged = 0;
   let works: boolean | undefined;
+  /** A stream the client reset (not one ended by its status, nor one of a connection that went away). */
+  const onReset = (session: Http2Session | undefined, agencyKey: string) => {
+    if (!session || session.destroyed || session.closed) return;
+    const now = Date.now();
+    let c = connectionResets.get(session);
+    if (!c) connectionResets.set(session, (c = new ResetBudget(o.resetsPerConnection)));
+    let a = agencyResets.get(agencyKey);
+    if (!a) agencyResets.set(agencyKey, (a = new ResetBudget(o.resetsPerAgency)));
+    const connectionOk = c.take(now);
+    const agencyOk = a.take(now);
+    if (connectionOk && agencyOk) return;
+    notify(o.observer, (x) => x.refused('stream_resets'));
+    if (now - resetLogged > 10_000) {
+      resetLogged = now;
+      o.log.warn('connection closed: streams reset over budget (HTTP/2 rapid reset)', { agency: agencyKey, budget: connectionOk ? 'agency' : 'connection', peer: session.socket?.remoteAddress });
+    }
+    // Not inside the stream's close (an nghttp2 callback): on the next turn, GOAWAY then close.
+    setImmediate(() => {
+      if (session.destroyed) return;
+      try {
+        session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      } catch {
+        // already going away
+      }
+      session.destroy();
+    });
+  };
+  /** Credits the budgets that exist (made by a first reset): two lookups per call once any stream was reset. */
+  const onAnswered = (session: Http2Session, agencyKey: string) => {
+    connectionResets.get(session)?.credit();
+    agencyResets.get(agencyKey)?.credit();
+  };
   const agencyBudget = (key: string) => {
     let a = agencies.get(key);
     if (!a) agencies.set(key, (a = new AgencyBudget(o.agencyBudgetBytes)));
@@ -189,10 +261,16 @@ export function transportGuard(o: TransportGuardOptions): TransportGuard {
         call.sendStatus({ code: status.DEADLINE_EXCEEDED, details: `no request message within ${o.firstMessageTimeoutMs} ms: the gateway ended this idle stream` });
       }, o.firstMessageTimeoutMs);
       firstMessage.unref();
+      const stream = base.stream!;
+      // Node detaches a stream from its session when it closes: keep the session for the reset budget.
+      const session = stream.session;
       const cleanup = () => {
         clearTimeout(firstMessage);
         firstMessage = undefined;
         budget?.close();
+        // Non-zero: the stream ended by RST_STREAM, not by its status (grpc-js always sends one).
+        if (stream.rstCode) onReset(session, peer?.commonName ?? '(unidentified)');
+        else if (session && agencyResets.size !== 0) onAnswered(session, peer?.commonName ?? '(unidentified)');
       };
       base.stream!.once('close', cleanup);
       const call = new ServerInterceptingCall(base as unknown as ServerInterceptingCallInterface, {

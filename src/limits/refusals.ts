@@ -21,6 +21,8 @@ export type RefusalReason =
   | 'connections'
   /** A connection that did not finish its TLS handshake in time. */
   | 'handshake_timeout'
+  /** A connection closed for resetting streams over its budget, or its agency's (HTTP/2 Rapid Reset). */
+  | 'stream_resets'
   /** Health or reflection requests over their bounds. */
   | 'probe_limit'
   /** A query to a providing agency that has its budget of calls in flight (LINKGW_PROVIDER_MAX_IN_FLIGHT). */

@@ -13,6 +13,8 @@ import type { WriterObserver } from '../records/record-writer.js';
 import type { WitnessObserver } from '../records/witness-client.js';
 import type { PacingObserver } from '../limits/pacer.js';
 import type { RefusalObserver, RefusalReason } from '../limits/refusals.js';
+import { HANDSHAKE_REFUSALS, type HandshakeObserver, type HandshakeRefusal } from '../grpc/handshake-refusals.js';
+import type { CrlObserver } from '../pki/client-crl.js';
 import type { RateLimitObserver } from '../limits/rate-limiter.js';
 import type { ProviderCallObserver } from '../service/gateway-service.js';
 import type { IdempotencyObserver } from '../service/idempotent-query.js';
@@ -27,7 +29,7 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05,
 
 /** Implements every module's observer interface; the composition root passes it as each module's `observer`. */
 export class GatewayMetrics
-  implements CallObserver, WriterObserver, ProviderCallObserver, IdempotencyObserver, StoreObserver, RateLimitObserver, PoolObserver, CacheObserver, RefusalObserver, PacingObserver, WitnessObserver
+  implements CallObserver, WriterObserver, ProviderCallObserver, IdempotencyObserver, StoreObserver, RateLimitObserver, PoolObserver, CacheObserver, RefusalObserver, PacingObserver, WitnessObserver, HandshakeObserver, CrlObserver
 {
   readonly registry = new Registry();
   /** The standard gRPC server metrics (go-grpc-prometheus names). */
@@ -48,6 +50,9 @@ export class GatewayMetrics
   readonly redisFallbacks: Counter<'feature' | 'reason'>;
   readonly rateLimited: Counter<'agency'>;
   readonly refusals: Counter<'reason'>;
+  readonly handshakesRefused: Counter<'reason'>;
+  readonly crlNextUpdate: Gauge;
+  readonly crlReloadFailures: Counter;
   readonly checkpoints: Counter;
   readonly notReleased: Counter;
   readonly recordsRefused: Counter;
@@ -88,6 +93,15 @@ export class GatewayMetrics
     this.cosignatures = new Counter({ name: 'linkgw_witness_cosignatures_total', help: 'Checkpoints cosigned by each witness.', labelNames: ['witness'], registers: r });
     this.witnessFailures = new Counter({ name: 'linkgw_witness_failures_total', help: 'Checkpoints a witness did not cosign, by witness and HTTP status (or error).', labelNames: ['witness', 'status'], registers: r });
     this.refusals = new Counter({ name: 'linkgw_refusals_total', help: 'Calls, streams, messages and connections refused or ended by a limit, by reason.', labelNames: ['reason'], registers: r });
+    this.handshakesRefused = new Counter({
+      name: 'linkgw_handshakes_refused_total',
+      help: 'Connections refused at or right after the TLS handshake, by reason (no_certificate, unknown_ca, expired, revoked, crl_stale, unknown_agency, ambiguous_identity, agency_connections, timeout, evicted, tls_error).',
+      labelNames: ['reason'],
+      registers: r,
+    });
+    for (const reason of HANDSHAKE_REFUSALS) this.handshakesRefused.inc({ reason }, 0);
+    this.crlNextUpdate = new Gauge({ name: 'linkgw_client_crl_next_update_seconds', help: 'Unix time of the earliest nextUpdate of the client CRLs in force (LINKGW_CLIENT_CRL; 0: none says).', registers: r });
+    this.crlReloadFailures = new Counter({ name: 'linkgw_client_crl_reload_failures_total', help: 'Re-reads of LINKGW_CLIENT_CRL that failed (the CRLs read before stay in force).', registers: r });
     this.bulkPaced = new Counter({ name: 'linkgw_bulk_paced_seconds_total', help: 'Time bulk issuance messages waited for their agency\'s bulk rate (LINKGW_RATE_LIMIT_BULK).', labelNames: ['agency'], registers: r });
     this.rateLimited = new Counter({ name: 'linkgw_rate_limited_total', help: 'Calls refused by the per-agency rate limit.', labelNames: ['agency'], registers: r });
     this.poolTasks = new Histogram({ name: 'linkgw_pool_task_duration_seconds', help: 'Mapping pool tasks: time from submission to result, queueing included.', buckets: LATENCY_BUCKETS, registers: r });
@@ -137,6 +151,18 @@ export class GatewayMetrics
 
   refused(reason: RefusalReason): void {
     this.refusals.inc({ reason });
+  }
+
+  handshakeRefused(reason: HandshakeRefusal): void {
+    this.handshakesRefused.inc({ reason });
+  }
+
+  crlLoaded(nextUpdateSeconds: number): void {
+    this.crlNextUpdate.set(nextUpdateSeconds);
+  }
+
+  crlReloadFailed(): void {
+    this.crlReloadFailures.inc();
   }
 
   paced(agency: string, seconds: number): void {

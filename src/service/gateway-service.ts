@@ -217,7 +217,7 @@ export class GatewayService {
       case 'refused': {
         // Not sent to the provider, but the query named a person and had a legal basis: it is recorded as failed,
         // like a provider that cannot be reached.
-        await this.d.writer.append(queryRecord(facts, Outcome.FAILED, row), ctx.trace);
+        await this.d.writer.append(queryRecord(facts, Outcome.FAILED, row), ctx);
         const details = { 'retry-after-ms': String(result.retryAfterMs), 'x-record-id': recordId };
         if (result.reason === 'busy') throw new GatewayError('RESOURCE_EXHAUSTED', 'the provider has as many queries in progress as the gateway lets it have; retry shortly', { details });
         throw new GatewayError('UNAVAILABLE', 'the provider is not answering; queries to it fail at once until it answers again', { details });

@@ -128,11 +128,11 @@ describe('agency identity', () => {
     }
   });
 
-  it('refuses a certificate from the right CA that names no registered agency (UNAUTHENTICATED)', async () => {
+  it('refuses a certificate from the right CA that names no registered agency at the handshake (issue 20: it holds no connection)', async () => {
     await issueAgencyCertificate(join(h.dataDir, 'pki'), `${h.dataDir}-dev-ca`, 'intruder', 'intruder');
     const c = h.client('intruder');
     const s = await statusOf(c.issueCode(numbers[4]!));
-    expect(s.code).toBe(status.UNAUTHENTICATED);
+    expect(s.code).toBe(status.UNAVAILABLE);
   });
 
   it('takes the agency from the certificate, whatever the metadata claims', async () => {
@@ -244,7 +244,7 @@ describe('operability', () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toMatch(/linkgw_requests_total\{method="IssueCode",code="OK",agency="pension"\} \d+/);
-    expect(text).toMatch(/linkgw_requests_total\{method="IssueCode",code="UNAUTHENTICATED",agency="unknown"\} \d+/);
+    expect(text).toMatch(/linkgw_handshakes_refused_total\{reason="unknown_agency"\} [1-9]/);
     expect((await fetch(`http://${h.gw.opsAddress}/readyz`)).status).toBe(200);
   });
 });
