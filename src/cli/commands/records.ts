@@ -176,8 +176,51 @@ const purge = command({
   },
 });
 
+const seal = command({
+  summary: 'sign the unsigned tail of every log whose writer is gone (or of --log ID), taking each log\'s writer lock; logs being written are left to their writer',
+  args: { min: 0, max: 0 },
+  options: {
+    log: { type: 'string', value: 'ID', doc: 'only this log (its replica id, e.g. linkgw-2)' },
+    wait: { type: 'string', value: 'MS', doc: 'wait this long for a log\'s writer lock (default 0: a log being written is skipped)' },
+    json: { type: 'boolean', doc: 'JSON lines: one per log' },
+  },
+  details:
+    'A gateway killed before it signed its last records (SIGKILL, OOM, a lost node) leaves them unsigned until a process takes its log again: the same replica id restarting, or this command (run by the chart\'s records-seal CronJob). It opens the keyring (passphrase or PIN as for the gateway) and needs a database role that may write (the gateway\'s runtime role), checks that each tail extends the last checkpoint and signs a checkpoint of the whole log. Exit 1 when a log does not extend its last checkpoint (run `records verify`).',
+  run: async (inv) => {
+    const waitMs = inv.options.wait === undefined ? 0 : Number(inv.options.wait);
+    if (!Number.isSafeInteger(waitMs) || waitMs < 0) throw new UsageError('--wait takes a whole number of milliseconds');
+    const { s, store } = await openStore();
+    try {
+      const [{ sealLogs }, { createLogger }] = await Promise.all([import('../../records/seal.js'), import('../../log/logger.js')]);
+      const log = createLogger({ level: s.logLevel, base: { service: 'linkgw-records-seal' } });
+      const { keyring } = await openKeyring(keyringLocation(s));
+      let results;
+      try {
+        results = await sealLogs(store, keyring.sealSigner, log, { ...(inv.options.log !== undefined ? { logId: inv.options.log } : {}), waitMs });
+      } finally {
+        await keyring.close();
+      }
+      const p = new Printer(inv.options.json);
+      if (inv.options.json) for (const r of results) p.object(r);
+      else
+        p.rows(
+          results.map((r) => ({ ...r, signed: `${r.signedBefore} -> ${r.signedAfter}` })),
+          [
+            ['origin', 'LOG'],
+            ['size', 'RECORDS'],
+            ['signed', 'SIGNED'],
+            ['result', 'RESULT'],
+          ],
+        );
+      return results.some((r) => r.result.startsWith('refused')) ? EXIT.failure : EXIT.ok;
+    } finally {
+      await store.close();
+    }
+  },
+});
+
 export const recordsGroup: CommandGroup = {
   name: 'records',
   summary: 'the access record store ($LINKGW_RECORDS_URL, else SQLite in the data directory): one transparency log per replica',
-  commands: { verify, checkpoints, purge },
+  commands: { verify, checkpoints, purge, seal },
 };
