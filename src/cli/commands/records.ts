@@ -219,8 +219,55 @@ const seal = command({
   },
 });
 
+const checkProof = command({
+  summary: 'check saved records with their inclusion proofs offline: leaf, leaf hash, path to the checkpoint, the log\'s signature (and witnesses\' cosignatures); exit 1 if any fails',
+  usage: 'FILE',
+  args: { min: 1, max: 1 },
+  options: {
+    'verifier-key': { type: 'string', value: 'VKEY[,VKEY…]', doc: "the log's note verifier key(s), as `linkgw keys show` prints them (default: the data directory's keyring's sealing keys, under each proof's origin)" },
+    'witness-key': { type: 'string', value: 'VKEY[,VKEY…]', doc: 'witness verifier keys: each must have cosigned the checkpoint' },
+    json: { type: 'boolean', doc: 'JSON lines: one per record, then the totals' },
+  },
+  details:
+    'FILE (or - for standard input) holds what `linkgw client disclosure records CODE --json` or `linkgw client AGENCY record-proof ID --json` printed: one linkage.v1.AccessRecord a line in canonical proto3 JSON with its `proof`, or a JSON array of them. Each record is checked without the gateway: its leaf decodes to the fields shown, hashes to the leaf hash, and the inclusion path leads to the root of a checkpoint signed by the log (and cosigned by every --witness-key). A record or proof edited after it was saved fails, and the exit status is 1.',
+  run: async (inv) => {
+    const { readFileSync } = await import('node:fs');
+    const { checkProofFile } = await import('../../records/check-proof.js');
+    const file = inv.args[0]!;
+    const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    const list = (v: string | undefined) => (v ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+    const verifierKeys = list(inv.options['verifier-key']);
+    const sealPublicKeys = verifierKeys.length ? undefined : readSealPublicKeys(keyringLocation(settingsFromEnv()).path);
+    let checks;
+    try {
+      checks = checkProofFile(text, { verifierKeys, witnessKeys: list(inv.options['witness-key']), ...(sealPublicKeys ? { sealPublicKeys } : {}) });
+    } catch (e) {
+      throw new UsageError(`${file}: ${(e as Error).message}`);
+    }
+    if (checks.length === 0) throw new UsageError(`${file}: no records in it`);
+    const failed = checks.filter((c) => !c.ok).length;
+    const p = new Printer(inv.options.json);
+    if (inv.options.json) {
+      for (const c of checks) p.object(c);
+      p.object({ records: checks.length, ok: checks.length - failed, failed });
+    } else {
+      p.rows(
+        checks.map((c) => ({ ...c, at: c.origin ? `${c.origin} leaf ${c.leafIndex} of ${c.treeSize}` : '', result: c.ok ? (c.witnesses.length ? `ok, cosigned by ${c.witnesses.join(', ')}` : 'ok') : `FAILED: ${c.problem}` })),
+        [
+          ['item', '#'],
+          ['recordId', 'RECORD'],
+          ['at', 'IN LOG'],
+          ['result', 'RESULT'],
+        ],
+      );
+      p.write(`${checks.length} record${checks.length === 1 ? '' : 's'}, ${failed ? `${failed} failed` : 'all proven'}\n`);
+    }
+    return failed ? EXIT.failure : EXIT.ok;
+  },
+});
+
 export const recordsGroup: CommandGroup = {
   name: 'records',
   summary: 'the access record store ($LINKGW_RECORDS_URL, else SQLite in the data directory): one transparency log per replica',
-  commands: { verify, checkpoints, purge, seal },
+  commands: { verify, checkpoints, purge, seal, 'check-proof': checkProof },
 };
