@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { settingsFromEnv } from '../../config/settings.js';
 import { keyringLocation, openKeyring, readSealPublicKeys } from '../../keys/keyring-file.js';
-import { command, EXIT, UsageError, type CommandGroup } from '../command.js';
+import { CliError, command, EXIT, UsageError, type CommandGroup } from '../command.js';
 import { Printer } from '../output.js';
 
 async function openStore() {
@@ -266,8 +266,27 @@ const checkProof = command({
   },
 });
 
+const backup = command({
+  summary: 'copy the SQLite record store into FILE while the gateway writes (SQLite\'s online backup API), then verify the copy',
+  usage: 'FILE',
+  args: { min: 1, max: 1 },
+  options: { json: { type: 'boolean', doc: 'one JSON line: the file, its size, logs and records' } },
+  details:
+    'The copy is one consistent state of the store, made from a connection of its own while the gateway keeps writing; it is written as FILE.partial (mode 0600), checked (integrity_check, then every log verified as `records verify` does, with the keyring\'s public keys: no passphrase), synced, and renamed to FILE. To restore: stop the gateway, put FILE in place as <data>/records.sqlite, start it (README "Backup and restore"). Back up the keyring too, separately: without it no code can be decoded again. PostgreSQL is backed up with its own tools (base backup and WAL archiving).',
+  run: async (inv) => {
+    const s = settingsFromEnv();
+    if (s.recordsUrl)
+      throw new CliError('records backup copies the embedded SQLite store; a PostgreSQL record store is backed up with pg_basebackup and WAL archiving (README "Backup and restore")');
+    const { backupSqliteStore } = await import('../../records/backup.js');
+    const result = await backupSqliteStore(join(s.dataDir, 'records.sqlite'), inv.args[0]!, readSealPublicKeys(keyringLocation(s).path));
+    const p = new Printer(inv.options.json);
+    if (inv.options.json) p.object(result);
+    else p.write(`${result.file}: ${result.bytes.toLocaleString('en-US')} bytes, ${result.logs} log${result.logs === 1 ? '' : 's'}, ${result.records} records, verified${result.unsigned ? ` (${result.unsigned} not yet signed when copied)` : ''}\n`);
+  },
+});
+
 export const recordsGroup: CommandGroup = {
   name: 'records',
   summary: 'the access record store ($LINKGW_RECORDS_URL, else SQLite in the data directory): one transparency log per replica',
-  commands: { verify, checkpoints, purge, seal, 'check-proof': checkProof },
+  commands: { verify, checkpoints, purge, seal, backup, 'check-proof': checkProof },
 };
