@@ -8,9 +8,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { PACKAGE_ROOT } from '../../src/config/settings.js';
+import { KNOWN_VARIABLES, PACKAGE_ROOT } from '../../src/config/settings.js';
 import { itWithTool, tool } from '../helpers/deploy-tools.js';
 
 const CHART = join(PACKAGE_ROOT, 'deploy', 'helm', 'linkgw');
@@ -315,6 +315,17 @@ describe('helm chart deploy/helm/linkgw', () => {
     expect(url.out).toContain('/records/url');
     const replicas = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'replicaCount=0']);
     expect(replicas.status).not.toBe(0);
+    // A misspelt setting is refused when rendering, not when the pod starts (exit 78, crash loop).
+    const setting = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'config.LINKGW_LOG_LEVLE=debug']);
+    expect(setting.status).not.toBe(0);
+    expect(setting.out).toContain("additional properties 'LINKGW_LOG_LEVLE' not allowed");
+  });
+
+  it('lists in values.schema.json exactly the LINKGW_* settings the gateway knows', () => {
+    const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as { properties: { config: { properties: Record<string, unknown>; additionalProperties: boolean } } };
+    // When this fails after adding a setting, put its name in properties.config.properties.
+    expect(Object.keys(schema.properties.config.properties).sort()).toEqual([...KNOWN_VARIABLES].sort());
+    expect(schema.properties.config.additionalProperties).toBe(false);
   });
 
   withHelm('is the source of deploy/kubernetes/gateway.yaml (run deploy/kubernetes/generate.sh after changing the chart)', () => {
