@@ -33,7 +33,7 @@ const jsonLines = (text: string) => text.trim().split('\n').filter(Boolean).map(
 const REPLICA = 'drill-0';
 
 describe('backup and restore drill (SQLite)', () => {
-  it('backs up while traffic runs; the restored store verifies, agrees with a checkpoint kept before, and a gateway resumes the log', async () => {
+  it('backs up while traffic runs; the restored store verifies, agrees with a checkpoint kept before, and a gateway resumes the log', { timeout: 180_000 }, async () => {
     const a = tempDir();
     const envA = { LINKGW_DATA_DIR: a, LINKGW_REPLICA_ID: REPLICA, LINKGW_CHECKPOINT_INTERVAL_MS: '50' };
     const gw = startChild({ ...envA, LINKGW_LOG_LEVEL: 'info' });

@@ -34,7 +34,7 @@ function linkgw(env: Record<string, string>, args: string[]): Promise<{ code: nu
 const jsonLines = (text: string) => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe.each<StoreKind>(['sqlite', 'postgres'])('records seal (%s)', (kind) => {
-  it('signs the tail a killed gateway left unsigned; records verify then passes with 0 unsigned; a live log is left alone', async () => {
+  it('signs the tail a killed gateway left unsigned; records verify then passes with 0 unsigned; a live log is left alone', { timeout: 180_000 }, async () => {
     const dir = tempDir();
     const env: Record<string, string> = { LINKGW_DATA_DIR: dir, LINKGW_LOG_LEVEL: 'warn' };
     if (kind === 'postgres') {
