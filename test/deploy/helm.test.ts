@@ -189,6 +189,8 @@ describe('helm chart deploy/helm/linkgw', () => {
     const purge = job('linkgw-records-purge');
     expect(purge.c.args).toEqual(['records', 'purge', '--before', '7y', '--json']);
     expect(purge.cron.spec).toMatchObject({ schedule: '43 2 1 * *', concurrencyPolicy: 'Forbid' });
+    // A purge is idempotent: a failed run is retried at once, so a half-way purge is finished soon.
+    expect(purge.cron.spec.jobTemplate.spec.backoffLimit).toBe(2);
     expect(purge.c.resources).toEqual({ requests: { cpu: '250m', memory: '512Mi' }, limits: { memory: '2Gi' } });
     expect(purge.c.volumeMounts.map((m: K8s) => m.name)).toContain('keyring');
 

@@ -2,8 +2,8 @@
 A `linkgw records …` command on a schedule (seal, purge): one shape for both. Arguments (a dict):
   ctx: the root context; v: the job's values (schedule, timeZone, deadlines, history limits, resources);
   component: its name (records-seal); args: the command line; secret, secretKey: the database URL's Secret.
-The keyring is mounted (both sign with the log's key), and a failed run is not retried (backoffLimit 0): the
-next scheduled run does the same work again from what is stored.
+The keyring is mounted (both sign with the log's key). Both commands are idempotent: a failed run may be retried
+(v.backoffLimit), and the next scheduled run does the same work again from what is stored.
 */}}
 {{- define "linkgw.recordsCronJob" -}}
 {{- $ := .ctx -}}
@@ -30,7 +30,7 @@ spec:
         {{- include "linkgw.labels" $ | nindent 8 }}
         app.kubernetes.io/component: {{ .component }}
     spec:
-      backoffLimit: 0
+      backoffLimit: {{ .v.backoffLimit }}
       activeDeadlineSeconds: {{ .v.activeDeadlineSeconds }}
       template:
         metadata:
