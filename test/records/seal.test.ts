@@ -1,7 +1,8 @@
 /**
  * `linkgw records seal` (issue 21 item 1): a gateway killed with SIGKILL leaves its newest records committed
  * but unsigned; `records seal` takes the dead replica's log (its writer lock) and signs the tail, after which
- * `records verify` passes with nothing unsigned. A log whose gateway is alive is left to it.
+ * `records verify` passes with nothing unsigned. A log whose gateway is alive is left to it. A replica stopped
+ * by SIGTERM (a scale-down) signs its own tail as it closes.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -88,5 +89,24 @@ describe.each<StoreKind>(['sqlite', 'postgres'])('records seal (%s)', (kind) => 
     const summary = lines.at(-1)!;
     expect(summary).toMatchObject({ logs: 2, tampered: 0, unsigned: 0 });
     expect(lines.find((r) => r.logId === 'seal-0')).toMatchObject({ records: 12, unsigned: 0, problem: null });
+  });
+});
+
+describe('scaling down (SIGTERM)', () => {
+  it('leaves nothing unsigned: a replica that is stopped signs its tail as it closes, whatever the interval', { timeout: 180_000 }, async () => {
+    const dir = tempDir();
+    const env = { LINKGW_DATA_DIR: dir, LINKGW_LOG_LEVEL: 'warn' };
+    // As a StatefulSet's highest ordinal removed by a scale-down: the next checkpoint would be an hour away.
+    const g = startChild({ ...env, LINKGW_REPLICA_ID: 'scaled-2', LINKGW_CHECKPOINT_INTERVAL_MS: '3600000', LINKGW_LOG_LEVEL: 'info' });
+    const c = new AgencyClient({ address: (await servingAddresses(g)).address, agency: 'pension', pkiDir: join(dir, 'pki') });
+    clients.push(c);
+    for (const n of population(8, 24)) await c.issueCode(n);
+    const before = jsonLines((await linkgw(env, ['records', 'verify', '--json'])).stdout);
+    expect((before[0] as { unsigned: number }).unsigned).toBeGreaterThan(0);
+    g.child.kill('SIGTERM');
+    expect((await g.exited).code).toBe(0);
+    const after = await linkgw(env, ['records', 'verify', '--json']);
+    expect(after.code, after.stderr).toBe(0);
+    expect(jsonLines(after.stdout)[0]).toMatchObject({ logId: 'scaled-2', records: 8, unsigned: 0, problem: null });
   });
 });
