@@ -167,6 +167,8 @@ async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, met
     );
   // The replica's transparency log: checkpoints signed off the request path, pushed to the witnesses.
   const witnesses = s.witnesses.length ? life.own('witness client', new WitnessClient({ store, witnesses: s.witnesses, log: o.log, observer: metrics }), (w) => w.close()) : undefined;
+  /** When the latest checkpoint was signed (the dashboard's checkpoint age). */
+  let checkpointAt: number | null = null;
   const writer = life.own(
     'record writer',
     new RecordWriter({
@@ -179,12 +181,19 @@ async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, met
       logId: s.replicaId,
       origin: s.logOrigin,
       checkpointIntervalMs: s.checkpointIntervalMs,
-      ...(witnesses ? { onCheckpoint: (c: StoredCheckpoint) => witnesses.push(c) } : {}),
+      onCheckpoint: (c: StoredCheckpoint) => {
+        checkpointAt = c.createdAt;
+        witnesses?.push(c);
+      },
     }),
     (w) => w.close(),
   );
   await writer.open();
   metrics.gaugeFrom('linkgw_record_store_ready', '1 while access records can be written (the store answers commits and idle checks, its files are the ones opened), else 0: /readyz says why.', () => (writer.ready() ? 1 : 0));
+  checkpointAt ??= (await store.latestCheckpoints()).find((c) => c.logId === writer.logId)?.createdAt ?? null;
+  metrics.gaugeFrom('linkgw_log_checkpoint_timestamp_seconds', 'When this replica\'s log signed its latest checkpoint (seconds since the epoch; NaN before the first).', () =>
+    checkpointAt === null ? NaN : checkpointAt / 1000,
+  );
   metrics.gaugeFrom('linkgw_log_leaves', 'Leaves (access records) of this replica\'s transparency log.', () => writer.size);
   metrics.gaugeFrom('linkgw_log_unsigned_leaves', 'Leaves committed but not yet covered by a signed checkpoint (normal up to one checkpoint interval).', () => writer.size - writer.signedSize);
   return { store, writer };

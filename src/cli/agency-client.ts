@@ -76,6 +76,11 @@ export class AgencyClient {
     );
   }
 
+  /** A record and its inclusion proof (GetRecordProof). */
+  recordProof(recordId: string, deadlineMs = 10_000) {
+    return callUnary(this.records, AccessRecords.method.getRecordProof, { recordId }, { deadline: Date.now() + deadlineMs, metadata: this.#md });
+  }
+
   /** Opens a bulk issuance stream. */
   issueStream(deadlineMs = 600_000): ClientDuplexStream<IssueCodesRequest, IssueCodesResponse> {
     const fn = (this.gateway as unknown as Record<string, Function>)['issueCodes']!;

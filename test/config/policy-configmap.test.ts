@@ -51,7 +51,7 @@ async function metrics(): Promise<string> {
 }
 
 function sample(page: string, name: string, labels: string): number | undefined {
-  const m = new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(page);
+  const m = new RegExp(`^${name}${labels ? `\\{${labels}\\}` : ''} (\\S+)$`, 'm').exec(page);
   return m ? Number(m[1]) : undefined;
 }
 
@@ -93,6 +93,7 @@ describe('policy in a ConfigMap volume', () => {
     const before = sample(await metrics(), 'linkgw_policy_reloads_total', 'result="success"')!;
     volume.update({ ...policyFiles('v6'), 'legal-basis.json': '{ "version": "v6", "rows": [' });
     await until(async () => sample(await metrics(), 'linkgw_policy_reloads_total', 'result="failure"') === 1);
+    expect(sample(await metrics(), 'linkgw_policy_reload_failed', '')).toBe(1);
     expect(h.gw.policy.versions.legalBasis).toBe('v5');
     expect(h.logs()).toContain('policy reload failed; the previous policy stays in force');
 
@@ -104,6 +105,8 @@ describe('policy in a ConfigMap volume', () => {
     const page = await metrics();
     expect(sample(page, 'linkgw_policy_info', `legal_basis_version="v7",registry_version="${hashed}"`)).toBe(1);
     expect(sample(page, 'linkgw_policy_reloads_total', 'result="success"')).toBe(before + 1);
+    // The newest reload succeeded: LinkgwPolicyReloadFailed resolves.
+    expect(sample(page, 'linkgw_policy_reload_failed', '')).toBe(0);
   });
 
   it('also follows a plain file saved the way editors save it (a temporary renamed over it)', async () => {

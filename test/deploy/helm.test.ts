@@ -8,9 +8,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { PACKAGE_ROOT } from '../../src/config/settings.js';
+import { KNOWN_VARIABLES, PACKAGE_ROOT } from '../../src/config/settings.js';
 import { itWithTool, tool } from '../helpers/deploy-tools.js';
 
 const CHART = join(PACKAGE_ROOT, 'deploy', 'helm', 'linkgw');
@@ -41,10 +41,10 @@ const one = (objs: K8s[], kind: string, name?: string) => {
   return found[0];
 };
 
-/** Every pod template in the objects: Deployment, Job, CronJob. */
+/** Every pod template in the objects: StatefulSet, Job, CronJob. */
 function podSpecs(objs: K8s[]): [string, K8s][] {
   return objs.flatMap((o): [string, K8s][] => {
-    if (o.kind === 'Deployment' || o.kind === 'Job') return [[`${o.kind}/${o.metadata.name}`, o.spec.template.spec]];
+    if (o.kind === 'StatefulSet' || o.kind === 'Deployment' || o.kind === 'Job') return [[`${o.kind}/${o.metadata.name}`, o.spec.template.spec]];
     if (o.kind === 'CronJob') return [[`${o.kind}/${o.metadata.name}`, o.spec.jobTemplate.spec.template.spec]];
     return [];
   });
@@ -68,7 +68,7 @@ describe('helm chart deploy/helm/linkgw', () => {
     for (const values of [undefined, ...CI_VALUES]) {
       const objs = render(values ? ['-f', join(CHART, 'ci', values)] : []);
       const pods = podSpecs(objs);
-      expect(pods.map(([n]) => n).sort()).toEqual(['CronJob/linkgw-records-verify', 'Deployment/linkgw', 'Job/linkgw-migrate']);
+      expect(pods.map(([n]) => n).sort()).toEqual(['CronJob/linkgw-records-purge', 'CronJob/linkgw-records-seal', 'CronJob/linkgw-records-verify', 'Job/linkgw-migrate', 'StatefulSet/linkgw']);
       for (const [name, pod] of pods) {
         const where = `${values ?? 'defaults'} ${name}`;
         expect(pod.automountServiceAccountToken, where).toBe(false);
@@ -106,7 +106,7 @@ describe('helm chart deploy/helm/linkgw', () => {
       LINKGW_RECORDS_MIGRATE: 'verify',
     });
     expect(find(objs, 'Secret')).toEqual([]);
-    const deploy = one(objs, 'Deployment', 'linkgw');
+    const deploy = one(objs, 'StatefulSet', 'linkgw');
     expect(deploy.spec.replicas).toBe(3);
     const pod = deploy.spec.template.spec;
     expect(pod.enableServiceLinks).toBe(false);
@@ -116,8 +116,8 @@ describe('helm chart deploy/helm/linkgw', () => {
     expect(c.readinessProbe.grpc).toEqual({ port: 8081 });
     expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(c.ports.map((p: K8s) => `${p.name}:${p.containerPort}`)).toEqual(['grpc:50051', 'metrics:9464', 'health:8081']);
-    const env = Object.fromEntries(c.env.map((e: K8s) => [e.name, e.valueFrom.secretKeyRef]));
-    expect(env).toEqual({ LINKGW_RECORDS_URL: { name: 'linkgw-records', key: 'url' }, LINKGW_REDIS_URL: { name: 'linkgw-redis', key: 'url' } });
+    const env = Object.fromEntries(c.env.map((e: K8s) => [e.name, e.valueFrom.secretKeyRef ?? e.valueFrom.fieldRef]));
+    expect(env).toEqual({ LINKGW_REPLICA_ID: { fieldPath: 'metadata.name' }, LINKGW_RECORDS_URL: { name: 'linkgw-records', key: 'url' }, LINKGW_REDIS_URL: { name: 'linkgw-redis', key: 'url' } });
     expect(pod.volumes.find((v: K8s) => v.name === 'keyring').secret.secretName).toBe('linkgw-keyring');
     // The policy is a directory mount (ConfigMap updates arrive), the keyring a file in the data dir.
     expect(c.volumeMounts.find((m: K8s) => m.name === 'policy')).toEqual({ name: 'policy', mountPath: '/etc/linkgw/policy', readOnly: true });
@@ -147,6 +147,68 @@ describe('helm chart deploy/helm/linkgw', () => {
     expect(cron.spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['records', 'verify']);
   });
 
+  withHelm('runs the gateways as a StatefulSet: each pod\'s stable name is its LINKGW_REPLICA_ID, so its log outlives restarts and rollouts', () => {
+    const objs = render();
+    expect(find(objs, 'Deployment')).toEqual([]);
+    const sts = one(objs, 'StatefulSet', 'linkgw');
+    // The headless agency Service governs the pod names; pods start and stop in parallel.
+    expect(sts.spec.serviceName).toBe(one(objs, 'Service', 'linkgw').metadata.name);
+    expect(one(objs, 'Service', 'linkgw').spec.clusterIP).toBe('None');
+    expect(sts.spec.podManagementPolicy).toBe('Parallel');
+    expect(sts.spec.updateStrategy).toEqual({ type: 'RollingUpdate' });
+    const c = sts.spec.template.spec.containers[0];
+    expect(c.env.find((e: K8s) => e.name === 'LINKGW_REPLICA_ID').valueFrom).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
+    // Each revision spreads on its own during a rollout (StatefulSet pods carry controller-revision-hash).
+    for (const t of sts.spec.template.spec.topologySpreadConstraints) expect(t.matchLabelKeys).toEqual(['controller-revision-hash']);
+    // Scaling down: SIGTERM and a grace long enough for the writer to sign its last records.
+    expect(sts.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(15);
+    // The HPA scales the StatefulSet; the replica id is the chart's, not a setting.
+    const hpa = one(render(['--set', 'autoscaling.enabled=true']), 'HorizontalPodAutoscaler');
+    expect(hpa.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'linkgw' });
+    const own = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'config.LINKGW_REPLICA_ID=fixed']);
+    expect(own.status).not.toBe(0);
+    expect(own.out).toContain('config.LINKGW_REPLICA_ID is set by the chart');
+  });
+
+  withHelm('seals logs whose gateway is gone, and purges records past retention, each from a CronJob of its own', () => {
+    const objs = render();
+    const job = (name: string) => {
+      const cron = one(objs, 'CronJob', name);
+      const pod = cron.spec.jobTemplate.spec.template.spec;
+      return { cron, pod, c: pod.containers[0], env: Object.fromEntries(pod.containers[0].env.map((e: K8s) => [e.name, e.value ?? e.valueFrom.secretKeyRef])) };
+    };
+    const seal = job('linkgw-records-seal');
+    expect(seal.c.args).toEqual(['records', 'seal', '--json']);
+    expect(seal.cron.spec).toMatchObject({ schedule: '7 * * * *', concurrencyPolicy: 'Forbid' });
+    expect(seal.cron.spec.jobTemplate.spec.backoffLimit).toBe(0);
+    // It signs: the keyring is mounted. It writes checkpoints: the records (runtime, writer) role by default.
+    expect(seal.c.volumeMounts.find((m: K8s) => m.name === 'keyring').mountPath).toBe('/var/lib/linkgw/keyring.json');
+    expect(seal.env.LINKGW_RECORDS_URL).toEqual({ name: 'linkgw-records', key: 'url' });
+    expect(seal.c.resources.requests).toBeDefined();
+
+    const purge = job('linkgw-records-purge');
+    expect(purge.c.args).toEqual(['records', 'purge', '--before', '7y', '--json']);
+    expect(purge.cron.spec).toMatchObject({ schedule: '43 2 1 * *', concurrencyPolicy: 'Forbid' });
+    // A purge is idempotent: a failed run is retried at once, so a half-way purge is finished soon.
+    expect(purge.cron.spec.jobTemplate.spec.backoffLimit).toBe(2);
+    expect(purge.c.resources).toEqual({ requests: { cpu: '250m', memory: '512Mi' }, limits: { memory: '2Gi' } });
+    expect(purge.c.volumeMounts.map((m: K8s) => m.name)).toContain('keyring');
+
+    // Its own values: schedule, retention, resources, a Secret of its own; or off.
+    const tuned = render(['--set', 'recordsPurge.before=10y,recordsPurge.schedule=0 4 * * 0,recordsPurge.existingSecret=owner,recordsSeal.existingSecret=writer,recordsSeal.secretKey=dsn,recordsPurge.resources.requests.cpu=1']);
+    const tp = one(tuned, 'CronJob', 'linkgw-records-purge');
+    expect(tp.spec.schedule).toBe('0 4 * * 0');
+    expect(tp.spec.jobTemplate.spec.template.spec.containers[0].args).toEqual(['records', 'purge', '--before', '10y', '--json']);
+    expect(tp.spec.jobTemplate.spec.template.spec.containers[0].resources.requests.cpu).toBe(1);
+    expect(tp.spec.jobTemplate.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef).toEqual({ name: 'owner', key: 'url' });
+    expect(one(tuned, 'CronJob', 'linkgw-records-seal').spec.jobTemplate.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef).toEqual({ name: 'writer', key: 'dsn' });
+    const off = render(['--set', 'recordsPurge.enabled=false,recordsSeal.enabled=false']);
+    expect(find(off, 'CronJob').map((c: K8s) => c.metadata.name)).toEqual(['linkgw-records-verify']);
+    const badAge = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'recordsPurge.before=seven years']);
+    expect(badAge.status).not.toBe(0);
+    expect(badAge.out).toContain('/recordsPurge/before');
+  });
+
   withHelm('runs `linkgw migrate` as a hook Job without the keyring, or leaves migrations to the gateways (migrations.job.enabled=false)', () => {
     const objs = render(['-f', join(CHART, 'ci', 'chart-secrets-values.yaml')]);
     const job = one(objs, 'Job', 'linkgw-migrate');
@@ -159,7 +221,7 @@ describe('helm chart deploy/helm/linkgw', () => {
     const off = render(['-f', join(CHART, 'ci', 'chart-secrets-values.yaml'), '--set', 'migrations.job.enabled=false']);
     expect(find(off, 'Job')).toEqual([]);
     expect(find(off, 'Secret', 'linkgw-migrations')).toEqual([]);
-    expect(podSpecs(off).map(([n]) => n).sort()).toEqual(['CronJob/linkgw-records-verify', 'Deployment/linkgw']);
+    expect(podSpecs(off).map(([n]) => n).sort()).toEqual(['CronJob/linkgw-records-purge', 'CronJob/linkgw-records-seal', 'CronJob/linkgw-records-verify', 'StatefulSet/linkgw']);
     // Without the Job each gateway migrates at start, under the advisory lock.
     expect(configOf(off).LINKGW_RECORDS_MIGRATE).toBe('auto');
 
@@ -174,10 +236,10 @@ describe('helm chart deploy/helm/linkgw', () => {
 
   withHelm('sets LINKGW_RATE_LIMIT_REPLICAS from replicaCount, or from the HPA maximum', () => {
     const five = render(['--set', 'replicaCount=5']);
-    expect(one(five, 'Deployment').spec.replicas).toBe(5);
+    expect(one(five, 'StatefulSet').spec.replicas).toBe(5);
     expect(configOf(five).LINKGW_RATE_LIMIT_REPLICAS).toBe('5');
     const hpa = render(['--set', 'autoscaling.enabled=true,autoscaling.minReplicas=2,autoscaling.maxReplicas=7']);
-    expect(one(hpa, 'Deployment').spec.replicas).toBeUndefined();
+    expect(one(hpa, 'StatefulSet').spec.replicas).toBeUndefined();
     expect(one(hpa, 'HorizontalPodAutoscaler').spec).toMatchObject({ minReplicas: 2, maxReplicas: 7 });
     expect(configOf(hpa).LINKGW_RATE_LIMIT_REPLICAS).toBe('7');
     expect(configOf(render(['--set', 'rateLimit.replicas=4'])).LINKGW_RATE_LIMIT_REPLICAS).toBe('4');
@@ -189,7 +251,7 @@ describe('helm chart deploy/helm/linkgw', () => {
     expect(lb.spec).toMatchObject({ type: 'LoadBalancer', externalTrafficPolicy: 'Local', loadBalancerClass: 'service.k8s.aws/nlb' });
     expect(lb.spec.ports).toEqual([{ name: 'grpc', port: 50051, targetPort: 'grpc', protocol: 'TCP' }]);
     expect(configOf(objs).LINKGW_RATE_LIMIT_REPLICAS).toBe('12');
-    expect(one(objs, 'Deployment').spec.template.spec.containers[0].image).toMatch(/@sha256:[0-9a-f]{64}$/);
+    expect(one(objs, 'StatefulSet').spec.template.spec.containers[0].image).toMatch(/@sha256:[0-9a-f]{64}$/);
     const sm = one(objs, 'ServiceMonitor');
     expect(sm.spec.jobLabel).toBe('app.kubernetes.io/name');
     expect(sm.spec.selector.matchLabels['app.kubernetes.io/component']).toBe('metrics');
@@ -199,8 +261,12 @@ describe('helm chart deploy/helm/linkgw', () => {
     expect(np.spec.egress[0].ports).toContainEqual({ port: 53, protocol: 'UDP' });
     expect(np.spec.egress).toHaveLength(4);
     expect(one(objs, 'Job').spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name).toBe('linkgw-records-owner');
-    expect(one(objs, 'CronJob').spec.jobTemplate.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name).toBe('linkgw-records-readonly');
-    expect(one(objs, 'CronJob').spec.timeZone).toBe('Asia/Tokyo');
+    const cron = (name: string) => one(objs, 'CronJob', name).spec.jobTemplate.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name;
+    expect(cron('linkgw-records-verify')).toBe('linkgw-records-readonly');
+    // Seal writes checkpoints (the runtime role); purge drops partitions (the schema owner).
+    expect(cron('linkgw-records-seal')).toBe('linkgw-records-runtime');
+    expect(cron('linkgw-records-purge')).toBe('linkgw-records-owner');
+    expect(one(objs, 'CronJob', 'linkgw-records-verify').spec.timeZone).toBe('Asia/Tokyo');
     expect(find(objs, 'Secret')).toEqual([]);
   });
 
@@ -222,9 +288,9 @@ describe('helm chart deploy/helm/linkgw', () => {
     expect(secrets['linkgw-records'].metadata.annotations?.['helm.sh/hook']).toBeUndefined();
     expect(one(objs, 'ConfigMap', 'linkgw-policy').data).toEqual({ 'agencies.json': '{"agencies":[]}', 'legal-basis.json': '{"rows":[]}' });
     // Chart-made Secrets roll the pods when they change; the policy does not (it reloads in place).
-    const annotations = one(objs, 'Deployment').spec.template.metadata.annotations;
+    const annotations = one(objs, 'StatefulSet').spec.template.metadata.annotations;
     expect(Object.keys(annotations).sort()).toEqual(['checksum/config', 'checksum/keyring', 'checksum/records', 'checksum/redis', 'checksum/tls']);
-    expect(one(objs, 'Deployment').spec.template.spec.volumes.find((v: K8s) => v.name === 'policy').configMap.name).toBe('linkgw-policy');
+    expect(one(objs, 'StatefulSet').spec.template.spec.volumes.find((v: K8s) => v.name === 'policy').configMap.name).toBe('linkgw-policy');
   });
 
   withHelm('refuses settings the chart owns, and a missing keyring, with a message that says what to set', () => {
@@ -251,6 +317,17 @@ describe('helm chart deploy/helm/linkgw', () => {
     expect(url.out).toContain('/records/url');
     const replicas = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'replicaCount=0']);
     expect(replicas.status).not.toBe(0);
+    // A misspelt setting is refused when rendering, not when the pod starts (exit 78, crash loop).
+    const setting = helm(['template', 'linkgw', CHART, '--kube-version', KUBE_VERSION, '--set', 'config.LINKGW_LOG_LEVLE=debug']);
+    expect(setting.status).not.toBe(0);
+    expect(setting.out).toContain("additional properties 'LINKGW_LOG_LEVLE' not allowed");
+  });
+
+  it('lists in values.schema.json exactly the LINKGW_* settings the gateway knows', () => {
+    const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as { properties: { config: { properties: Record<string, unknown>; additionalProperties: boolean } } };
+    // When this fails after adding a setting, put its name in properties.config.properties.
+    expect(Object.keys(schema.properties.config.properties).sort()).toEqual([...KNOWN_VARIABLES].sort());
+    expect(schema.properties.config.additionalProperties).toBe(false);
   });
 
   withHelm('is the source of deploy/kubernetes/gateway.yaml (run deploy/kubernetes/generate.sh after changing the chart)', () => {

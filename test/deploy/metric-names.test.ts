@@ -20,6 +20,15 @@ const NOT_FROM_THE_GATEWAY: Readonly<Record<string, string>> = {
   kube_job_status_failed: 'kube-state-metrics (the records-verify CronJob)',
 };
 
+/**
+ * Metrics the dashboard reads that the gateway does not export yet, each with who adds it. When it is exported
+ * the "keeps the exceptions honest" test fails: remove its entry then.
+ */
+const NOT_EXPORTED_YET: Readonly<Record<string, string>> = {
+  // Issue 21 item 5 (the dashboard's "Refused handshakes by reason"): the counter is being added in another
+  // branch (refused TLS handshakes on the agency port, by reason).
+};
+
 const PROMETHEUS_DIR = join(PACKAGE_ROOT, 'deploy', 'prometheus');
 
 interface Rule {
@@ -108,19 +117,19 @@ describe('metric names in deploy/grafana and deploy/prometheus', () => {
       expect(names.length, `no metric found in ${where}`).toBeGreaterThan(0);
       for (const n of names) {
         used.add(n);
-        const ok = n.includes(':') ? recorded.has(n) : isExposed(n, families) || n in NOT_FROM_THE_GATEWAY;
+        const ok = n.includes(':') ? recorded.has(n) : isExposed(n, families) || n in NOT_FROM_THE_GATEWAY || n in NOT_EXPORTED_YET;
         if (!ok) missing.push(`${n} (${where})`);
       }
     }
     expect(missing).toEqual([]);
     // Every area of the dashboard reads something: RED, providers, records, Redis, pool, event loop, build, certificates.
-    for (const n of ['grpc_server_handled_total', 'grpc_server_handling_seconds_bucket', 'linkgw_provider_call_duration_seconds_bucket', 'linkgw_record_commit_duration_seconds_bucket', 'linkgw_redis_up', 'linkgw_pool_queue_depth', 'nodejs_eventloop_lag_p99_seconds', 'linkgw_build_info', 'linkgw_tls_certificate_expiry_seconds', 'linkgw_policy_info'])
+    for (const n of ['grpc_server_handled_total', 'grpc_server_handling_seconds_bucket', 'linkgw_provider_call_duration_seconds_bucket', 'linkgw_record_commit_duration_seconds_bucket', 'linkgw_redis_up', 'linkgw_pool_queue_depth', 'nodejs_eventloop_lag_p99_seconds', 'linkgw_build_info', 'linkgw_tls_certificate_expiry_seconds', 'linkgw_policy_info', 'linkgw_log_leaves', 'linkgw_log_unsigned_leaves', 'linkgw_log_checkpoint_timestamp_seconds', 'linkgw_witness_cosignatures_total', 'linkgw_witness_failures_total', 'linkgw_connections'])
       expect(used, n).toContain(n);
   });
 
   it('keeps the exceptions honest: nothing in them is exported by the gateway', () => {
     const families = exposedFamilies(page);
-    for (const n of Object.keys(NOT_FROM_THE_GATEWAY)) expect(isExposed(n, families)).toBe(false);
+    for (const n of [...Object.keys(NOT_FROM_THE_GATEWAY), ...Object.keys(NOT_EXPORTED_YET)]) expect(isExposed(n, families), n).toBe(false);
   });
 
   it('exports the standard gRPC families with the calls that were made', () => {
@@ -178,6 +187,6 @@ describe('deploy/grafana/linkgw.json', () => {
       for (const t of p.targets ?? []) expect(t.expr, p.title).toMatch(/\S/);
     }
     const rows = d.panels.filter((p) => p.type === 'row').map((p) => p.title);
-    expect(rows).toEqual(['Service level', 'Calls (RED, per method)', 'Providers', 'Record writer', 'Redis and cache', 'Mapping pool', 'Runtime']);
+    expect(rows).toEqual(['Service level', 'Calls (RED, per method)', 'Providers', 'Record writer', 'Transparency log', 'Redis and cache', 'Mapping pool', 'Runtime']);
   });
 });

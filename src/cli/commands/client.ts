@@ -5,9 +5,10 @@
  */
 import { createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { toJsonString } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { Direction } from '../../gen/linkage/v1/gateway_pb.js';
-import { Outcome, type AccessRecord } from '../../gen/linkage/v1/records_pb.js';
+import { AccessRecordSchema, Outcome, type AccessRecord } from '../../gen/linkage/v1/records_pb.js';
 import { statusName } from '../../grpc/status.js';
 import type { AgencyClient } from '../agency-client.js';
 import { readNumbers } from '../bulk-input.js';
@@ -197,13 +198,41 @@ const reportWrongBinding = command({
   },
 });
 
+/**
+ * A record as one JSON line in protobuf-es canonical proto3 JSON (bytes as base64), its proof included: the
+ * format `linkgw records check-proof` reads and the citizen portal downloads.
+ */
+export function recordJsonLine(r: AccessRecord): string {
+  return `${toJsonString(AccessRecordSchema, r)}\n`;
+}
+
+const recordProof = command({
+  summary: 'a record and its inclusion proof by record id (GetRecordProof: its requester, its provider, or the disclosure agency)',
+  usage: 'RECORD_ID',
+  details: 'With --json, one line: the record as linkage.v1.AccessRecord in canonical proto3 JSON with its `proof`, the input of `linkgw records check-proof`. Keep it as the §23 copy of the exchange. A record newer than its log\'s latest checkpoint (about a second) has no proof yet: ask again.',
+  args: { min: 1, max: 1 },
+  options: JSON_OPTION,
+  run: (inv) =>
+    withClient(inv, async (c) => {
+      const got = await c.recordProof(inv.args[0]!);
+      const record = got.record;
+      if (!record) throw new CliError('the gateway sent no record');
+      if (got.proof) record.proof = got.proof;
+      const p = new Printer(inv.options.json);
+      if (inv.options.json) return p.write(recordJsonLine(record));
+      const proof = record.proof;
+      p.object({ ...recordRow(record), proof: proof ? `leaf ${proof.leafIndex} of ${proof.origin}, tree of ${proof.treeSize}` : 'none yet (newer than the latest checkpoint): ask again' });
+    }),
+});
+
 const records = command({
   summary: "read a person's access records, newest first (the disclosure agency only)",
   usage: 'CODE',
   details: [
     'Paging: a page holds --page-size records (default 100, at most 1000). When a page is full there may be more:',
     "pass the last record's cursor as --page-token to read on (the human format prints the command's flag),",
-    'or give --all to read every page.',
+    'or give --all to read every page. With --json each line is the record as linkage.v1.AccessRecord in canonical',
+    'proto3 JSON with its inclusion proof (`proof`): keep the lines, check them with `linkgw records check-proof`.',
   ].join('\n'),
   args: { min: 1, max: 1 },
   options: {
@@ -230,9 +259,9 @@ const records = command({
           ...(from !== undefined ? { from: timestampFromMs(from) } : {}),
           ...(to !== undefined ? { to: timestampFromMs(to) } : {}),
         });
-        const rows = page.map(recordRow);
-        if (inv.options.json) p.rows(rows, []);
-        else all.push(...rows);
+        // JSON: each record as the API sends it, with its inclusion proof (what `records check-proof` reads).
+        if (inv.options.json) for (const r of page) p.write(recordJsonLine(r));
+        else all.push(...page.map(recordRow));
         const more = page.length === pageSize;
         token = page.at(-1)?.cursor ?? '';
         if (!more || !inv.options.all) {
@@ -273,5 +302,6 @@ export const clientGroup: CommandGroup = {
     query,
     'report-wrong-binding': reportWrongBinding,
     records,
+    'record-proof': recordProof,
   },
 };

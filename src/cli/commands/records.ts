@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { settingsFromEnv } from '../../config/settings.js';
 import { keyringLocation, openKeyring, readSealPublicKeys } from '../../keys/keyring-file.js';
-import { command, EXIT, UsageError, type CommandGroup } from '../command.js';
+import { CliError, command, EXIT, UsageError, type CommandGroup } from '../command.js';
 import { Printer } from '../output.js';
 
 /**
@@ -183,8 +183,117 @@ const purge = command({
   },
 });
 
+const seal = command({
+  summary: 'sign the unsigned tail of every log whose writer is gone (or of --log ID), taking each log\'s writer lock; logs being written are left to their writer',
+  args: { min: 0, max: 0 },
+  options: {
+    log: { type: 'string', value: 'ID', doc: 'only this log (its replica id, e.g. linkgw-2)' },
+    wait: { type: 'string', value: 'MS', doc: 'wait this long for a log\'s writer lock (default 0: a log being written is skipped)' },
+    json: { type: 'boolean', doc: 'JSON lines: one per log' },
+  },
+  details:
+    'A gateway killed before it signed its last records (SIGKILL, OOM, a lost node) leaves them unsigned until a process takes its log again: the same replica id restarting, or this command (run by the chart\'s records-seal CronJob). It opens the keyring (passphrase or PIN as for the gateway) and needs a database role that may write (the gateway\'s runtime role), checks that each tail extends the last checkpoint and signs a checkpoint of the whole log. Exit 1 when a log does not extend its last checkpoint (run `records verify`).',
+  run: async (inv) => {
+    const waitMs = inv.options.wait === undefined ? 0 : Number(inv.options.wait);
+    if (!Number.isSafeInteger(waitMs) || waitMs < 0) throw new UsageError('--wait takes a whole number of milliseconds');
+    const { s, store } = await openStore('write');
+    try {
+      const [{ sealLogs }, { createLogger }] = await Promise.all([import('../../records/seal.js'), import('../../log/logger.js')]);
+      const log = createLogger({ level: s.logLevel, base: { service: 'linkgw-records-seal' } });
+      const { keyring } = await openKeyring(keyringLocation(s));
+      let results;
+      try {
+        results = await sealLogs(store, keyring.sealSigner, log, { ...(inv.options.log !== undefined ? { logId: inv.options.log } : {}), waitMs });
+      } finally {
+        await keyring.close();
+      }
+      const p = new Printer(inv.options.json);
+      if (inv.options.json) for (const r of results) p.object(r);
+      else
+        p.rows(
+          results.map((r) => ({ ...r, signed: `${r.signedBefore} -> ${r.signedAfter}` })),
+          [
+            ['origin', 'LOG'],
+            ['size', 'RECORDS'],
+            ['signed', 'SIGNED'],
+            ['result', 'RESULT'],
+          ],
+        );
+      return results.some((r) => r.result.startsWith('refused')) ? EXIT.failure : EXIT.ok;
+    } finally {
+      await store.close();
+    }
+  },
+});
+
+const checkProof = command({
+  summary: 'check saved records with their inclusion proofs offline: leaf, leaf hash, path to the checkpoint, the log\'s signature (and witnesses\' cosignatures); exit 1 if any fails',
+  usage: 'FILE',
+  args: { min: 1, max: 1 },
+  options: {
+    'verifier-key': { type: 'string', value: 'VKEY[,VKEY…]', doc: "the log's note verifier key(s), as `linkgw keys show` prints them (default: the data directory's keyring's sealing keys, under each proof's origin)" },
+    'witness-key': { type: 'string', value: 'VKEY[,VKEY…]', doc: 'witness verifier keys: each must have cosigned the checkpoint' },
+    json: { type: 'boolean', doc: 'JSON lines: one per record, then the totals' },
+  },
+  details:
+    'FILE (or - for standard input) holds what `linkgw client disclosure records CODE --json` or `linkgw client AGENCY record-proof ID --json` printed: one linkage.v1.AccessRecord a line in canonical proto3 JSON with its `proof`, or a JSON array of them. Each record is checked without the gateway: its leaf decodes to the fields shown, hashes to the leaf hash, and the inclusion path leads to the root of a checkpoint signed by the log (and cosigned by every --witness-key). A record or proof edited after it was saved fails, and the exit status is 1.',
+  run: async (inv) => {
+    const { readFileSync } = await import('node:fs');
+    const { checkProofFile } = await import('../../records/check-proof.js');
+    const file = inv.args[0]!;
+    const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+    const list = (v: string | undefined) => (v ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+    const verifierKeys = list(inv.options['verifier-key']);
+    const sealPublicKeys = verifierKeys.length ? undefined : readSealPublicKeys(keyringLocation(settingsFromEnv()).path);
+    let checks;
+    try {
+      checks = checkProofFile(text, { verifierKeys, witnessKeys: list(inv.options['witness-key']), ...(sealPublicKeys ? { sealPublicKeys } : {}) });
+    } catch (e) {
+      throw new UsageError(`${file}: ${(e as Error).message}`);
+    }
+    if (checks.length === 0) throw new UsageError(`${file}: no records in it`);
+    const failed = checks.filter((c) => !c.ok).length;
+    const p = new Printer(inv.options.json);
+    if (inv.options.json) {
+      for (const c of checks) p.object(c);
+      p.object({ records: checks.length, ok: checks.length - failed, failed });
+    } else {
+      p.rows(
+        checks.map((c) => ({ ...c, at: c.origin ? `${c.origin} leaf ${c.leafIndex} of ${c.treeSize}` : '', result: c.ok ? (c.witnesses.length ? `ok, cosigned by ${c.witnesses.join(', ')}` : 'ok') : `FAILED: ${c.problem}` })),
+        [
+          ['item', '#'],
+          ['recordId', 'RECORD'],
+          ['at', 'IN LOG'],
+          ['result', 'RESULT'],
+        ],
+      );
+      p.write(`${checks.length} record${checks.length === 1 ? '' : 's'}, ${failed ? `${failed} failed` : 'all proven'}\n`);
+    }
+    return failed ? EXIT.failure : EXIT.ok;
+  },
+});
+
+const backup = command({
+  summary: 'copy the SQLite record store into FILE while the gateway writes (SQLite\'s online backup API), then verify the copy',
+  usage: 'FILE',
+  args: { min: 1, max: 1 },
+  options: { json: { type: 'boolean', doc: 'one JSON line: the file, its size, logs and records' } },
+  details:
+    'The copy is one consistent state of the store, made from a connection of its own while the gateway keeps writing; it is written as FILE.partial (mode 0600), checked (integrity_check, then every log verified as `records verify` does, with the keyring\'s public keys: no passphrase), synced, and renamed to FILE. To restore: stop the gateway, put FILE in place as <data>/records.sqlite, start it (README "Backup and restore"). Back up the keyring too, separately: without it no code can be decoded again. PostgreSQL is backed up with its own tools (base backup and WAL archiving).',
+  run: async (inv) => {
+    const s = settingsFromEnv();
+    if (s.recordsUrl)
+      throw new CliError('records backup copies the embedded SQLite store; a PostgreSQL record store is backed up with pg_basebackup and WAL archiving (README "Backup and restore")');
+    const { backupSqliteStore } = await import('../../records/backup.js');
+    const result = await backupSqliteStore(join(s.dataDir, 'records.sqlite'), inv.args[0]!, readSealPublicKeys(keyringLocation(s).path));
+    const p = new Printer(inv.options.json);
+    if (inv.options.json) p.object(result);
+    else p.write(`${result.file}: ${result.bytes.toLocaleString('en-US')} bytes, ${result.logs} log${result.logs === 1 ? '' : 's'}, ${result.records} records, verified${result.unsigned ? ` (${result.unsigned} not yet signed when copied)` : ''}\n`);
+  },
+});
+
 export const recordsGroup: CommandGroup = {
   name: 'records',
   summary: 'the access record store ($LINKGW_RECORDS_URL, else SQLite in the data directory): one transparency log per replica',
-  commands: { verify, checkpoints, purge },
+  commands: { verify, checkpoints, purge, seal, backup, 'check-proof': checkProof },
 };
