@@ -1,5 +1,4 @@
 /** Picks the record store from configuration: PostgreSQL for a postgres:// URL, otherwise SQLite at a path. */
-import { chmodSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { RecordStore } from './record-store.js';
 import { logMigrations, type MigrateMode } from './migrations.js';
@@ -35,7 +34,6 @@ export async function openRecordStore(target: { url?: string | undefined; sqlite
     return PostgresRecordStore.open(target.url, pg);
   }
   if (target.url) throw new Error('LINKGW_RECORDS_URL: only postgres:// URLs are supported; leave it unset for the embedded SQLite store');
-  privateFiles(target.sqlitePath);
   return SqliteRecordStore.open(target.sqlitePath, {
     ...(o.observer ? { observer: o.observer } : {}),
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
@@ -44,19 +42,4 @@ export async function openRecordStore(target: { url?: string | undefined; sqlite
     ...(o.readonly ? { readonly: true } : {}),
     onMigrated: (r) => logMigrations(o.log, target.sqlitePath, r),
   });
-}
-
-/**
- * The SQLite store holds who asked about whom: its file is made mode 0600 before SQLite opens it, as the
- * keyring is (SQLite gives its -wal and -shm files the database file's mode), and a store made earlier with
- * wider permissions is narrowed. Best effort: a directory that does not exist or cannot be written is left for
- * the store to report, in its own words.
- */
-function privateFiles(path: string): void {
-  try {
-    if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
-    for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f) && (statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
-  } catch {
-    // The store's own open names the problem (the file, SQLite's code).
-  }
 }

@@ -8,7 +8,7 @@
  * deadlines until the disk answers. Errors from the thread, including those of its start (a full disk, a
  * directory it cannot write), become Errors that name the store's file and SQLite's code.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { LoggedRecord } from '../core/access-record.js';
@@ -132,6 +132,7 @@ export class SqliteRecordStore implements RecordStore {
           `the SQLite record store ${path} is missing, but logs were written there before (${traces.join(', ')}): restore it from a backup (README, "Backup and restore"); to start new logs there on purpose, run \`linkgw migrate\` first`,
         );
     }
+    if (!readonly) privateFiles(path);
     const s = new SqliteRecordStore(path, opts.busyTimeoutMs ?? 1000, opts.timeoutMs ?? 3000, opts.observer, readonly ? 'verify' : (opts.migrate ?? 'auto'), readonly, opts.personIndex !== 'on-flush');
     try {
       // Migrations may take longer than an operation's deadline (an index on a large table).
@@ -264,5 +265,20 @@ function writerLocksOf(path: string): string[] {
     return readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.writer-lock'));
   } catch {
     return [];
+  }
+}
+
+/**
+ * The SQLite store holds who asked about whom: its file is made mode 0600 before SQLite opens it, as the
+ * keyring is (SQLite gives its -wal and -shm files the database file's mode), and a store made earlier with
+ * wider permissions is narrowed. Best effort: a directory that does not exist or cannot be written is left for
+ * the store to report, in its own words.
+ */
+function privateFiles(path: string): void {
+  try {
+    if (!existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+    for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f) && (statSync(f).mode & 0o077) !== 0) chmodSync(f, 0o600);
+  } catch {
+    // The store's own open names the problem (the file, SQLite's code).
   }
 }

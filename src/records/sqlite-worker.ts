@@ -11,7 +11,7 @@
  */
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { statSync, type BigIntStats } from 'node:fs';
+import { chmodSync, statSync, type BigIntStats } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Outcome, type LoggedRecord } from '../core/access-record.js';
 import { rangeNodes, rootOfLeafHashes, type NodeId } from '../core/merkle.js';
@@ -209,6 +209,8 @@ function lockPath(logId: string): string {
 
 function tryLock(logId: string): boolean {
   const lock = new Database(lockPath(logId));
+  // Like the store's files (open-store.ts): the lock file names a log, and nobody else needs to read it.
+  chmodSync(lockPath(logId), 0o600);
   try {
     lock.pragma('busy_timeout = 0');
     lock.pragma('journal_mode = MEMORY');
