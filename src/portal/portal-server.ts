@@ -77,6 +77,8 @@ export interface PortalContext {
   takeAttempt(req: IncomingMessage, res: ServerResponse): boolean;
   /** Starts a session for this code and sets its cookie. */
   signIn(res: ServerResponse, code: string): Session;
+  /** The CSRF token a page must send back: the session's, else the pre-session double-submit cookie's. */
+  csrfToken(req: IncomingMessage, res: ServerResponse): string;
   json(res: ServerResponse, status: number, body: unknown): void;
   readBody(req: IncomingMessage): Promise<string>;
 }
@@ -247,8 +249,6 @@ export async function startPortal(o: PortalOptions): Promise<RunningPortal> {
     return s;
   };
 
-  const ctx: PortalContext = { get origin() { return origin; }, sessions, gateway: o.gateway, log: o.log, lang: langOf, checkPost, takeAttempt, signIn, json, readBody };
-
   /** A pre-session CSRF token: the double-submit cookie, made when missing. */
   const preSessionCsrf = (req: IncomingMessage, res: ServerResponse): string => {
     let t = cookies(req).get(CSRF_COOKIE);
@@ -257,6 +257,23 @@ export async function startPortal(o: PortalOptions): Promise<RunningPortal> {
       res.appendHeader('Set-Cookie', cookie(CSRF_COOKIE, t));
     }
     return t;
+  };
+  const csrfToken = (req: IncomingMessage, res: ServerResponse): string => sessions.get(cookies(req).get(SESSION_COOKIE))?.csrf ?? preSessionCsrf(req, res);
+
+  const ctx: PortalContext = {
+    get origin() {
+      return origin;
+    },
+    sessions,
+    gateway: o.gateway,
+    log: o.log,
+    lang: langOf,
+    checkPost,
+    takeAttempt,
+    signIn,
+    csrfToken,
+    json,
+    readBody,
   };
 
   const signInPageFor = (req: IncomingMessage, res: ServerResponse, lang: Lang, status: number, error?: string) =>

@@ -50,7 +50,7 @@ async function startPortal(env: Record<string, string>): Promise<{ url: string; 
 async function signIn(page: Page, url: string, number = PERSON): Promise<void> {
   await page.goto(url);
   await page.getByLabel(/個人番号/).fill(number);
-  await page.getByRole('button', { name: 'サインイン' }).click();
+  await page.getByRole('button', { name: 'サインイン', exact: true }).click();
   await page.waitForLoadState();
   if (!page.url().endsWith('/') || (await page.locator('#summary').count()) === 0) throw new Error(`sign-in failed at ${page.url()}: ${await page.locator('body').textContent()}`);
   await page.locator('#summary[data-done]').waitFor();
@@ -272,6 +272,49 @@ describe('the portal in a browser', () => {
     const w = await welfare.issueCode(PERSON);
     expected.add(w.recordId);
   }
+});
+
+describe('passkeys', () => {
+  it('enrolls with a code from the counter and the number once, then signs in with the passkey (virtual authenticator)', async () => {
+    const { url } = await startPortal({ LINKGW_PORTAL_VERIFIER_KEYS: keysFile });
+    const enroll = startChild({ LINKGW_DATA_DIR: h.dataDir }, ['portal', 'enroll', '--valid-hours', '1']);
+    const enrollmentCode = (await enroll.waitFor(/"enrollmentCode":"([0-9A-Z-]+)"/))[1]!;
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    // Chromium's virtual authenticator (CDP WebAuthn domain): a platform passkey that verifies the user.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    });
+    await page.goto(url);
+    // Without LINKGW_PORTAL_DEV_SIGNIN the number form does not exist.
+    expect(await page.locator('input[name="personal_number"]').count()).toBe(0);
+    await page.getByRole('link', { name: /登録コード/ }).click();
+    await page.getByLabel('登録コード').fill(enrollmentCode);
+    await page.getByLabel(/個人番号/).fill(PERSON);
+    await page.getByRole('button', { name: 'パスキーを登録する' }).click();
+    await page.locator('#summary[data-done]').waitFor();
+    await settled(page);
+    const shown = new Map(await proofs(page));
+    for (const id of expected) expect(shown.get(id), id).toBe('verified');
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    expect(credentials).toHaveLength(1);
+    // Sign out, then in again with the passkey alone.
+    await page.getByRole('button', { name: 'サインアウト' }).click();
+    await page.getByRole('button', { name: 'パスキーでサインイン' }).click();
+    await page.locator('#summary[data-done]').waitFor();
+    expect((await proofs(page)).length).toBeGreaterThanOrEqual(expected.size);
+    // The code works once; the portal's state holds no personal number.
+    await page.getByRole('button', { name: 'サインアウト' }).click();
+    await page.goto(new URL('/enroll', url).href);
+    await page.getByLabel('登録コード').fill(enrollmentCode);
+    await page.getByLabel(/個人番号/).fill(PERSON);
+    await page.getByRole('button', { name: 'パスキーを登録する' }).click();
+    await page.locator('#passkey-status.error').waitFor();
+    expect(readFileSync(join(h.dataDir, 'portal', 'passkeys.json'), 'utf8')).not.toContain(PERSON);
+    await context.close();
+  }, 90_000);
 });
 
 describe('a portal configured with another log\u2019s verifier key', () => {

@@ -12,7 +12,7 @@ import { callUnary } from '../../grpc/generic-client.js';
 import type { DisclosureGateway } from '../../portal/ports.js';
 import type { AgencyClient } from '../agency-client.js';
 import { CLIENT_OPTIONS, connect, resolveTarget, type TargetOptions } from '../client-target.js';
-import { CliError, command, type CommandGroup } from '../command.js';
+import { CliError, command, intOption, type CommandGroup } from '../command.js';
 import { Printer } from '../output.js';
 
 const AGENCY = 'disclosure';
@@ -83,7 +83,12 @@ const serve = command({
     const gateway = disclosureGateway(client);
     const verifierKeys = s.portal.verifierKeys ? readVerifierKeys(s.portal.verifierKeys) : await localVerifierKeys(s, gateway);
     const policy = loadPolicy({ agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile });
-    const [{ startPortal }, { createLogger }] = await Promise.all([import('../../portal/portal-server.js'), import('../../log/logger.js')]);
+    const [{ startPortal }, { createLogger }, { passkeys }, { EnrollmentStore }] = await Promise.all([
+      import('../../portal/portal-server.js'),
+      import('../../log/logger.js'),
+      import('../../portal/passkeys.js'),
+      import('../../portal/enrollment-store.js'),
+    ]);
     const log = createLogger({ level: s.logLevel, base: { service: 'linkgw-portal' } });
     if (s.portal.devSignIn) log.warn('LINKGW_PORTAL_DEV_SIGNIN=1: anyone who types a personal number is signed in as that person (development only)');
     const portal = await startPortal({
@@ -94,6 +99,7 @@ const serve = command({
       verifierKeys,
       policy: () => policy,
       devSignIn: s.portal.devSignIn,
+      extensions: [passkeys(new EnrollmentStore(s.portal.dir))],
       log,
     });
     new Printer(true).object({ url: portal.url, origin: portal.origin, verifierKeys });
@@ -107,10 +113,28 @@ const serve = command({
   },
 });
 
+const enroll = command({
+  summary: 'issue a one-time enrollment code for a person at the counter (they register a passkey with it)',
+  args: { min: 0, max: 0 },
+  options: { 'valid-hours': { type: 'string', value: 'N', doc: 'how long the code may be used (default 24, at most 720)' } },
+  details: [
+    "The municipal window's role: after checking the person's My Number card, give them this code. With it and their",
+    'personal number they register a passkey at /enroll (the number is used once, for IssueCode, and not kept). The',
+    'code is kept in LINKGW_PORTAL_DIR only as a hash, and works once. It prints one JSON line: the code and its expiry.',
+  ].join('\n'),
+  run: async (inv) => {
+    const s = portalSettingsFromEnv();
+    const hours = intOption(inv.options['valid-hours'], 'valid-hours', { min: 1, max: 720 }) ?? 24;
+    const { EnrollmentStore } = await import('../../portal/enrollment-store.js');
+    const { code, expires } = new EnrollmentStore(s.portal.dir).issueEnrollmentCode(hours * 3600_000);
+    new Printer(true).object({ enrollmentCode: code, expires: new Date(expires).toISOString() });
+  },
+});
+
 export const portalGroup: CommandGroup = {
   name: 'portal',
   summary: serve.summary,
   options: CLIENT_OPTIONS,
   details: 'The gateway is found as `linkgw client disclosure` finds it (--address, --cert, --key, --ca, or the environment).',
-  commands: { '': serve },
+  commands: { '': serve, enroll },
 };
