@@ -26,6 +26,8 @@ const T = {
     recordsTitle: 'あなたの情報の記録',
     recordsLead: '行政機関があなたの情報を照会・提供した記録です。新しいものから順に表示します。各記録の証明はこのブラウザーで検証します。',
     download: '記録と証明をダウンロード (JSON Lines)',
+    selfHeading: 'あなたの情報 (自己情報表示)',
+    selfLead: '行政機関があなたについて保有している情報を表示します。表示のための照会も記録され、上の一覧に加わります。',
     keysHeading: '検証に使う鍵',
     keysLead: '次の鍵の指紋を、公表されている値と比べてください。',
     signOut: 'サインアウト',
@@ -53,6 +55,8 @@ const T = {
     recordsTitle: 'Records of your information',
     recordsLead: 'Every time an agency asked for or provided information about you, newest first. Each record’s proof is verified in this browser.',
     download: 'Download my records and proofs (JSON Lines)',
+    selfHeading: 'Your information held by agencies',
+    selfLead: 'Shows what an agency holds about you. Each such query is itself recorded and appears in the list above.',
     keysHeading: 'Keys used for verification',
     keysLead: 'Compare these fingerprints with the published ones.',
     signOut: 'Sign out',
@@ -166,6 +170,12 @@ export function recordsPage(o: { lang: Lang; csrf: string }): string {
 <ol id="records" class="records"></ol>
 <p><button type="button" id="more" hidden></button></p>
 <p><a id="download" href="/download" download="access-records.jsonl">${esc(t.download)}</a></p>
+<section aria-labelledby="self-h">
+<h2 id="self-h">${esc(t.selfHeading)}</h2>
+<p>${esc(t.selfLead)}</p>
+<ul id="self-information" class="self"></ul>
+<div id="self-result" role="status"></div>
+</section>
 <section aria-labelledby="keys-h">
 <h2 id="keys-h">${esc(t.keysHeading)}</h2>
 <p>${esc(t.keysLead)}</p>

@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { toJson } from '@bufbuild/protobuf';
 import { timingSafeEqual } from 'node:crypto';
 import { checkPersonalNumber } from '../core/personal-number.js';
-import type { LegalBasisTable } from '../core/legal-basis.js';
+import { SELF_INFORMATION_PROCEDURE, type LegalBasisTable } from '../core/legal-basis.js';
 import type { AgencyRegistry } from '../core/agency-registry.js';
 import { AccessRecordSchema, type AccessRecord } from '../gen/linkage/v1/records_pb.js';
 import type { Logger } from '../log/logger.js';
@@ -94,6 +94,8 @@ const SESSION_COOKIE = '__Host-linkgw-session';
 const CSRF_COOKIE = '__Host-linkgw-csrf';
 const LANG_COOKIE = '__Host-linkgw-lang';
 const PAGE_SIZE = 50;
+/** The agency the portal acts as (its certificate's). */
+const DISCLOSURE = 'disclosure';
 const DOWNLOAD_MAX_PAGES = 100;
 const BODY_LIMIT = 16 * 1024;
 
@@ -287,9 +289,16 @@ export async function startPortal(o: PortalOptions): Promise<RunningPortal> {
 
   const recordJson = (r: AccessRecord) => toJson(AccessRecordSchema, r);
 
+  /** The (provider, item) pairs the disclosure agency may ask for the signed-in person. */
+  const selfInformation = () =>
+    o.policy()
+      .table.rows.filter((r) => r.procedure === SELF_INFORMATION_PROCEDURE && r.requester === DISCLOSURE && !r.nonDisclosable)
+      .flatMap((r) => [...r.items].map((item) => ({ row: r.id, provider: r.provider, item })));
+
   const config = () => {
     const { registry, table } = o.policy();
     return {
+      selfInformation: selfInformation(),
       verifierKeys: o.verifierKeys,
       agencies: Object.fromEntries([...registry.agencies.values()].map((a) => [a.id, a.name])),
       // Only rows whose records may be shown: a non-disclosable row's very text would tell what it hides.
@@ -347,6 +356,35 @@ export async function startPortal(o: PortalOptions): Promise<RunningPortal> {
       res.setHeader('Location', '/');
       res.end();
       return;
+    }
+    if (path === '/api/self-information' && method === 'POST') {
+      const s = session(req);
+      const token = req.headers['x-csrf-token'];
+      if (!checkPost(req, res, typeof token === 'string' ? token : undefined)) return;
+      let b: { provider?: unknown; item?: unknown };
+      try {
+        b = JSON.parse(await readBody(req)) as typeof b;
+      } catch {
+        throw new HttpError(400, 'a JSON object is expected');
+      }
+      // Only the signed-in person (the session's code), only under the self-information rows.
+      if (!selfInformation().some((x) => x.provider === b.provider && x.item === b.item)) throw new HttpError(400, 'not an item of self-information display');
+      try {
+        const r = await o.gateway.queryInformation({ code: s.code, provider: b.provider as string, procedure: SELF_INFORMATION_PROCEDURE, item: b.item as string });
+        s.listed.add(r.recordId);
+        const text = Buffer.from(r.payload).toString('utf8');
+        let data: unknown = text;
+        if (r.contentType === 'application/json')
+          try {
+            data = JSON.parse(text);
+          } catch {
+            data = text;
+          }
+        return json(res, 200, { recordId: r.recordId, contentType: r.contentType, data });
+      } catch (e) {
+        if (grpcCodeOf(e) === 5) return json(res, 200, { notFound: true });
+        throw gatewayFailure(e);
+      }
     }
     if (method !== 'GET') throw new HttpError(405, 'method not allowed');
     if (path === '/api/config') {

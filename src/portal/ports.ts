@@ -13,6 +13,11 @@ export interface DisclosureGateway {
   recordProof(recordId: string): Promise<RecordProof>;
   /** The latest checkpoint of every log (GetCheckpoints). */
   checkpoints(): Promise<Checkpoint[]>;
+  /**
+   * Self-information display: what `provider` holds about the person (QueryInformation under a
+   * disclosure.self-information row, with the disclosure agency's code for the signed-in person only).
+   */
+  queryInformation(req: { code: string; provider: string; procedure: string; item: string }): Promise<{ payload: Uint8Array; contentType: string; recordId: string }>;
   /** A consistency proof between two signed sizes of a log (GetConsistencyProof). */
   consistencyProof(origin: string, oldSize: number, newSize: number): Promise<Uint8Array[]>;
 }

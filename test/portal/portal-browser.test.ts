@@ -260,6 +260,24 @@ describe('the portal in a browser', () => {
     expect(out.inclusion.filter((x) => !x.ok)).toEqual([]);
   }, 180_000);
 
+  it('shows what an agency holds about the person (自己情報表示), and the query is a verified record', async () => {
+    await page.reload();
+    await page.locator('#summary[data-done]').waitFor();
+    const buttons = page.locator('#self-information button');
+    expect(await buttons.count()).toBe(4);
+    await page.locator('#self-information button[data-provider="tax"][data-item="income"]').click();
+    await page.locator('#self-result h3').waitFor();
+    const result = (await page.locator('#self-result').textContent())!;
+    expect(result).toMatch(/所得情報/);
+    if ((await page.locator('#self-result[data-record-id]').count()) > 0) expect(result).toMatch(/taxableIncomeJpy/);
+    await page.reload();
+    await settled(page);
+    const self = page.locator('li[data-record-id]', { hasText: 'disclosure.self-information' });
+    expect(await self.count()).toBeGreaterThanOrEqual(1);
+    expect(await self.first().getAttribute('data-proof')).toBe('verified');
+    expect(await page.content()).not.toMatch(/dv-shelter|B2-006/);
+  });
+
   it('keeps personal numbers and codes out of the portal log and its URLs', () => {
     expect(portal.log()).not.toContain(PERSON);
     expect(portal.log()).toMatch(/"path":"\/signin\/dev"/);

@@ -38,6 +38,9 @@ const gateway: DisclosureGateway = {
     throw Object.assign(new Error('no'), { code: 5 });
   },
   checkpoints: async () => [],
+  queryInformation: async () => {
+    throw Object.assign(new Error('no'), { code: 5 });
+  },
   consistencyProof: async () => [],
 };
 

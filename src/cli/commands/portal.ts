@@ -24,6 +24,7 @@ export function disclosureGateway(c: AgencyClient): DisclosureGateway {
   return {
     issueCode: async (n) => (await c.issueCode(n)).code,
     listRecords: (req) => c.listRecords(req),
+    queryInformation: (req) => c.queryInformation(req),
     recordProof: (recordId) => callUnary(c.records, AccessRecords.method.getRecordProof, { recordId }, { deadline: deadline() }),
     checkpoints: async () => (await callUnary(c.records, AccessRecords.method.getCheckpoints, {}, { deadline: deadline() })).checkpoints,
     consistencyProof: async (origin, oldSize, newSize) =>

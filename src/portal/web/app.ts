@@ -11,6 +11,7 @@ import { AGENCIES, ITEMS, label, OUTCOMES, PROCEDURES, UI, type Lang } from './l
 import { checkConsistency, fromBase64, openCheckpoint, timestampMs, trustedKeys, verifyRecord, type AccessRecordJson, type FailureCode, type OpenedCheckpoint, type RecordVerdict, type TrustedKeys } from './verify.js';
 
 interface Config {
+  selfInformation: { row: string; provider: string; item: string }[];
   verifierKeys: string[];
   agencies: Record<string, string>;
   legalBasis: Record<string, { procedure: string; basis: string; ordinance: boolean }>;
@@ -180,6 +181,44 @@ function renderKeys(): void {
   }
 }
 
+/** Self-information display: one button per (provider, item) of the self-information rows. */
+function renderSelfInformation(): void {
+  const ul = $<HTMLUListElement>('self-information');
+  const out = $<HTMLDivElement>('self-result');
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.getAttribute('content') ?? '';
+  for (const x of config.selfInformation) {
+    const li = el('li');
+    const b = el('button', ui.show(agency(x.provider), label(ITEMS, x.item, lang)), { type: 'button', 'data-provider': x.provider, 'data-item': x.item });
+    b.addEventListener('click', () => {
+      out.replaceChildren(el('p', ui.loading));
+      out.removeAttribute('data-record-id');
+      void fetch('/api/self-information', {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+        body: JSON.stringify({ provider: x.provider, item: x.item }),
+      })
+        .then(async (r) => {
+          if (!r.ok) throw new Error(`HTTP ${r.status}`);
+          const v = (await r.json()) as { notFound?: boolean; recordId?: string; data?: unknown };
+          out.replaceChildren(el('h3', `${agency(x.provider)} — ${label(ITEMS, x.item, lang)}`));
+          if (v.notFound) {
+            out.append(el('p', ui.selfNotFound(agency(x.provider))));
+            return;
+          }
+          const dl = el('dl');
+          if (v.data && typeof v.data === 'object') for (const [k, val] of Object.entries(v.data as Record<string, unknown>)) row(dl, k, typeof val === 'string' ? val : JSON.stringify(val));
+          else row(dl, '', String(v.data));
+          out.append(dl, el('p', ui.selfRecord(v.recordId ?? '')));
+          out.setAttribute('data-record-id', v.recordId ?? '');
+        })
+        .catch(() => out.replaceChildren(el('p', ui.selfFailed)));
+    });
+    li.append(b);
+    ul.append(li);
+  }
+}
+
 type Stored = Record<string, string>;
 
 function readStored(): Stored {
@@ -245,6 +284,7 @@ async function main(): Promise<void> {
   config = await getJson<Config>('/api/config');
   trust = await trustedKeys(config.verifierKeys);
   renderKeys();
+  renderSelfInformation();
   more.addEventListener('click', () => {
     void loadPage().catch(failed);
   });
