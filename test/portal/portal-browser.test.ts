@@ -39,6 +39,7 @@ const portals: GatewayChild[] = [];
 const expected = new Set<string>();
 let dvRecord: string;
 let otherRecord: string;
+let bindingReport: string;
 
 async function startPortal(env: Record<string, string>): Promise<{ url: string; child: GatewayChild }> {
   const child = startChild({ LINKGW_DATA_DIR: h.dataDir, LINKGW_PORTAL_LISTEN: 'localhost:0', LINKGW_LOG_LEVEL: 'info', ...env }, ['portal', '--address', h.gw.address]);
@@ -77,6 +78,9 @@ beforeAll(async () => {
   // The DV row: recorded, never disclosed.
   dvRecord = (await welfare.queryInformation({ code: w.code, provider: 'tax', procedure: 'welfare.dv-shelter-support', item: 'income' }).catch((e) => ({ recordId: e.metadata?.get('x-record-id')?.[0] as string }))).recordId;
   otherRecord = (await welfare.issueCode(OTHER)).recordId;
+  // The welfare office reports that it had bound its code to the wrong file: the person sees the report.
+  bindingReport = (await welfare.reportWrongBinding(w.code)).recordId;
+  expected.add(bindingReport);
   const cps = await callUnary(h.client('disclosure').records, AccessRecords.method.getCheckpoints, {});
   origin = cps.checkpoints[0]?.origin ?? '';
   expect(origin).toMatch(/^linkgw\/records\//);
@@ -121,6 +125,8 @@ describe('the portal in a browser', () => {
     expect(shown.has(otherRecord)).toBe(false);
     expect(shown.has(dvRecord)).toBe(false);
     expect(await page.content()).not.toMatch(/dv-shelter|B2-006|domestic violence/);
+    // A correction report reads as what it is.
+    await expect(page.locator(`li[data-record-id="${bindingReport}"]`).textContent()).resolves.toMatch(/誤って別の人の記録に紐付けていた/);
     // The keys the browser trusts are shown with their fingerprints.
     await expect(page.locator('#keys li').first().textContent()).resolves.toContain(origin);
     // No warning on a first visit; the checkpoint is kept for the next.
@@ -151,10 +157,20 @@ describe('the portal in a browser', () => {
   });
 
   it('switches to English and back', async () => {
+    // A fresh exchange, so that the newest record of the README's screenshot is one between two agencies.
+    const welfare = h.client('welfare');
+    const w = await welfare.issueCode(PERSON);
+    expected.add(w.recordId);
+    await welfare.queryInformation({ code: w.code, provider: 'employment', procedure: 'welfare.public-assistance', item: 'unemployment-benefit' }).catch(() => undefined);
     await page.getByRole('link', { name: 'English' }).click();
     await page.locator('#summary[data-done]').waitFor();
     expect(await page.locator('html').getAttribute('lang')).toBe('en');
     await expect(page.locator('h1').textContent()).resolves.toBe('Records of your information');
+    // A desktop-sized view in English, for the README (docs/img/portal-records.png is made from it).
+    await page.setViewportSize({ width: 900, height: 1000 });
+    await settled(page);
+    await page.screenshot({ path: join(ARTIFACTS, 'records-en.png'), clip: { x: 0, y: 0, width: 900, height: 910 } });
+    await page.setViewportSize({ width: 390, height: 844 });
     await page.getByRole('link', { name: '日本語' }).click();
     await page.locator('#summary[data-done]').waitFor();
     expect(await page.locator('html').getAttribute('lang')).toBe('ja');
