@@ -156,6 +156,22 @@ describe('the portal in a browser', () => {
     await anonymous.close();
   });
 
+  it('signs in with the keyboard alone, and the enrollment page passes the accessibility check too', async () => {
+    const kb = await browser.newContext();
+    const p = await kb.newPage();
+    await p.goto(url);
+    // Tab from the top of the page until the number field has the focus; type; Enter submits the form.
+    for (let i = 0; i < 12 && (await p.evaluate(() => (globalThis as unknown as { document: { activeElement: { id?: string } | null } }).document.activeElement?.id)) !== 'personal_number'; i++) await p.keyboard.press('Tab');
+    await p.keyboard.type(PERSON);
+    await p.keyboard.press('Enter');
+    await p.locator('#summary[data-done]').waitFor();
+    await p.goto(new URL('/enroll', url).href);
+    await p.evaluate(readFileSync(join(import.meta.dirname, '..', '..', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8'));
+    const v = await p.evaluate(async () => (await (globalThis as unknown as { axe: { run(): Promise<{ violations: { id: string }[] }> } }).axe.run()).violations.map((x) => x.id));
+    expect(v).toEqual([]);
+    await kb.close();
+  });
+
   it('switches to English and back', async () => {
     // A fresh exchange, so that the newest record of the README's screenshot is one between two agencies.
     const welfare = h.client('welfare');
@@ -196,6 +212,25 @@ describe('the portal in a browser', () => {
     expect([...shown].filter(([id, p]) => !altered.includes(id) && p !== 'verified')).toEqual([]);
     await expect(page.locator(`li[data-record-id="${altered[1]}"] .proof`).textContent()).resolves.toMatch(/一致しません/);
     await page.unroute('**/api/records*');
+  });
+
+  it('shows pending for a record without a proof yet, and verifies it when asked again', async () => {
+    let hold: (id: string) => void;
+    const holding = new Promise<string>((r) => (hold = r));
+    await page.route('**/api/records*', async (route) => {
+      const response = await route.fetch();
+      const body = (await response.json()) as { records: AccessRecordJson[] };
+      const r = body.records.find((x) => x.proof)!;
+      delete r.proof;
+      hold(r.recordId!);
+      await route.fulfill({ response, json: body });
+    });
+    await page.reload();
+    const held = await holding;
+    await page.locator(`li[data-record-id="${held}"][data-proof="pending"]`).waitFor();
+    await page.unroute('**/api/records*');
+    // The page asks /api/proof for it a moment later, and verifies what comes back.
+    await page.locator(`li[data-record-id="${held}"][data-proof="verified"]`).waitFor({ timeout: 20_000 });
   });
 
   it('warns when the checkpoint kept from the last visit belongs to a forked log', async () => {
