@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAgencyRegistry } from '../../src/core/agency-registry.js';
 import { parseLegalBasisTable } from '../../src/core/legal-basis.js';
 import { readFileSync } from 'node:fs';
-import { PACKAGE_ROOT } from '../../src/config/settings.js';
+import { PACKAGE_ROOT, portalSettingsFromEnv, settingsFromEnv } from '../../src/config/settings.js';
 import { AccessRecordSchema, Outcome } from '../../src/gen/linkage/v1/records_pb.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startPortal, type RunningPortal } from '../../src/portal/portal-server.js';
@@ -153,5 +153,19 @@ describe('the portal over HTTP', () => {
     expect((await fetch(new URL('/download', dev.url))).status).toBe(401);
     expect((await fetch(new URL('/static/../../package.json', dev.url))).status).toBe(404);
     expect((await fetch(new URL('/nothing', dev.url))).status).toBe(404);
+  });
+});
+
+describe('portal settings', () => {
+  it('serves plain HTTP and the development sign-in on loopback only, and wants both TLS files or neither', () => {
+    expect(portalSettingsFromEnv({}).portal).toMatchObject({ listen: 'localhost:8080', devSignIn: false });
+    expect(() => portalSettingsFromEnv({ LINKGW_PORTAL_LISTEN: '0.0.0.0:8080' })).toThrow(/plain HTTP only on a loopback address/);
+    expect(() => portalSettingsFromEnv({ LINKGW_PORTAL_LISTEN: 'portal.example.jp:8443', LINKGW_PORTAL_TLS_CERT: 'c.pem' })).toThrow(/set both, or neither/);
+    const tls = { LINKGW_PORTAL_LISTEN: 'portal.example.jp:8443', LINKGW_PORTAL_TLS_CERT: 'c.pem', LINKGW_PORTAL_TLS_KEY: 'k.pem' };
+    expect(portalSettingsFromEnv(tls).portal.listen).toBe('portal.example.jp:8443');
+    expect(() => portalSettingsFromEnv({ ...tls, LINKGW_PORTAL_DEV_SIGNIN: '1' })).toThrow(/LINKGW_PORTAL_DEV_SIGNIN=1 only with LINKGW_PORTAL_LISTEN on a loopback address/);
+    expect(portalSettingsFromEnv({ LINKGW_PORTAL_ORIGIN: 'https://portal.example.jp/' }).portal.origin).toBe('https://portal.example.jp');
+    // The gateway itself never refuses to start over the portal's settings.
+    expect(() => settingsFromEnv({ LINKGW_PORTAL_LISTEN: '0.0.0.0:8080' })).not.toThrow();
   });
 });

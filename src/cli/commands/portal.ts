@@ -5,7 +5,7 @@
  * the counter (passkeys).
  */
 import { readFileSync } from 'node:fs';
-import { loadPolicy } from '../../config/policy.js';
+import { Policy } from '../../config/policy.js';
 import { portalSettingsFromEnv, type Settings } from '../../config/settings.js';
 import { AccessRecords } from '../../gen/linkage/v1/records_pb.js';
 import { callUnary } from '../../grpc/generic-client.js';
@@ -83,7 +83,6 @@ const serve = command({
     const client = connect(resolveTarget(AGENCY, inv.options as TargetOptions));
     const gateway = disclosureGateway(client);
     const verifierKeys = s.portal.verifierKeys ? readVerifierKeys(s.portal.verifierKeys) : await localVerifierKeys(s, gateway);
-    const policy = loadPolicy({ agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile });
     const [{ startPortal }, { createLogger }, { passkeys }, { EnrollmentStore }] = await Promise.all([
       import('../../portal/portal-server.js'),
       import('../../log/logger.js'),
@@ -91,6 +90,11 @@ const serve = command({
       import('../../portal/enrollment-store.js'),
     ]);
     const log = createLogger({ level: s.logLevel, base: { service: 'linkgw-portal' } });
+    // The same live policy as the gateway's: names and legal-basis texts, and the self-information rows,
+    // follow the files (a change, or SIGHUP); a file that does not parse leaves the policy in force.
+    const policy = new Policy({ agenciesFile: s.agenciesFile, legalBasisFile: s.legalBasisFile }, log);
+    policy.watchFiles();
+    process.on('SIGHUP', () => policy.reload());
     if (s.portal.devSignIn) log.warn('LINKGW_PORTAL_DEV_SIGNIN=1: anyone who types a personal number is signed in as that person (development only)');
     const portal = await startPortal({
       listen: s.portal.listen,
@@ -98,7 +102,7 @@ const serve = command({
       ...(s.portal.origin ? { publicOrigin: s.portal.origin } : {}),
       gateway,
       verifierKeys,
-      policy: () => policy,
+      policy: () => policy.current,
       devSignIn: s.portal.devSignIn,
       extensions: [passkeys(new EnrollmentStore(s.portal.dir))],
       log,
@@ -106,6 +110,7 @@ const serve = command({
     new Printer(true).object({ url: portal.url, origin: portal.origin, verifierKeys });
     const stop = () =>
       void portal.close().then(() => {
+        policy.close();
         client.close();
         process.exit(0);
       });
