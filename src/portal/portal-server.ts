@@ -394,11 +394,13 @@ export async function startPortal(o: PortalOptions): Promise<RunningPortal> {
     if (path === '/api/records') {
       const s = session(req);
       const token = url.searchParams.get('page_token') ?? '';
-      if (token.length > 200) throw new HttpError(400, 'page_token: too long');
+      if (token.length > 200 || !/^[A-Za-z0-9_=+/.-]*$/.test(token)) throw new HttpError(400, 'page_token: not a cursor of this list');
       let page: AccessRecord[];
       try {
         page = await o.gateway.listRecords({ code: s.code, pageSize: PAGE_SIZE, pageToken: token });
       } catch (e) {
+        // With a cursor, INVALID_ARGUMENT is the cursor's (the code decoded on the first page).
+        if (token && grpcCodeOf(e) === 3) throw new HttpError(400, 'page_token: not a cursor of this list');
         throw gatewayFailure(e);
       }
       if (s.listed.size < 1_000_000) for (const r of page) s.listed.add(r.recordId);

@@ -31,7 +31,7 @@ const gateway: DisclosureGateway = {
     return CODE;
   },
   listRecords: async (req) => {
-    if (req.code !== CODE) throw Object.assign(new Error('bad code'), { code: 3 });
+    if (req.code !== CODE || req.pageToken === 'bad') throw Object.assign(new Error('bad code or cursor'), { code: 3 });
     return [create(AccessRecordSchema, { recordId: 'R'.repeat(24), requester: 'welfare', outcome: Outcome.RECORDS_READ, cursor: 'c1' })];
   },
   recordProof: async () => {
@@ -122,6 +122,9 @@ describe('the portal over HTTP', () => {
       expect(text).not.toContain(NUMBER);
       expect(text).not.toContain(CODE);
     }
+    // A cursor the gateway refuses is the request's fault (400), not the session's.
+    expect((await fetch(new URL('/api/records?page_token=bad', dev.url), { headers: { cookie: session } })).status).toBe(400);
+    expect((await fetch(new URL('/api/records?page_token=%3Cscript%3E', dev.url), { headers: { cookie: session } })).status).toBe(400);
     // Another record's proof is not asked for: only records listed to this session.
     expect((await fetch(new URL('/api/proof?record_id=AAAAAAAAAAAAAAAAAAAAAAAA', dev.url), { headers: { cookie: session } })).status).toBe(404);
     const out = await post(dev, '/signout', { csrf: /name="csrf-token" content="([^"]+)"/.exec(page)![1]! }, { cookie: session });
