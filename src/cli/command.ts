@@ -159,7 +159,10 @@ async function parseAndRun(group: CommandGroup, argv: readonly string[], at: { n
   const positionals = argv.filter((a) => !a.startsWith('-'));
   if (wantsHelp && !single) {
     const named = positionals.slice(0, scopeCount + 1).find((p) => group.commands[p] !== undefined);
-    process.stdout.write(named !== undefined ? commandHelp(group, named) : groupHelp(group));
+    // A group with a default command: its help, then the group's other commands.
+    const others = Object.keys(group.commands).filter(Boolean);
+    const byDefault = group.commands[''] !== undefined ? `${commandHelp(group, '')}other commands:\n${others.map((n) => `  ${commandLine(group, n)}  ${group.commands[n]!.summary}`).join('\n')}\n` : undefined;
+    process.stdout.write(named !== undefined ? commandHelp(group, named) : (byDefault ?? groupHelp(group)));
     return EXIT.ok;
   }
   let name = '';
