@@ -8,7 +8,7 @@
  * Artifacts (the records page screenshot) go to test-artifacts/portal/ (git-ignored).
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,9 +16,10 @@ import { signCheckpoint } from '../../src/core/checkpoint.js';
 import { ed25519NoteSigner } from '../../src/core/signed-note.js';
 import { AccessRecords } from '../../src/gen/linkage/v1/records_pb.js';
 import { callUnary } from '../../src/grpc/generic-client.js';
-import { logVerifierKeys } from '../../src/keys/note-keys.js';
+import { loadOrCreateKeyring } from '../../src/keys/keyring-file.js';
+import { fleetWitnessEntry, logVerifierKeys } from '../../src/keys/note-keys.js';
 import { trustedKeys, verifyRecord, type AccessRecordJson } from '../../src/portal/web/verify.js';
-import { startHarness, type Harness } from '../helpers/gateway-harness.js';
+import { startHarness, tempDir, type Harness } from '../helpers/gateway-harness.js';
 import { killChildren, startChild, type GatewayChild } from '../helpers/gateway-child.js';
 import { b64, goVerify } from '../interop/go-verifier.js';
 
@@ -429,3 +430,46 @@ function leafPersonsAt(leaf: Buffer): number {
   for (let i = 0; i < 5; i++) skipStr(); // requester, provider, procedure, row, item
   return at + 2; // outcome, non-disclosable, then persons
 }
+
+describe('a log whose checkpoints a witness cosigns', () => {
+  it('shows the witness that cosigned each verified record, under the witness key the portal trusts', async () => {
+    // A second gateway, pushing its checkpoints to a `linkgw witness` that knows the gateway's log key.
+    const dataDir = tempDir('linkgw-portal-witness-');
+    const { keyring } = loadOrCreateKeyring(join(dataDir, 'keyring.json'));
+    const witness = startChild({ LINKGW_DATA_DIR: dataDir, LINKGW_WITNESS_LISTEN: '127.0.0.1:0', LINKGW_WITNESS_NAME: 'witness.example/portal-test', LINKGW_WITNESS_LOGS: fleetWitnessEntry('linkgw/records', keyring.sealSigner.publicKey) }, ['witness']);
+    const w = JSON.parse((await witness.waitFor(/^\{"url".*$/m))[0]) as { verifierKey: string; gatewayEntry: string };
+    const g = await startHarness({ dataDir, env: { LINKGW_CHECKPOINT_INTERVAL_MS: '100', LINKGW_WITNESSES: w.gatewayEntry } });
+    try {
+      const welfare = g.client('welfare');
+      const { code } = await welfare.issueCode(PERSON);
+      await welfare.queryInformation({ code, provider: 'tax', procedure: 'welfare.public-assistance', item: 'income' }).catch(() => undefined);
+      const cps = await callUnary(g.client('disclosure').records, AccessRecords.method.getCheckpoints, {});
+      const logOrigin = cps.checkpoints[0]!.origin;
+      const file = join(dataDir, 'portal-keys.txt');
+      writeFileSync(file, `${Object.values(logVerifierKeys(g.gw.keyring.sealPublicKeys, logOrigin)).join('\n')}\n${w.verifierKey}\n`);
+      const child = startChild({ LINKGW_DATA_DIR: dataDir, LINKGW_PORTAL_LISTEN: 'localhost:0', LINKGW_PORTAL_DEV_SIGNIN: '1', LINKGW_PORTAL_VERIFIER_KEYS: file }, ['portal', '--address', g.gw.address]);
+      const url = (await child.waitFor(/^\{"url":"([^"]+)"/m))[1]!;
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await signIn(page, url);
+      await settled(page);
+      expect((await proofs(page)).filter(([, p]) => p !== 'verified')).toEqual([]);
+      // The cosignature arrives a moment after the checkpoint: the page is asked again until it shows.
+      await expect
+        .poll(async () => {
+          await page.reload();
+          await settled(page);
+          return page.locator('li[data-record-id] .proof', { hasText: 'witness.example/portal-test' }).count();
+        }, { timeout: 30_000 })
+        .toBeGreaterThan(0);
+      await expect(page.locator('#keys').textContent()).resolves.toContain('witness.example/portal-test');
+      await context.close();
+    } finally {
+      await g.stop();
+      witness.child.kill();
+      await witness.exited;
+      rmSync(dataDir, { recursive: true, force: true });
+      rmSync(`${dataDir}-dev-ca`, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
