@@ -75,7 +75,7 @@ export function passkeys(store: EnrollmentStore): PortalExtension {
   async function route(req: IncomingMessage, res: ServerResponse, url: URL, ctx: PortalContext): Promise<boolean> {
     const path = url.pathname;
     if (path === '/enroll' && req.method === 'GET') {
-      const page = enrollPage({ lang: ctx.lang(req, url), csrf: csrfFor(req, res, ctx) });
+      const page = enrollPage({ lang: ctx.lang(req, url), csrf: ctx.csrfToken(req, res) });
       res.setHeader('Content-Type', 'text/html; charset=utf-8');
       res.setHeader('Cache-Control', 'no-store');
       res.end(page);
@@ -206,7 +206,3 @@ export function passkeys(store: EnrollmentStore): PortalExtension {
   };
 }
 
-/** The CSRF token of the page: the session's, else the pre-session double-submit cookie's. */
-function csrfFor(req: IncomingMessage, res: ServerResponse, ctx: PortalContext): string {
-  return ctx.csrfToken(req, res);
-}
