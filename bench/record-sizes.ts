@@ -11,6 +11,7 @@
  * dropped at the end): pg_total_relation_size of every table and partition (heap, TOAST, indexes), after
  * VACUUM. Prints one JSON object.
  */
+import { runOfSubjects } from '../src/core/persons-run.js';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,7 +56,7 @@ function query(i: number): AccessRecordDraft {
 }
 
 function bulk(i: number): AccessRecordDraft {
-  return { ...query(i), subject: '', provider: 'linkgw', procedure: 'code.issue-bulk', item: 'code', outcome: Outcome.ISSUED, providedAt: T0 + i, subjects: Array.from({ length: BATCH_PERSONS }, subject) };
+  return { ...query(i), subject: '', provider: 'linkgw', procedure: 'code.issue-bulk', item: 'code', outcome: Outcome.ISSUED, providedAt: T0 + i, persons: runOfSubjects(Array.from({ length: BATCH_PERSONS }, subject)) };
 }
 
 async function fill(store: RecordStore, measure: () => Promise<Record<string, number>>) {
@@ -67,6 +68,8 @@ async function fill(store: RecordStore, measure: () => Promise<Record<string, nu
   const bulkWriter = new RecordWriter({ store, signer, log: silentLogger, logId: 'sizes', origin: 'linkgw/records/sizes' });
   for (let i = 0; i < BATCHES; i++) await bulkWriter.append(bulk(RECORDS + i));
   await bulkWriter.close();
+  // The person index merged from the runs (ADR 0104): a store at rest holds both.
+  await store.flushIndex();
   const afterBulk = await measure();
   const total = (m: Record<string, number>) => Object.values(m).reduce((a, b) => a + b, 0);
   return {

@@ -116,17 +116,19 @@ export function commandHelp(group: CommandGroup, name: string): string {
 export function groupHelp(group: CommandGroup): string {
   const names = Object.keys(group.commands);
   if (names.length === 1 && names[0] === '') return commandHelp(group, '');
-  const width = Math.max(...names.map((n) => n.length));
+  // A default command ('') shows as the group run without a command name.
+  const shown = (n: string) => n || '(none)';
+  const width = Math.max(...names.map((n) => shown(n).length));
   return [
     `usage: ${commandLine(group, 'COMMAND')} [options] …`,
     '',
     group.summary,
     '',
     'commands:',
-    ...names.map((n) => `  ${n.padEnd(width)}  ${group.commands[n]!.summary}`),
+    ...names.map((n) => `  ${shown(n).padEnd(width)}  ${group.commands[n]!.summary}`),
     ...(group.details ? ['', group.details] : []),
     '',
-    `Each command has --help: ${commandLine(group, names[0]!)} --help`,
+    `Each command has --help: ${commandLine(group, names.find(Boolean) ?? '')} --help`,
     '',
   ].join('\n');
 }
@@ -157,7 +159,10 @@ async function parseAndRun(group: CommandGroup, argv: readonly string[], at: { n
   const positionals = argv.filter((a) => !a.startsWith('-'));
   if (wantsHelp && !single) {
     const named = positionals.slice(0, scopeCount + 1).find((p) => group.commands[p] !== undefined);
-    process.stdout.write(named !== undefined ? commandHelp(group, named) : groupHelp(group));
+    // A group with a default command: its help, then the group's other commands.
+    const others = Object.keys(group.commands).filter(Boolean);
+    const byDefault = group.commands[''] !== undefined ? `${commandHelp(group, '')}other commands:\n${others.map((n) => `  ${commandLine(group, n)}  ${group.commands[n]!.summary}`).join('\n')}\n` : undefined;
+    process.stdout.write(named !== undefined ? commandHelp(group, named) : (byDefault ?? groupHelp(group)));
     return EXIT.ok;
   }
   let name = '';
@@ -173,10 +178,15 @@ async function parseAndRun(group: CommandGroup, argv: readonly string[], at: { n
       rest = rest.slice(1);
     }
     const n = rest[0];
-    if (n === undefined || n.startsWith('-')) throw new UsageError(`a command is missing; one of ${Object.keys(group.commands).join(', ')}`, `${commandLine(group, 'COMMAND')} …`);
-    if (group.commands[n] === undefined) throw new UsageError(`unknown command "${n}"; one of ${Object.keys(group.commands).join(', ')}`, `${commandLine(group, 'COMMAND')} …`);
-    name = n;
-    rest = rest.slice(1);
+    // A group with a default command ('') next to named ones (`linkgw portal`, `linkgw portal enroll`).
+    if (scopeCount === 0 && group.commands[''] !== undefined && (n === undefined || group.commands[n] === undefined)) {
+      name = '';
+    } else {
+      if (n === undefined || n.startsWith('-')) throw new UsageError(`a command is missing; one of ${Object.keys(group.commands).join(', ')}`, `${commandLine(group, 'COMMAND')} …`);
+      if (group.commands[n] === undefined) throw new UsageError(`unknown command "${n}"; one of ${Object.keys(group.commands).join(', ')}`, `${commandLine(group, 'COMMAND')} …`);
+      name = n;
+      rest = rest.slice(1);
+    }
   }
   const c = group.commands[name]!;
   at.name = name;

@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, relative } from 'node:path';
 import { parseAgencyRegistry, type AgencyRegistry } from '../core/agency-registry.js';
-import { parseLegalBasisTable, type LegalBasisTable } from '../core/legal-basis.js';
+import { parseLegalBasisTable, selfInformationProblems, type LegalBasisTable } from '../core/legal-basis.js';
 import { notify } from '../core/observer.js';
 import type { Logger } from '../log/logger.js';
 import { addressProblem } from './settings.js';
@@ -118,7 +118,12 @@ function readPolicy(src: PolicySources): { snapshot: PolicySnapshot; versions: P
   const text = readText(src.agenciesFile);
   const registry0 = parseJsonText(src.agenciesFile, text, (doc) => checkProviderAddresses(parseAgencyRegistry(doc)));
   const registry = src.adjustRegistry ? src.adjustRegistry(registry0) : registry0;
-  const table = readJsonFile(src.legalBasisFile, (doc) => parseLegalBasisTable(doc, new Set(registry.agencies.keys())));
+  const table = readJsonFile(src.legalBasisFile, (doc) => {
+    const t = parseLegalBasisTable(doc, new Set(registry.agencies.keys()));
+    const problems = selfInformationProblems(t, registry);
+    if (problems.length) throw new Error(`legal basis: ${problems.join('; ')}`);
+    return t;
+  });
   const registryVersion = registry0.version ?? `sha256:${createHash('sha256').update(text).digest('hex').slice(0, 12)}`;
   return { snapshot: { registry, table }, versions: { legalBasis: table.version, registry: registryVersion } };
 }

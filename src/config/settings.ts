@@ -348,6 +348,34 @@ export const SETTINGS = {
   }),
   'witness.name': setting('LINKGW_WITNESS_NAME', { doc: "linkgw witness: the witness's key name", schema: noteName, derive: () => `linkgw-witness/${hostname()}`, shown: 'linkgw-witness/<host name>' }),
   'witness.logs': setting('LINKGW_WITNESS_LOGS', { doc: 'linkgw witness: logs it cosigns, VKEY or ORIGIN_PREFIX*=BASE64_KEY, comma-separated', schema: list, shown: '(required for linkgw witness)' }),
+  'portal.listen': setting('LINKGW_PORTAL_LISTEN', {
+    doc: 'linkgw portal: the citizen portal\'s address (plain HTTP on loopback only; HTTPS with LINKGW_PORTAL_TLS_CERT and _KEY); WebAuthn needs a host name',
+    schema: address({ listen: true }),
+    default: 'localhost:8080',
+  }),
+  'portal.tlsCert': setting('LINKGW_PORTAL_TLS_CERT', { doc: 'linkgw portal: its HTTPS certificate chain (PEM)', schema: path, shown: '(unset: plain HTTP, loopback only)' }),
+  'portal.tlsKey': setting('LINKGW_PORTAL_TLS_KEY', { doc: 'linkgw portal: the HTTPS certificate\'s private key (PEM)', schema: path, shown: '(unset)' }),
+  'portal.origin': setting('LINKGW_PORTAL_ORIGIN', {
+    doc: 'linkgw portal: the origin browsers use (https://portal.example.jp) when it differs from the listen address (a proxy in front); the WebAuthn relying party',
+    schema: url(['https:', 'http:'], 'https://host[:port]').transform((v) => new URL(v).origin),
+    shown: '(from LINKGW_PORTAL_LISTEN)',
+  }),
+  'portal.verifierKeys': setting('LINKGW_PORTAL_VERIFIER_KEYS', {
+    doc: 'linkgw portal: file of note verifier keys the browser trusts, one a line (logs\' keys as `linkgw keys show` prints them, witnesses\' keys)',
+    schema: path,
+    shown: '(unset: the local data directory\'s log keys, for development)',
+  }),
+  'portal.devSignIn': setting('LINKGW_PORTAL_DEV_SIGNIN', {
+    doc: 'linkgw portal: 1 adds a sign-in form taking a personal number (development and tests only; loopback only)',
+    schema: flag,
+    default: '0',
+  }),
+  'portal.dir': setting('LINKGW_PORTAL_DIR', {
+    doc: 'linkgw portal: its state (enrollment codes, passkeys; no personal number)',
+    schema: path,
+    derive: (s) => join(s.dataDir as string, 'portal'),
+    shown: '<data>/portal',
+  }),
   logLevel: setting('LINKGW_LOG_LEVEL', { doc: 'debug, info, warn or error (JSON lines on stderr)', schema: oneOf(['debug', 'info', 'warn', 'error']), default: 'info' }),
   accessLog: setting('LINKGW_ACCESS_LOG', {
     doc: 'one log line per call (method, agency, status, duration, record id, request and trace ids): on (at info), off, or the level to log it at',
@@ -445,6 +473,21 @@ export function witnessSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wi
   const logs = s.witness.logs ?? [];
   if (logs.length === 0) throw new SettingsError(['LINKGW_WITNESS_LOGS: the logs to witness are required (see linkgw keys show)']);
   return { listen: s.witness.listen, dir: s.witness.dir, name: s.witness.name, logs, logLevel: s.logLevel };
+}
+
+/** The settings of `linkgw portal`, a process of its own, with the rules that only it needs. */
+export function portalSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings {
+  const s = settingsFromEnv(env);
+  const p = s.portal;
+  const problems = [
+    Boolean(p.tlsCert) !== Boolean(p.tlsKey) ? 'LINKGW_PORTAL_TLS_CERT and LINKGW_PORTAL_TLS_KEY: set both, or neither' : undefined,
+    // A portal without TLS would send session cookies in clear: only to the same machine.
+    !p.tlsCert && !isLoopbackListen(p.listen) ? `LINKGW_PORTAL_LISTEN=${p.listen}: plain HTTP only on a loopback address; set LINKGW_PORTAL_TLS_CERT and LINKGW_PORTAL_TLS_KEY` : undefined,
+    // The development sign-in binds whoever types a number to that person: never reachable from another machine.
+    p.devSignIn && !isLoopbackListen(p.listen) ? `LINKGW_PORTAL_DEV_SIGNIN=1 only with LINKGW_PORTAL_LISTEN on a loopback address, never on ${p.listen}` : undefined,
+  ].filter((x): x is string => x !== undefined);
+  if (problems.length) throw new SettingsError(problems);
+  return s;
 }
 
 /** [variable, default as shown, meaning] for each setting, in schema order (`linkgw --help`, the README test). */

@@ -3,7 +3,7 @@
  * ask one provider for some information items. Municipalities add rows by ordinance (条例); a row may say
  * that its records are non-disclosable (不開示). A query matches a row or it is denied.
  */
-import { ConfigError } from './agency-registry.js';
+import { ConfigError, type AgencyRegistry } from './agency-registry.js';
 
 export interface LegalBasisRow {
   readonly id: string;
@@ -60,6 +60,41 @@ export function decide(table: LegalBasisTable, q: QueryTuple): Decision {
   if (!row) return { allowed: false, reason: 'no-row' };
   if (!row.items.has(q.item)) return { allowed: false, reason: 'item-not-in-row', row };
   return { allowed: true, row };
+}
+
+/**
+ * Self-information display (自己情報表示): the disclosure agency asks providers, for the signed-in person, for
+ * what they hold about that person. Its requests are allowed only under rows of this procedure.
+ */
+export const SELF_INFORMATION_PROCEDURE = 'disclosure.self-information';
+
+/** Whether an agency may query under this procedure at all: requesters anywhere, the disclosure agency only for self-information. */
+export function mayQuery(roles: ReadonlySet<string>, procedure: string): boolean {
+  if (roles.has('disclosure')) return procedure === SELF_INFORMATION_PROCEDURE;
+  return roles.has('requester');
+}
+
+/**
+ * The bounds of self-information rows, checked with the registry (a policy that breaks one is refused):
+ * a self-information row names an agency with the disclosure role as requester, is itself disclosable (the
+ * person sees the query in their records), and names no item that only non-disclosable rows list (such an
+ * item's answer, or even its name, would reveal what a 不開示 row hides); and an agency with the disclosure
+ * role is the requester of no other row.
+ */
+export function selfInformationProblems(table: LegalBasisTable, registry: AgencyRegistry): string[] {
+  const problems: string[] = [];
+  const others = table.rows.filter((r) => r.procedure !== SELF_INFORMATION_PROCEDURE);
+  const disclosable = new Set(others.filter((r) => !r.nonDisclosable).flatMap((r) => [...r.items]));
+  const protectedItems = new Set(others.filter((r) => r.nonDisclosable).flatMap((r) => [...r.items]).filter((i) => !disclosable.has(i)));
+  for (const r of table.rows) {
+    const isDiscloser = registry.agencies.get(r.requester)?.roles.has('disclosure') ?? false;
+    if (r.procedure === SELF_INFORMATION_PROCEDURE) {
+      if (!isDiscloser) problems.push(`row ${r.id}: a ${SELF_INFORMATION_PROCEDURE} row names an agency with the disclosure role as requester`);
+      if (r.nonDisclosable) problems.push(`row ${r.id}: a ${SELF_INFORMATION_PROCEDURE} row cannot be non-disclosable`);
+      for (const i of r.items) if (protectedItems.has(i)) problems.push(`row ${r.id}: item "${i}" is listed only by non-disclosable rows`);
+    } else if (isDiscloser) problems.push(`row ${r.id}: the disclosure agency may be the requester of ${SELF_INFORMATION_PROCEDURE} rows only`);
+  }
+  return problems;
 }
 
 const NAME = /^[a-z][a-z0-9.-]{0,63}$/;

@@ -5,7 +5,7 @@
  */
 import { create } from '@bufbuild/protobuf';
 import { Outcome } from '../core/access-record.js';
-import { decide, namesNonDisclosable, type Decision } from '../core/legal-basis.js';
+import { decide, mayQuery, namesNonDisclosable, type Decision } from '../core/legal-basis.js';
 import { GatewayError } from '../core/errors.js';
 import type { SubjectKeys } from '../core/subject-key.js';
 import type { PolicySnapshot } from '../config/policy.js';
@@ -23,7 +23,7 @@ import {
   type QueryInformationResponse,
 } from '../gen/linkage/v1/gateway_pb.js';
 import { notify } from '../core/observer.js';
-import { remaining, requireRole, throwIfDone, type CallContext } from './call-context.js';
+import { remaining, throwIfDone, type CallContext } from './call-context.js';
 import { newRecordId } from '../core/record-id.js';
 import type { ProvideResult, Providers, RecordAppender } from './ports.js';
 import { parsePersonalNumber, personalNumberProblem } from './personal-number-input.js';
@@ -165,10 +165,10 @@ export class GatewayService {
       nonDisclosable: namesNonDisclosable(table, req.procedure, req.item),
     };
     // An agency without the requester role is refused like a query without legal basis, and recorded too:
-    // it named a person.
-    if (!ctx.agency.roles.has('requester')) {
+    // it named a person. The disclosure agency queries only for self-information display (its rows only).
+    if (!mayQuery(ctx.agency.roles, req.procedure)) {
       await this.d.writer.append(queryRecord(facts, Outcome.DENIED, undefined), ctx);
-      requireRole(ctx.agency, 'requester', 'query information');
+      throw new GatewayError('PERMISSION_DENIED', `agency ${ctx.agency.id} may not query information${ctx.agency.roles.has('disclosure') ? ' except for self-information display' : ''}`);
     }
     const decision: Decision = provider?.roles.has('provider') && provider.providerAddress
       ? decide(table, { requester: ctx.agency.id, procedure: req.procedure, provider: provider.id, item: req.item })

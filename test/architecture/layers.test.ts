@@ -6,6 +6,11 @@
  *    messages, @bufbuild/protobuf and node:crypto; anything else (an adapter's types) only with `import type`.
  *  - Nothing but the gRPC adapter, the CLI and the composition root imports @grpc/grpc-js (providers and
  *    benchmarks' clients aside).
+ *  - src/portal/web/ is the page's code, run by the browser: it imports only its own files (no node:, no
+ *    package), so the verifier the page uses is exactly what the tests run.
+ *  - src/portal/ (the citizen portal's server) reaches the gateway only through its port: it imports no gRPC,
+ *    no CLI, no service, record store, engine or key code; only core, config, gen, log, node:, protobuf and
+ *    @simplewebauthn/server (passkeys).
  *  - src/gen/ is generated: nothing in it is edited by hand (checked by CI's `buf generate` diff).
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -64,6 +69,24 @@ describe('layers', () => {
       .filter((f) => !owners.some((o) => f.startsWith(o)) && f !== join('src', 'gateway.ts'))
       .flatMap(imports)
       .filter((i) => i.from === '@grpc/grpc-js' && !i.typeOnly);
+    expect(bad).toEqual([]);
+  });
+
+  it('the portal page imports only its own files', () => {
+    const bad = all
+      .filter((f) => f.startsWith(join('src', 'portal', 'web')))
+      .flatMap(imports)
+      .filter((i) => !(i.from.startsWith('./') && !i.from.includes('/..')));
+    expect(bad).toEqual([]);
+  });
+
+  it('the portal server reaches the gateway only through its port', () => {
+    const allowed = (from: string) =>
+      from.startsWith('node:') || from.startsWith('@bufbuild/protobuf') || from === '@simplewebauthn/server' || (from.startsWith('./') && !from.includes('/..')) || /^\.\.\/(core|config|gen|log)\//.test(from);
+    const bad = all
+      .filter((f) => f.startsWith(join('src', 'portal')) && !f.startsWith(join('src', 'portal', 'web')))
+      .flatMap(imports)
+      .filter((i) => !allowed(i.from));
     expect(bad).toEqual([]);
   });
 });

@@ -92,7 +92,7 @@ describe('linkgw conventions', () => {
 
   it('exits 2 on wrong arguments and unknown commands, naming the mistake', async () => {
     const cases: [string[], RegExp][] = [
-      [['frobnicate'], /unknown command "frobnicate"; one of serve, simulate, health, keys, pki, records, migrate, witness, client/],
+      [['frobnicate'], /unknown command "frobnicate"; one of serve, simulate, health, keys, pki, records, migrate, witness, portal, client/],
       [['keys'], /a command is missing; one of show, rotate, rotate-seal/],
       [['keys', 'spin'], /unknown command "spin"/],
       [['keys', 'show', 'extra'], /0 arguments expected, 1 given/],
