@@ -48,6 +48,11 @@ export interface ProfileResult {
   readonly capacity?: { method: UnaryMethod; rate: number; p99BudgetMs: number; steps: CapacityStep[]; upperBound: number | null };
   /** Records streamed per ListAccessRecords call (the gateway: sampled after the profile). */
   readonly recordsPerList?: number;
+  /**
+   * ListAccessRecords on a gateway: seconds waited before the profile for the person index to take every bulk
+   * person (linkgw_person_index_backlog 0; ADR 0104), and the persons it then held.
+   */
+  readonly personIndex?: { waitedSeconds: number; backlogAtStart: number };
   /** Budget lines this result breaks. */
   readonly violations: string[];
   readonly problems: string[];

@@ -194,6 +194,7 @@ async function recordsTier(s: Settings, o: GatewayOptions, keyring: Keyring, met
   metrics.gaugeFrom('linkgw_log_checkpoint_timestamp_seconds', 'When this replica\'s log signed its latest checkpoint (seconds since the epoch; NaN before the first).', () =>
     checkpointAt === null ? NaN : checkpointAt / 1000,
   );
+  metrics.gaugeFrom('linkgw_person_index_backlog', 'Persons of bulk records whose runs are not merged into the person index yet (lookups read the runs meanwhile; ADR 0104).', () => store.personIndexBacklog());
   metrics.gaugeFrom('linkgw_log_leaves', 'Leaves (access records) of this replica\'s transparency log.', () => writer.size);
   metrics.gaugeFrom('linkgw_log_unsigned_leaves', 'Leaves committed but not yet covered by a signed checkpoint (normal up to one checkpoint interval).', () => writer.size - writer.signedSize);
   return { store, writer };

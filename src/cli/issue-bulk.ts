@@ -122,6 +122,9 @@ export async function issueBulk(
   };
 
   call.on('data', (res: IssueCodesResponse) => {
+    // Once interrupted, answers still buffered in the stream (it may be paused for a slow output) are not
+    // printed: the run stops at the first batch not printed, and --resume-from issues it again (same codes).
+    if (o.signal?.aborted || streamError) return;
     flushLocal();
     const head = queue.shift();
     if (head?.kind !== 'batch' || BigInt(head.offset) !== res.offset || head.lines.length !== res.results.length) {

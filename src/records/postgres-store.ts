@@ -464,6 +464,12 @@ export class PostgresRecordStore implements RecordStore {
     }
   }
 
+  personIndexBacklog(): number {
+    let n = 0;
+    for (const v of this.#unmerged.values()) n += v;
+    return n;
+  }
+
   async flushIndex(): Promise<void> {
     for (const logId of this.#unmerged.keys()) await this.#index(logId, true);
   }

@@ -176,6 +176,8 @@ export interface RecordStore {
    * for tests, benchmarks and a clean shutdown; lookups are right before it too (they read the runs not merged).
    */
   flushIndex(): Promise<void>;
+  /** Persons in runs this store wrote that are not merged into the index yet, as last known (a gauge). */
+  personIndexBacklog(): number;
   /** Adds witness cosignature lines to a stored checkpoint; false when that checkpoint is no longer stored. */
   addCosignatures(logId: string, size: number, lines: string): Promise<boolean>;
 

@@ -73,13 +73,16 @@ export class SqliteRecordStore implements RecordStore {
   readonly #observer: StoreObserver | undefined;
   readonly #timeoutMs: number;
   #started = false;
+  /** Persons in runs not merged into the index, as the store's thread last said. */
+  #backlog = 0;
 
   private constructor(readonly path: string, busyTimeoutMs: number, timeoutMs: number, observer: StoreObserver | undefined, migrate: MigrateMode, readonly: boolean, indexBehind: boolean) {
     this.#observer = observer;
     this.#timeoutMs = timeoutMs;
     this.#worker = new Worker(workerFile(import.meta.url, 'sqlite-worker'), { workerData: { path, busyTimeoutMs, migrate, readonly, indexBehind } });
-    this.#worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: { message: string; code?: string }; seconds: number }) => {
+    this.#worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: { message: string; code?: string }; seconds: number; backlog?: number }) => {
       this.#started = true;
+      if (m.backlog !== undefined) this.#backlog = m.backlog;
       const p = this.#pending.get(m.id);
       if (!p) return;
       this.#pending.delete(m.id);
@@ -143,6 +146,10 @@ export class SqliteRecordStore implements RecordStore {
       throw e;
     }
     return s;
+  }
+
+  personIndexBacklog(): number {
+    return this.#backlog;
   }
 
   flushIndex(): Promise<void> {

@@ -111,8 +111,9 @@ const INDEX_CHUNK = 20_000;
 const INDEX_CHUNK_QUIET = 100_000;
 const INDEX_QUIET_MS = 20;
 const INDEX_BACKLOG = 16_000_000;
-/** When the last commit was made (performance.now()). */
+/** When the last commit was made, and the last lookup served (performance.now()). */
 let lastCommit = 0;
+let lastRead = 0;
 const unmerged = new UnmergedRuns();
 if (!readonly) {
   const rows = db
@@ -166,7 +167,8 @@ function scheduleIndex(): void {
       return;
     }
     try {
-      indexChunk(quiet > 1000 ? INDEX_CHUNK_QUIET : INDEX_CHUNK);
+      // The large chunk only when nothing at all came for a second: a lookup waits for the chunk in progress.
+      indexChunk(quiet > 1000 && performance.now() - lastRead > 1000 ? INDEX_CHUNK_QUIET : INDEX_CHUNK);
       indexFailing = false;
     } catch (e) {
       // A full disk, a store gone: the runs stay where they are (the truth), and lookups read them. Try again later.
@@ -529,6 +531,7 @@ function handle(m: SqliteRequest): unknown {
     case 'persons':
       return storedPersons(m.logId);
     case 'list':
+      lastRead = performance.now();
       return list(m.query);
     case 'exchanges':
       return (
@@ -556,7 +559,7 @@ parentPort!.on('message', (m: SqliteRequest) => {
   const started = performance.now();
   try {
     const value = handle(m);
-    parentPort!.postMessage({ id: m.id, ok: true, value, seconds: (performance.now() - started) / 1000 });
+    parentPort!.postMessage({ id: m.id, ok: true, value, seconds: (performance.now() - started) / 1000, backlog: unmerged.persons });
   } catch (e) {
     const err = e as Error & { code?: string };
     parentPort!.postMessage({ id: m.id, ok: false, error: { message: err.message, code: err.code }, seconds: (performance.now() - started) / 1000 });
