@@ -101,16 +101,26 @@ const moveFrontier = db.prepare(
  * The person index behind the commits (ADR 0104). A commit writes each batch record's persons as one run (one
  * row, one sequential write); this thread merges the runs into `record_subjects` in commit order, in key order
  * within a chunk, when no commit has come for INDEX_QUIET_MS: while bulk issuance streams in, commits keep the
- * thread and the runs wait (lookups read them through their Bloom filters); in the gaps, a chunk of
- * INDEX_CHUNK persons (a larger one once the store has been quiet for a second, as merging more rows per
+ * thread and the runs wait (lookups read them through their Bloom filters); in the gaps, a chunk of about
+ * INDEX_BUSY_MS of merging (a larger one once the store has been quiet for a second, as merging more rows per
  * transaction touches each index page fewer times). Past INDEX_BACKLOG waiting persons a commit first merges a
  * chunk itself: the backlog, and the filters' memory (~1.25 bytes a person), stay bounded, and bulk issuance
  * then slows to the pace of the index.
  */
-const INDEX_CHUNK = 20_000;
 const INDEX_CHUNK_QUIET = 100_000;
 const INDEX_QUIET_MS = 20;
 const INDEX_BACKLOG = 16_000_000;
+/**
+ * How long one chunk may hold the thread while traffic flows (ms), and once the store has been quiet for a
+ * second. A chunk's persons follow from the merge rate measured on the chunks before: a merge slows as the
+ * index grows (its keys are random), from ~250,000 persons/s into a small index to ~40,000/s into 10 M, so a
+ * fixed count would hold the thread for half a second at a time once the index is large (measured: the mixed
+ * profile after a bulk run, p50 6.7 s).
+ */
+const INDEX_BUSY_MS = 10;
+const INDEX_QUIET_CHUNK_MS = 500;
+/** Persons merged per millisecond, as measured (a moving average); a guess before the first chunk. */
+let mergeRate = 50;
 /** When the last commit was made, and the last lookup served (performance.now()). */
 let lastCommit = 0;
 let lastRead = 0;
@@ -125,7 +135,7 @@ if (!readonly) {
   for (const r of rows) unmerged.add({ logId: r.log_id, leafIndex: r.leaf_index, recordId: r.record_id }, r.persons);
 }
 
-/** Merges the oldest runs (up to INDEX_CHUNK persons) into the index, and moves each log's frontier past them. */
+/** Merges the given runs into the index, and moves each log's frontier past them. */
 const mergeRuns = db.transaction((places: readonly RunPlace[]) => {
   const rows: [string, string][] = [];
   const below = new Map<string, number>();
@@ -145,11 +155,16 @@ let indexScheduled = false;
 let indexFailing = false;
 let closing = false;
 
-function indexChunk(persons = INDEX_CHUNK): void {
-  const places = unmerged.oldest(persons);
+/** Merges the oldest runs for about `ms` of this thread's time (at least one run), and measures the rate. */
+function indexChunk(ms: number): void {
+  const places = unmerged.oldest(Math.max(256, Math.min(INDEX_CHUNK_QUIET, Math.round(mergeRate * ms))));
   if (places.length === 0) return;
   checkFiles();
+  const t0 = performance.now();
   mergeRuns(places);
+  const took = performance.now() - t0;
+  const persons = places.reduce((n, p) => n + p.persons, 0);
+  if (took > 0.5) mergeRate = 0.7 * mergeRate + 0.3 * (persons / took);
   unmerged.merged(places.length);
 }
 
@@ -168,7 +183,7 @@ function scheduleIndex(): void {
     }
     try {
       // The large chunk only when nothing at all came for a second: a lookup waits for the chunk in progress.
-      indexChunk(quiet > 1000 && performance.now() - lastRead > 1000 ? INDEX_CHUNK_QUIET : INDEX_CHUNK);
+      indexChunk(quiet > 1000 && performance.now() - lastRead > 1000 ? INDEX_QUIET_CHUNK_MS : INDEX_BUSY_MS);
       indexFailing = false;
     } catch (e) {
       // A full disk, a store gone: the runs stay where they are (the truth), and lookups read them. Try again later.
@@ -480,7 +495,7 @@ function handle(m: SqliteRequest): unknown {
       // Before: never write into a file that is gone. After: a file removed during the commit took it along.
       checkFiles();
       // Back-pressure: past the backlog, this commit waits for a chunk of the index first.
-      while (unmerged.persons > INDEX_BACKLOG) indexChunk(INDEX_CHUNK_QUIET);
+      while (unmerged.persons > INDEX_BACKLOG) indexChunk(INDEX_BUSY_MS * 10);
       {
         const runs = append(m.append);
         checkFiles();
@@ -490,7 +505,7 @@ function handle(m: SqliteRequest): unknown {
       scheduleIndex();
       return null;
     case 'flush-index':
-      while (unmerged.runs > 0) indexChunk(INDEX_CHUNK_QUIET);
+      while (unmerged.runs > 0) indexChunk(INDEX_QUIET_CHUNK_MS);
       return null;
     case 'check':
       // The idle check (the writer's readiness between commits): the files, and one read through the connection.
