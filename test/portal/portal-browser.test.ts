@@ -7,6 +7,7 @@
  * One browser for the file; waits are for conditions on the page (stable attributes), never for time.
  * Artifacts (the records page screenshot) go to test-artifacts/portal/ (git-ignored).
  */
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -310,6 +311,15 @@ describe('the portal in a browser', () => {
       }),
     });
     expect(out.inclusion.filter((x) => !x.ok)).toEqual([]);
+    // And the project's own offline check, what a person would run on the file (issue 21: records check-proof).
+    const saved = join(h.dataDir, 'my-records.jsonl');
+    writeFileSync(saved, withProof.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const checked = await new Promise<{ code: number | null; out: string }>((resolve) =>
+      execFile(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'linkgw.js'), 'records', 'check-proof', saved], { env: { ...process.env, LINKGW_DATA_DIR: h.dataDir } }, (e, stdout, stderr) =>
+        resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      ),
+    );
+    expect(checked.code, checked.out).toBe(0);
   }, 180_000);
 
   it('shows what an agency holds about the person (自己情報表示), and the query is a verified record', async () => {
